@@ -1,0 +1,117 @@
+"""Host buffers through MPI (mpi4py + numpy): the backend that runs anywhere.
+
+(op name, Layout, buffers, redop, root, placement) -> a zero-argument callable issuing one operation.
+"""
+
+import mmap
+from functools import partial
+
+import numpy as np
+
+from ..errors import NcbenchError
+from ..ops import DType, Layout
+
+HUGE_PAGE = 2 << 20
+# methodology.md §8: numpy's unaligned large arrays ran allreduce 1.9-2.8x slower than 2 MiB-aligned
+# ones, and THP in madvise mode (the common default) only applies to memory that asks for it.
+ALLOCATION = "mmap, 2 MiB-aligned, MADV_HUGEPAGE from 2 MiB, first-touched"
+
+
+def host_buffer(nbytes: int) -> np.ndarray:
+    """Return `nbytes` of zeroed, 2 MiB-aligned host memory that asks for huge pages."""
+    mapping = mmap.mmap(-1, nbytes + HUGE_PAGE)
+    if nbytes >= HUGE_PAGE and hasattr(mapping, "madvise") and hasattr(mmap, "MADV_HUGEPAGE"):
+        mapping.madvise(mmap.MADV_HUGEPAGE)
+    raw = np.frombuffer(mapping, dtype=np.uint8)  # the array keeps the mapping alive
+    offset = (-raw.ctypes.data) % HUGE_PAGE
+    buffer = raw[offset : offset + nbytes]
+    buffer[:] = 0  # first touch, so page faults stay out of the timed loop
+    return buffer
+
+
+class MPIBackend:
+    name = "mpi"
+    xp = np
+    timing = "host"  # MPI_Wtime around back-to-back calls; MPI calls on host memory are synchronous
+    allocation = ALLOCATION
+
+    def __init__(self, comm):
+        from mpi4py import MPI
+
+        self.MPI = MPI
+        self.comm = comm
+        self.ops = {"sum": MPI.SUM, "prod": MPI.PROD, "max": MPI.MAX, "min": MPI.MIN, "avg": MPI.SUM}
+
+    @staticmethod
+    def unsupported(dt: DType) -> str | None:
+        """Return why this backend cannot carry `dt`, or None if it can."""
+        if dt.numpy == "bfloat16":
+            return (
+                "datatype bfloat16 has no MPI datatype in this MPI library; use half (float16) "
+                "on --backend mpi, or --backend nccl on GPUs"
+            )
+        return None
+
+    def alloc(self, nelems: int, dt: DType) -> np.ndarray:
+        """Return a zeroed, aligned host array of `nelems` elements of `dt`."""
+        return host_buffer(nelems * dt.size).view(np.dtype(dt.numpy))
+
+    def sync(self) -> None:
+        """Host MPI calls return when the operation is done: nothing to wait for."""
+
+    def versions(self) -> dict:
+        from ..sysinfo import versions
+
+        return versions(self.MPI)
+
+    def prepare(self, name: str, layout: Layout, send, recv, *, redop: str, root: int, in_place: bool):
+        """Return (call, result): a callable issuing one `name` op, and the view holding its result."""
+        comm, rank, nranks = self.comm, self.comm.rank, self.comm.size
+        IN_PLACE, op = self.MPI.IN_PLACE, self.ops[redop]
+        s, d = send[: layout.send_count], recv[: layout.recv_count]
+        src = IN_PLACE if in_place else s
+        result = d
+        if name == "allreduce":
+            call = partial(comm.Allreduce, src, d, op)
+        elif name == "allgather":
+            call = partial(comm.Allgather, src, d)
+        elif name == "reducescatter":
+            if in_place:  # MPI's in-place reduce_scatter reads all of recv and leaves the result at its start
+                call = partial(comm.Reduce_scatter_block, IN_PLACE, recv[: layout.send_count], op)
+                result = recv[: layout.block]
+            else:
+                call = partial(comm.Reduce_scatter_block, s, d, op)
+        elif name == "broadcast":
+            sends_from_send = rank == root and not in_place
+            call = partial(comm.Bcast, s if sends_from_send else d, root)
+            result = None if sends_from_send else d  # MPI's root keeps its data where it was
+        elif name == "reduce":
+            if in_place:
+                call = partial(comm.Reduce, IN_PLACE if rank == root else d, d if rank == root else None, op, root)
+            else:
+                call = partial(comm.Reduce, s, d, op, root)
+            result = d if rank == root else None
+        elif name == "alltoall":
+            call = partial(comm.Alltoall, src, d)
+        elif name == "sendrecv":
+            dest, source = (rank + 1) % nranks, (rank - 1) % nranks
+            if in_place:
+                call = partial(comm.Sendrecv_replace, d, dest, 0, source, 0)
+            else:
+                call = partial(comm.Sendrecv, s, dest, 0, d, source, 0)
+        else:
+            raise NcbenchError(f"backend mpi has no operation {name!r}")
+        if redop == "avg" and result is not None:
+            call = _then_divide(call, result, nranks)
+        return call, result
+
+
+def _then_divide(call, out: np.ndarray, nranks: int):
+    """MPI has no average: sum, then divide on this rank (part of what an MPI average costs)."""
+    divide = np.floor_divide if out.dtype.kind in "iu" else np.true_divide
+
+    def average():
+        call()
+        divide(out, nranks, out=out)
+
+    return average

@@ -1,0 +1,179 @@
+"""The `ncbench` command: flags -> one library call -> exit code.
+
+Measurement commands start MPI before parsing (the thread level is chosen first, and every rank's
+arguments are compared); NcbenchError becomes one line and its exit code, in one place (`main`).
+"""
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from . import __version__
+from .errors import EXIT_SOFTWARE, EXIT_USAGE, NcbenchError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Measure collective communication (nccl-tests compatible), check fabric health, predict scale.",
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+COLLECTIVES = ("allreduce", "allgather", "reducescatter", "broadcast", "reduce", "alltoall", "sendrecv")
+DEFAULT_MAX = "32M"
+
+
+def _list(text: str, everything: tuple[str, ...]) -> tuple[str, ...]:
+    return everything if text == "all" else tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def _collective_command(name: str):
+    def command(
+        minbytes: Annotated[str, typer.Option("-b", "--minbytes", help="Smallest size: bytes or K/M/G (binary).")] = "8",
+        maxbytes: Annotated[str, typer.Option("-e", "--maxbytes", help="Largest size: bytes or K/M/G.")] = DEFAULT_MAX,
+        stepfactor: Annotated[float, typer.Option("-f", "--stepfactor", help="Multiply the size by this (> 1).")] = 2.0,
+        stepbytes: Annotated[str, typer.Option("-i", "--stepbytes", help="Add this many bytes when -f <= 1.")] = "1M",
+        iters: Annotated[int, typer.Option("-n", "--iters", help="Operations per sample (default: fit --time-budget).")] = 0,
+        warmup: Annotated[int, typer.Option("-w", "--warmup-iters", "--warmup_iters", help="Warm-up operations per size.")] = 5,
+        datatype: Annotated[str, typer.Option("-d", "--datatype", help="int8 uint8 int32 uint32 int64 uint64 half float double bfloat16, a comma list, or all.")] = "float",
+        redop: Annotated[str, typer.Option("-o", "--op", help="Reduction: sum prod max min avg, a comma list, or all.")] = "",
+        root: Annotated[int, typer.Option("-r", "--root", help="Root rank; -1 runs every root.")] = 0,
+        check: Annotated[int, typer.Option("-c", "--check", help="Checked operations per size; 0 turns validation off.")] = 1,
+        cycles: Annotated[int, typer.Option("-N", "--run-cycles", "--run_cycles", help="Repeat the whole sweep.")] = 1,
+        timeout: Annotated[float, typer.Option("-T", "--timeout", help="Seconds before a rank that never arrives ends the run (exit 3); 0 = off.")] = 120.0,
+        backend: Annotated[str, typer.Option("--backend", help="mpi (host buffers).")] = "mpi",
+        nodes: Annotated[str, typer.Option("--nodes", help="Node counts to measure on, e.g. 1,2,4 (first N nodes each).")] = "",
+        ranks_per_node: Annotated[int, typer.Option("--ranks-per-node", help="Let blocks of this many ranks stand in for nodes.")] = 0,
+        time_budget: Annotated[float, typer.Option("--time-budget", help="Seconds per size and placement that calibrate -n.")] = 0.1,
+        samples: Annotated[int, typer.Option("--samples", help="Timed samples per size (statistics are over these).")] = 10,
+        out: Annotated[Path | None, typer.Option("--out", help="Results CSV (default results/runs/<run_id>.csv); never overwritten.")] = None,
+        fmt: Annotated[str, typer.Option("--format", help="stdout: table | csv | json (one object per line).")] = "table",
+        thread_level: Annotated[str, typer.Option("--thread-level", help="MPI thread level: auto | single | funneled | serialized | multiple.")] = "auto",
+    ) -> None:
+        from . import ops, session
+        from .measure import Sweep
+        from .units import parse_int_list, parse_size
+
+        if fmt not in ("table", "csv", "json"):
+            raise NcbenchError(f"--format {fmt!r}: choose table, csv or json")
+        operation = ops.op(name)
+        if redop and not operation.reduction:
+            raise NcbenchError(f"{name} takes no reduction op (-o {redop}); it only moves data")
+        if root != 0 and not operation.rooted:
+            raise NcbenchError(f"{name} has no root (-r {root}); only broadcast and reduce do")
+        nranks = session.Started.comm.size
+        sweep = Sweep(
+            op=name, backend=backend, min_bytes=parse_size(minbytes, what="-b"), max_bytes=parse_size(maxbytes, what="-e"),
+            step_factor=stepfactor, step_bytes=parse_size(stepbytes, what="-i"),
+            dtypes=tuple(ops.dtype(d).name for d in _list(datatype, tuple(ops.DTYPES))),
+            redops=_list(redop or "sum", ops.REDOPS), roots=tuple(range(nranks)) if root == -1 else (root,),
+            iters=iters or None, warmup=warmup, samples=samples, time_budget_s=time_budget, check=check,
+            timeout_s=timeout, cycles=cycles,
+        )  # fmt: skip
+        launch = session.Launch(
+            nodes=tuple(parse_int_list(nodes, what="--nodes")) if nodes else None,
+            ranks_per_node=ranks_per_node or None, out=out, fmt=fmt, timeout_s=timeout,
+        )  # fmt: skip
+        Outcome.code = session.run_collective(sweep, launch)
+
+    command.__name__ = f"{name}_cmd"
+    command.__doc__ = f"Measure {name} under mpirun, nccl-tests style: `mpiexec -n 4 ncbench {name} -b 8 -e 128M -f 2`."
+    return command
+
+
+for _name in COLLECTIVES:
+    app.command(_name)(_collective_command(_name))
+
+
+@app.command("p2p")
+def p2p_cmd(
+    tests: Annotated[str, typer.Option("--tests", help="Comma list of latency, bw, bibw (the OSU trio).")] = "latency,bw,bibw",
+    pairs: Annotated[str, typer.Option("--pairs", help="neighbours (r, r+1) | first (0 with each) | all-nodes (first rank of each node pair) | all.")] = "neighbours",
+    concurrent: Annotated[bool, typer.Option("--concurrent", help="Measure disjoint pairs at once (shared links show).")] = False,
+    minbytes: Annotated[str, typer.Option("-b", "--minbytes", help="Smallest message: bytes or K/M/G.")] = "1",
+    maxbytes: Annotated[str, typer.Option("-e", "--maxbytes", help="Largest message: bytes or K/M/G.")] = "4M",
+    stepfactor: Annotated[float, typer.Option("-f", "--stepfactor", help="Multiply the size by this (> 1).")] = 2.0,
+    window: Annotated[int, typer.Option("--window", "-W", help="Messages in flight for bw and bibw.")] = 64,
+    iters: Annotated[int, typer.Option("-n", "--iters", help="Round trips / windows per sample (default: fit --time-budget).")] = 0,
+    warmup: Annotated[int, typer.Option("-w", "--warmup-iters", help="Warm-up round trips / windows.")] = 5,
+    check: Annotated[int, typer.Option("-c", "--check", help="1 checks one message per size; 0 turns it off.")] = 1,
+    timeout: Annotated[float, typer.Option("-T", "--timeout", help="Seconds before a rank that never arrives ends the run (exit 3); 0 = off.")] = 120.0,
+    ranks_per_node: Annotated[int, typer.Option("--ranks-per-node", help="Let blocks of this many ranks stand in for nodes.")] = 0,
+    time_budget: Annotated[float, typer.Option("--time-budget", help="Seconds per test and size that calibrate -n.")] = 0.05,
+    samples: Annotated[int, typer.Option("--samples", help="Timed samples per test and size.")] = 10,
+    out: Annotated[Path | None, typer.Option("--out", help="Results CSV (default results/runs/<run_id>.csv).")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="stdout: table | csv | json.")] = "table",
+    thread_level: Annotated[str, typer.Option("--thread-level", help="MPI thread level: auto | single | funneled | serialized | multiple.")] = "auto",
+) -> None:
+    """Measure point-to-point latency and bandwidth between rank pairs (osu_latency, osu_bw, osu_bibw)."""
+    from . import session
+    from .p2p import PairSweep
+    from .units import parse_size
+
+    if fmt not in ("table", "csv", "json"):
+        raise NcbenchError(f"--format {fmt!r}: choose table, csv or json")
+    sweep = PairSweep(
+        tests=tuple(t.strip() for t in tests.split(",") if t.strip()), pairs=pairs, concurrent=concurrent,
+        min_bytes=parse_size(minbytes, what="-b"), max_bytes=parse_size(maxbytes, what="-e"), step_factor=stepfactor,
+        window=window, iters=iters or None, warmup=warmup, samples=samples, time_budget_s=time_budget, check=check,
+    )  # fmt: skip
+    launch = session.Launch(ranks_per_node=ranks_per_node or None, out=out, fmt=fmt, timeout_s=timeout)
+    Outcome.code = session.run_p2p(sweep, launch)
+
+
+@app.command("version")
+def version_cmd() -> None:
+    """Print the ncbench version."""
+    print(f"ncbench {__version__}")
+
+
+class Outcome:
+    """The exit code a command chose; click's standalone mode exits 0 after any command returns."""
+
+    code = 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; under MPI, a failure on any rank ends the whole job instead of hanging it."""
+    from . import session
+
+    argv = sys.argv[1:] if argv is None else argv
+    comm = None
+    try:
+        if argv and argv[0] in session.MEASURE_COMMANDS and not {"-h", "--help"} & set(argv):
+            comm = session.start(argv)
+        quiet = comm is not None and comm.rank != 0
+        try:
+            if quiet:  # every rank parsed the same argv; one copy of a usage message is enough
+                sys.stderr = open("/dev/null", "w")  # noqa: SIM115 - lives as long as the process
+            app(args=argv, prog_name="ncbench", standalone_mode=True)
+        finally:
+            sys.stderr = sys.__stderr__
+    except NcbenchError as err:
+        _fail(comm, f"ncbench: {err}", err.exit_code)
+    except SystemExit as done:
+        code = done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+        if code == 2 and Outcome.code != 2:
+            code = EXIT_USAGE  # click's usage errors exit 2, which our verdicts reserve for failed checks
+        sys.exit(code or Outcome.code)
+    except Exception:
+        if comm is None or not session.Started.running:
+            raise
+        import traceback
+
+        traceback.print_exc()
+        comm.Abort(EXIT_SOFTWARE)  # a rank that dies alone would leave the others waiting forever
+    sys.exit(Outcome.code)
+
+
+def _fail(comm, message: str, code: int) -> None:
+    from . import session
+
+    if comm is not None and session.Started.running:
+        print(f"{message} (rank {comm.rank})", file=sys.stderr, flush=True)
+        comm.Abort(code)
+    if comm is None or comm.rank == 0:
+        print(message, file=sys.stderr, flush=True)
+    sys.exit(code)

@@ -1,0 +1,237 @@
+"""What each operation moves: buffer layout, busbw factor, and the exact data that validates it.
+
+(op, nbytes, nranks, dtype) -> Layout (counts per buffer); (rank, layout) -> inputs and expected outputs.
+Pure functions over numpy-like modules (`xp` is numpy, or cupy on a GPU): no MPI, no device.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import NcbenchError
+
+
+@dataclass(frozen=True)
+class DType:
+    name: str  # nccl-tests spelling, printed in the table's `type` column
+    numpy: str  # numpy / cupy dtype name
+    size: int  # bytes per element
+    exact_below: int | None  # floats: integers up to this are exact (2**(mantissa+1)); ints wrap, None
+
+
+DTYPES = {
+    "int8": DType("int8", "int8", 1, None),
+    "uint8": DType("uint8", "uint8", 1, None),
+    "int32": DType("int32", "int32", 4, None),
+    "uint32": DType("uint32", "uint32", 4, None),
+    "int64": DType("int64", "int64", 8, None),
+    "uint64": DType("uint64", "uint64", 8, None),
+    "half": DType("half", "float16", 2, 1 << 11),
+    "float": DType("float", "float32", 4, 1 << 24),
+    "double": DType("double", "float64", 8, 1 << 53),
+    "bfloat16": DType("bfloat16", "bfloat16", 2, 1 << 8),
+}
+DTYPE_ALIASES = {
+    "float16": "half", "fp16": "half", "float32": "float", "fp32": "float", "float64": "double",
+    "fp64": "double", "bf16": "bfloat16", "char": "int8", "int": "int32",
+}  # fmt: skip
+REDOPS = ("sum", "prod", "max", "min", "avg")
+
+
+def dtype(name: str) -> DType:
+    """Return the DType for an nccl-tests or numpy name ('float', 'float32', 'bf16')."""
+    key = DTYPE_ALIASES.get(name.lower(), name.lower())
+    if key not in DTYPES:
+        raise NcbenchError(f"unknown datatype {name!r}; choose one of {', '.join(DTYPES)} or 'all'")
+    return DTYPES[key]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Element counts of one call; `count` is what nccl-tests prints (NCCL's count argument)."""
+
+    count: int
+    send_count: int
+    recv_count: int
+    block: int  # elements per rank-block of the gathered/scattered buffer (= count for whole-buffer ops)
+
+    def nbytes(self, elt_size: int) -> int:
+        """The nccl-tests `size` column: the larger of the send and receive buffers."""
+        return max(self.send_count, self.recv_count) * elt_size
+
+
+def _whole(nbytes: int, nranks: int, elt: int) -> Layout:
+    count = nbytes // elt
+    return Layout(count, count, count, count)
+
+
+def _per_rank(nbytes: int, nranks: int, elt: int) -> int:
+    # nccl-tests rounds the per-rank count down to a 16-byte multiple (all_gather.cu getCollByteCount)
+    return (nbytes // elt // nranks) & ~(16 // elt - 1)
+
+
+def _gather(nbytes: int, nranks: int, elt: int) -> Layout:
+    base = _per_rank(nbytes, nranks, elt)
+    return Layout(base, base, base * nranks, base)
+
+
+def _scatter(nbytes: int, nranks: int, elt: int) -> Layout:
+    base = _per_rank(nbytes, nranks, elt)
+    return Layout(base, base * nranks, base, base)
+
+
+def _alltoall(nbytes: int, nranks: int, elt: int) -> Layout:
+    base = _per_rank(nbytes, nranks, elt)
+    return Layout(base, base * nranks, base * nranks, base)
+
+
+@dataclass(frozen=True)
+class Op:
+    name: str
+    layout: Callable[[int, int, int], Layout]  # (nbytes, nranks, element size) -> Layout
+    busbw_factor: Callable[[int], float]  # nranks -> factor; busbw = algbw * factor
+    reduction: bool = False  # takes -o sum|prod|max|min|avg
+    rooted: bool = False  # takes -r ROOT
+
+
+# busbw factors: nccl-tests doc/PERFORMANCE.md (see ../shared/reference/nccl-tests.md §3)
+OPS = {
+    "allreduce": Op("allreduce", _whole, lambda p: 2 * (p - 1) / p, reduction=True),
+    "allgather": Op("allgather", _gather, lambda p: (p - 1) / p),
+    "reducescatter": Op("reducescatter", _scatter, lambda p: (p - 1) / p, reduction=True),
+    "broadcast": Op("broadcast", _whole, lambda p: 1.0, rooted=True),
+    "reduce": Op("reduce", _whole, lambda p: 1.0, reduction=True, rooted=True),
+    "alltoall": Op("alltoall", _alltoall, lambda p: (p - 1) / p),
+    "sendrecv": Op("sendrecv", _whole, lambda p: 1.0),
+}
+
+
+def op(name: str) -> Op:
+    """Return the Op called `name`, or say which ops exist."""
+    if name not in OPS:
+        raise NcbenchError(f"unknown operation {name!r}; choose one of {', '.join(OPS)}")
+    return OPS[name]
+
+
+def algbw_GBps(nbytes: int, time_us: float) -> float:
+    """Return nccl-tests' algbw: size / time, in GB/s (1e9 B/s)."""
+    return nbytes / (time_us * 1e3) if time_us > 0 else 0.0
+
+
+def busbw_GBps(operation: Op, nbytes: int, time_us: float, nranks: int) -> float:
+    """Return nccl-tests' busbw: algbw times the op's factor for `nranks`."""
+    return algbw_GBps(nbytes, time_us) * operation.busbw_factor(nranks)
+
+
+# --- validation data -------------------------------------------------------------------------
+# Rank r contributes v(r, i) = 1 + i % K + r % L at global index i (prod: 2 where i % p == r, else 1),
+# so every reduction has a closed form and no rank needs the others' data to check its result.
+# K and L shrink with the rank count so float sums stay exact integers (nccl-tests checks bit-exact).
+PATTERN_MAX = 16  # largest K and L: small enough that 1 + K + L + CORRUPT_SHIFT fits in int8
+
+
+def pattern_shape(dt: DType, nranks: int) -> tuple[int, int]:
+    """Return (K, L) for this dtype and rank count."""
+    if dt.exact_below is None:
+        return PATTERN_MAX, PATTERN_MAX  # integers wrap identically in numpy and in MPI/NCCL
+    room = dt.exact_below // (2 * nranks)
+    k = max(1, min(PATTERN_MAX, room))
+    return k, k
+
+
+def exact(dt: DType, nranks: int) -> bool:
+    """Return True when every reduction of the pattern is exactly representable."""
+    if dt.exact_below is None:
+        return True
+    k, ell = pattern_shape(dt, nranks)
+    return nranks * (k + ell - 1) <= dt.exact_below
+
+
+def contribution(xp: Any, dt: DType, redop: str, rank: int, start: int, n: int, nranks: int) -> Any:
+    """Return rank `rank`'s input values at global indices [start, start + n)."""
+    i = xp.arange(start, start + n, dtype=xp.int64)
+    if redop == "prod":
+        return xp.where(i % nranks == rank, 2, 1).astype(_np_dtype(xp, dt))
+    k, ell = pattern_shape(dt, nranks)
+    return (1 + i % k + rank % ell).astype(_np_dtype(xp, dt))
+
+
+def reduced(xp: Any, dt: DType, redop: str, start: int, n: int, nranks: int) -> Any:
+    """Return the reduction over all ranks of `contribution` at global indices [start, start + n)."""
+    out = _np_dtype(xp, dt)
+    if redop == "prod":
+        return xp.full(n, 2, dtype=out)
+    k, ell = pattern_shape(dt, nranks)
+    base = 1 + xp.arange(start, start + n, dtype=xp.int64) % k
+    rank_terms = [r % ell for r in range(min(nranks, ell))]
+    if redop == "max":
+        return (base + max(rank_terms)).astype(out)
+    if redop == "min":
+        return base.astype(out)
+    cycles, rest = divmod(nranks, ell)
+    rank_sum = cycles * sum(range(ell)) + sum(range(rest))
+    total = nranks * base + rank_sum
+    if redop == "sum":
+        return total.astype(out)
+    if redop == "avg":
+        if dt.exact_below is None:
+            return (total // nranks).astype(out)
+        return (total.astype(xp.float64) / nranks).astype(out)
+    raise NcbenchError(f"unknown reduction op {redop!r}; choose one of {', '.join(REDOPS)}")
+
+
+def _np_dtype(xp: Any, dt: DType) -> Any:
+    if dt.numpy == "bfloat16" and xp.__name__ == "numpy":
+        import ml_dtypes  # numpy has no bfloat16; ml_dtypes (JAX's) provides it
+
+        return ml_dtypes.bfloat16
+    return xp.dtype(dt.numpy)
+
+
+# Injected corruption moves a value outside the legal range in the direction the op would see:
+# larger for sum/prod/max/avg and for data movement, below the minimum (1) for min.
+CORRUPT_SHIFT = PATTERN_MAX * 2 + 1
+
+
+def corrupt(xp: Any, values: Any, redop: str) -> Any:
+    """Return `values` made wrong in a way every check of this op must notice."""
+    if redop == "min":
+        return xp.zeros_like(values)
+    return values + values.dtype.type(CORRUPT_SHIFT)
+
+
+def identity(xp: Any, dt: DType, n: int) -> Any:
+    """Return n zeros: the contribution of a rank left out of a sum (used to isolate a bad source)."""
+    return xp.zeros(n, dtype=_np_dtype(xp, dt))
+
+
+def send_values(xp: Any, name: str, dt: DType, redop: str, layout: Layout, rank: int, nranks: int) -> Any:
+    """Return what `rank` puts in its send buffer for one checked call of op `name`."""
+    if name in ("allgather",):
+        return contribution(xp, dt, redop, rank, rank * layout.block, layout.block, nranks)
+    return contribution(xp, dt, redop, rank, 0, layout.send_count, nranks)
+
+
+def expected(xp: Any, name: str, dt: DType, redop: str, layout: Layout, rank: int, nranks: int, root: int):
+    """Return (values, sources) that `rank`'s result must hold, or (None, None) if it holds none.
+
+    `sources` is the rank each block of the result came from (block = layout.block elements), or
+    None for reductions, whose result mixes every rank.
+    """
+    b = layout.block
+    if name == "allreduce" or (name == "reduce" and rank == root):
+        return reduced(xp, dt, redop, 0, layout.count, nranks), None
+    if name == "reducescatter":
+        return reduced(xp, dt, redop, rank * b, b, nranks), None
+    if name == "allgather":
+        parts = [contribution(xp, dt, redop, r, r * b, b, nranks) for r in range(nranks)]
+        return xp.concatenate(parts), list(range(nranks))
+    if name == "alltoall":
+        parts = [contribution(xp, dt, redop, r, rank * b, b, nranks) for r in range(nranks)]
+        return xp.concatenate(parts), list(range(nranks))
+    if name == "broadcast":
+        return contribution(xp, dt, redop, root, 0, layout.count, nranks), [root]
+    if name == "sendrecv":
+        peer = (rank - 1) % nranks
+        return contribution(xp, dt, redop, peer, 0, layout.count, nranks), [peer]
+    return None, None

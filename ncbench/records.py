@@ -1,0 +1,160 @@
+"""The results schema and its files: results/runs/<run_id>.csv plus a <run_id>.json sidecar.
+
+measured rows -> CSV appended and flushed row by row (a killed run keeps every completed row);
+any number of runs -> one pandas DataFrame (`load`).
+"""
+
+import csv
+import json
+import os
+import re
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from .errors import EXIT_DATAERR, EXIT_USAGE, NcbenchError
+
+# Format history (bump SCHEMA and add a line on every change):
+#   1  2026-11  first version
+SCHEMA = 1
+RESULT_COLUMNS = {  # name -> type; units are in the names
+    "run_id": str, "op": str, "backend": str, "dtype": str, "redop": str, "root": int,
+    "in_place": bool, "nranks": int, "nnodes": int, "ranks_per_node": int, "nbytes": int, "count": int,
+    "warmup": int, "iters": int, "samples": int,
+    "time_us": float,  # mean over samples of the slowest rank's per-op time (nccl-tests prints a mean)
+    "time_us_min": float, "time_us_p50": float, "time_us_p99": float, "time_us_max": float,
+    "time_us_std": float, "cv": float,  # std / mean over samples
+    "algbw_GBps": float, "busbw_GBps": float,
+    "wrong": int,  # wrong elements summed over ranks; -1 = not checked (nccl-tests prints N/A)
+    "wrong_sources": str,  # ';'-joined world ranks whose data arrived wrong; '?' if not isolated
+    "slowest_rank": int, "slowest_host": str,  # the rank that consistently arrived last, or -1
+    "lateness_us": float,  # how late it arrived (median over probed operations)
+    "peer_a": int, "peer_b": int,  # point-to-point pair (world ranks); -1 for collectives
+    "timing": str,  # "host": wall clock around back-to-back operations
+    "time": str,  # when the row was measured (UTC, ISO 8601)
+}  # fmt: skip
+RUNS_DIR = Path("results/runs")
+
+
+def new_run_id(host: str, label: str) -> str:
+    """Return a run id that sorts by time: 20261123T120501Z-host-label-pid."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{host}-{label}")
+    return f"{stamp}-{safe}-{os.getpid()}"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def sidecar(path: Path) -> Path:
+    return path.with_suffix(".json")
+
+
+class RunWriter:
+    """Writes one run: the CSV header at once, then each row as it is measured, flushed."""
+
+    def __init__(self, path: Path, meta: dict):
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._file = open(path, "x", newline="")  # never overwrite a result
+        except FileExistsError:
+            raise NcbenchError(f"{path} already exists; results are never overwritten, choose another --out") from None
+        except OSError as err:
+            raise NcbenchError(f"cannot create {path}: {err.strerror}") from None
+        self._csv = csv.DictWriter(self._file, fieldnames=list(RESULT_COLUMNS), extrasaction="raise")
+        self._csv.writeheader()
+        self._file.flush()
+        self.meta = {"schema": SCHEMA, **meta, "status": "running"}
+        self._write_meta(exclusive=True)
+
+    def append(self, row: dict) -> None:
+        """Write one row and flush it to the operating system (survives SIGKILL of this process)."""
+        self._csv.writerow({k: _cell(row.get(k)) for k in RESULT_COLUMNS})
+        self._file.flush()
+
+    def finish(self, **summary) -> None:
+        """Close the CSV and record how the run ended in the sidecar."""
+        self._file.close()
+        self.meta.update(summary, end=now_iso())
+        self._write_meta(exclusive=False)
+
+    def _write_meta(self, *, exclusive: bool) -> None:
+        target = sidecar(self.path)
+        if exclusive and target.exists():
+            raise NcbenchError(f"{target} already exists; results are never overwritten, choose another --out")
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}")
+        tmp.write_text(json.dumps(self.meta, indent=2, default=str) + "\n")
+        os.replace(tmp, target)  # the sidecar is whole or absent, never half-written
+
+
+def _cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return value
+
+
+def _csv_files(paths) -> list[Path]:
+    files = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files.extend(sorted(p.glob("*.csv")))
+        elif p.exists():
+            files.append(p)
+        else:
+            raise NcbenchError(f"{p}: no such file or directory", EXIT_USAGE)
+    return files
+
+
+def load(*paths) -> "pd.DataFrame":  # noqa: F821 - pandas is imported late
+    """Return every row of the given run files (or directories of them) as one DataFrame."""
+    import pandas as pd
+
+    files = _csv_files(paths)
+    if not files:
+        raise NcbenchError(f"no results files in {', '.join(map(str, paths))}", EXIT_DATAERR)
+    frames = [_load_one(f) for f in files]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _load_one(path: Path):
+    import pandas as pd
+
+    meta = load_meta(path)
+    if meta.get("schema", SCHEMA) > SCHEMA:
+        raise NcbenchError(
+            f"{path}: results schema {meta['schema']} is newer than this ncbench reads ({SCHEMA}); upgrade ncbench",
+            EXIT_DATAERR,
+        )
+    try:
+        frame = pd.read_csv(path, dtype={"wrong_sources": str, "slowest_host": str}, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
+        raise NcbenchError(f"{path}: not an ncbench results file ({err})", EXIT_DATAERR) from None
+    missing = [c for c in RESULT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise NcbenchError(f"{path}: not an ncbench results file; missing columns {', '.join(missing)}", EXIT_DATAERR)
+    for name, kind in RESULT_COLUMNS.items():
+        column = frame[name]
+        if kind is str:
+            frame[name] = column.astype(str)
+        elif kind is bool:
+            frame[name] = column.astype(str).str.lower().isin(["true", "1"])
+        elif kind is int:
+            frame[name] = pd.to_numeric(column, errors="coerce").astype("Int64")
+        else:
+            frame[name] = pd.to_numeric(column, errors="coerce").astype(float)
+    return frame[list(RESULT_COLUMNS)]
+
+
+def load_meta(path) -> dict:
+    """Return a run's sidecar metadata ({} when the sidecar is missing)."""
+    target = sidecar(Path(path))
+    if not target.exists():
+        return {}
+    try:
+        return json.loads(target.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise NcbenchError(f"{target}: unreadable metadata ({err})", EXIT_DATAERR) from None

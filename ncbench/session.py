@@ -1,0 +1,327 @@
+"""One measurement command on every rank: start MPI, agree, measure each --nodes step, keep every row.
+
+argv -> MPI job (thread level chosen on purpose, arguments agreed) -> measure/p2p per node step
+-> results/runs/<run_id>.csv + .json (rank 0) and the table on stdout -> exit code.
+"""
+
+import os
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import job as jobs
+from . import records, sysinfo
+from .errors import EXIT_FAIL, EXIT_OK, NcbenchError
+
+MEASURE_COMMANDS = ("allreduce", "allgather", "reducescatter", "broadcast", "reduce", "alltoall", "sendrecv", "p2p")
+MEMORY_SHARE = 0.8  # of MemAvailable that a node's ranks may use for buffers
+
+
+class Started:
+    """The MPI side of this process once `start` ran (module state: one MPI job per process)."""
+
+    comm = None
+    level = ""
+    reason = ""
+    running = False  # True once ranks may be inside collectives: errors then abort the job
+
+
+def thread_level_arg(argv: list[str]) -> str:
+    """Return the --thread-level value from argv before Typer parses it (MPI must start first)."""
+    for i, arg in enumerate(argv):
+        if arg == "--thread-level" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--thread-level="):
+            return arg.split("=", 1)[1]
+    return os.environ.get("NCBENCH_THREAD_LEVEL", "auto")
+
+
+def start(argv: list[str]):
+    """Start MPI at a chosen thread level and check every rank got the same arguments."""
+    level, reason = jobs.choose_thread_level(thread_level_arg(argv), os.environ, os.cpu_count() or 1)
+    comm = jobs.start_mpi(level)
+    Started.comm, Started.level, Started.reason = comm, level, reason
+    jobs.check_same_args(comm, argv)
+    return comm
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to run a measurement, beyond what to measure."""
+
+    nodes: tuple[int, ...] | None = None  # node counts to measure on; None: every node once
+    ranks_per_node: int | None = None  # make blocks of this many ranks stand in for nodes
+    out: Path | None = None  # results CSV; default results/runs/<run_id>.csv
+    fmt: str = "table"  # what stdout gets: table | csv | json
+    timeout_s: float = 120.0
+
+
+def agree(comm, error: str | None) -> None:
+    """Raise the same NcbenchError on every rank if any rank found one (rank order decides)."""
+    errors = comm.allgather(error)
+    first = next((e for e in errors if e), None)
+    if first:
+        raise NcbenchError(first)
+
+
+def _check_memory(comm, bytes_per_rank: int, local_ranks: int) -> None:
+    error = None
+    try:
+        with open("/proc/meminfo") as f:
+            avail_kib = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:"))
+        budget = avail_kib * 1024 * MEMORY_SHARE / max(1, local_ranks)
+        if bytes_per_rank > budget:
+            error = (
+                f"the largest size needs {bytes_per_rank / 2**30:.2f} GiB of buffers per rank, but "
+                f"{local_ranks} ranks share {avail_kib / 2**20:.1f} GiB available on {jobs.hostname()}; lower -e"
+            )
+    except (OSError, StopIteration, ValueError):
+        pass  # no /proc/meminfo: let the allocation itself fail
+    agree(comm, error)
+
+
+def node_steps(launch: Launch, job: jobs.Job) -> tuple[int, ...]:
+    """Return the node counts to measure, after checking the job has that many nodes."""
+    steps = launch.nodes or (job.nnodes,)
+    too_many = [n for n in steps if n > job.nnodes or n < 1]
+    if too_many:
+        hosts = ", ".join(dict.fromkeys(job.hosts))
+        raise NcbenchError(
+            f"--nodes {','.join(map(str, steps))}: this job has {job.nnodes} node(s) ({hosts}); "
+            f"ask for 1-{job.nnodes}, or use --ranks-per-node so ranks stand in for nodes"
+        )
+    return tuple(steps)
+
+
+def describe_job(comm, launch: Launch) -> jobs.Job:
+    hosts = comm.allgather(jobs.hostname())
+    return jobs.describe(hosts, launch.ranks_per_node)
+
+
+def metadata(comm, job: jobs.Job, label: str, backend_cls, settings: dict, steps) -> dict:
+    """Return the run's sidecar metadata (gathers every rank's process info; complete on rank 0)."""
+    from mpi4py import MPI
+
+    processes = comm.gather({"rank": comm.rank, **sysinfo.process_info()}, root=0)
+    if comm.rank != 0:
+        return {}
+    provided = {MPI.THREAD_SINGLE: "single", MPI.THREAD_FUNNELED: "funneled",
+                MPI.THREAD_SERIALIZED: "serialized", MPI.THREAD_MULTIPLE: "multiple"}  # fmt: skip
+    cores = os.cpu_count() or 1
+    rpn = job.ranks_per_node()
+    return {
+        "date": records.now_iso(),
+        "argv": [os.path.basename(sys.argv[0]), *sys.argv[1:]],
+        "command": label,
+        "settings": settings,
+        "nranks": comm.size,
+        "hosts": list(dict.fromkeys(job.hosts)),
+        "nnodes": job.nnodes,
+        "ranks_per_node": rpn,
+        "nodes_emulated": job.emulated,
+        "node_steps": list(steps),
+        "mpi_thread_level": {"requested": Started.level, "provided": provided.get(MPI.Query_thread(), "?"),
+                             "reason": Started.reason},  # fmt: skip
+        "time_reduction": "max over ranks per sample, then mean over samples (time_us); "
+        "percentiles over samples of the per-sample max",
+        "buffers": {"allocation": getattr(backend_cls, "allocation", ""), "alignment_bytes": 2 << 20},
+        "oversubscribed": rpn > cores,
+        "machine": sysinfo.machine(),
+        "processes": processes,
+        "versions": sysinfo.versions(MPI),
+        "env": sysinfo.recorded_env(os.environ),
+    }
+
+
+def open_writer(comm, launch: Launch, meta: dict, label: str):
+    """Create the results file on rank 0; every rank raises the same error if that fails."""
+    writer, error = None, None
+    if comm.rank == 0:
+        run_id = records.new_run_id(meta["hosts"][0], label)
+        path = launch.out or records.RUNS_DIR / f"{run_id}.csv"
+        try:
+            writer = records.RunWriter(Path(path), {"run_id": Path(path).stem, **meta})
+        except NcbenchError as err:
+            error = str(err)
+    agree(comm, error)
+    return writer
+
+
+def exit_code(rows: list[dict]) -> int:
+    """Return 2 (a failed check) if any row has wrong data, else 0."""
+    return EXIT_FAIL if any((r.get("wrong") or 0) > 0 for r in rows) else EXIT_OK
+
+
+def settings_of(sweep) -> dict:
+    return asdict(sweep)
+
+
+def preamble(label: str, sweep_text: str, members: list[int], job: jobs.Job, n: int, backend, pids: dict) -> list[str]:
+    """Return nccl-tests' preamble lines for one node step (version, sweep, one line per rank)."""
+    from . import __version__
+
+    lines = [
+        f"# ncbench version {__version__} backend {backend.name} thread-level {Started.level}",
+        f"# Collective test starting: {label}",
+        sweep_text,
+        "#",
+        f"# Using devices (nodes: {n}{' emulated' if job.emulated else ''}, ranks: {len(members)})",
+    ]
+    for i, world_rank in enumerate(members):
+        lines.append(
+            f"#  Rank {i:2d} Group  0 Pid {pids.get(world_rank, 0):6d} on {job.hosts[world_rank]:>10} device {job.node_of[world_rank]:2d} "
+            f"[node {job.node_of[world_rank]}] {backend.timing} buffers"
+        )
+    return lines
+
+
+def sweep_line(sweep) -> str:
+    iters = sweep.iters if sweep.iters is not None else f"auto({sweep.time_budget_s:g}s)"
+    step = f"{sweep.step_factor:g}(factor)" if sweep.step_factor > 1 else f"{sweep.step_bytes}(bytes)"
+    return (
+        f"# nThread 1 nGpus 1 minBytes {sweep.min_bytes} maxBytes {sweep.max_bytes} step: {step} "
+        f"warmup iters: {sweep.warmup} iters: {iters} agg iters: 1 validation: {sweep.check} graph: 0 "
+        f"samples: {sweep.samples}"
+    )
+
+
+def findings(rows: list[dict]) -> list[str]:
+    """Return '#' lines naming late ranks and the sources of wrong data, for the table's end."""
+    notes = []
+    late: dict[tuple[int, str], list[float]] = {}
+    for r in rows:
+        if r.get("slowest_rank", -1) >= 0:
+            late.setdefault((r["slowest_rank"], r["slowest_host"]), []).append(r["lateness_us"])
+    for (rank, host), lateness in sorted(late.items(), key=lambda kv: -len(kv[1])):
+        median = sorted(lateness)[len(lateness) // 2]
+        notes.append(
+            f"# Slowest rank: {rank} ({host}) arrived last in {len(lateness)} of {len(rows)} measurements, "
+            f"by a median of {median:.1f} us"
+        )
+    wrong = [r for r in rows if (r.get("wrong") or 0) > 0]
+    if wrong:
+        sources = sorted({s for r in wrong for s in r["wrong_sources"].split(";") if s})
+        notes.append(
+            f"# Wrong data in {len(wrong)} of {len(rows)} measurements; it came from rank(s) "
+            f"{', '.join(sources) or '? (not isolated)'}"
+        )
+    return notes
+
+
+def run_collective(sweep, launch: Launch) -> int:
+    """Measure `sweep` on every --nodes step; return the exit code (the same on every rank)."""
+    from . import measure, ops
+    from .backends import get
+    from .guard import Guard, Watchdog
+    from .inject import from_env
+    from .table import Stdout
+
+    comm = Started.comm
+    backend_cls = get(sweep.backend)
+    job = describe_job(comm, launch)
+    steps = node_steps(launch, job)
+    measure.check_sweep(sweep, min(len(job.ranks_on(n)) for n in steps))
+    for name in sweep.dtypes:
+        reason = backend_cls.unsupported(ops.dtype(name))
+        if reason:
+            raise NcbenchError(reason)
+    injector = from_env(os.environ, comm.rank)
+    operation = ops.op(sweep.op)
+    need = max(
+        (big.send_count + big.recv_count) * dt.size
+        for dt in map(ops.dtype, sweep.dtypes)
+        for big in [operation.layout(sweep.max_bytes, comm.size, dt.size)]
+    )
+    _check_memory(comm, need, job.hosts.count(job.hosts[comm.rank]))
+    meta = metadata(comm, job, sweep.op, backend_cls, settings_of(sweep), steps)
+    writer = open_writer(comm, launch, meta, f"{sweep.op}-{sweep.backend}")
+    watchdog = Watchdog(f"rank {comm.rank} on {job.hosts[comm.rank]}", launch.timeout_s)
+    out = Stdout(launch.fmt, list(records.RESULT_COLUMNS))
+    all_rows: list[dict] = []
+
+    def emit(row: dict) -> None:
+        row["run_id"] = writer.path.stem
+        writer.append(row)
+        all_rows.append(row)
+        out.add(row)
+
+    Started.running = True
+    for n in steps:
+        sub = jobs.split_first_nodes(comm, job, n)
+        if sub is not None:
+            members = job.ranks_on(n)
+            backend = backend_cls(sub)
+            guard = Guard(sub, comm, members, [job.hosts[r] for r in members],
+                          timeout_s=launch.timeout_s, watchdog=watchdog, injector=injector)  # fmt: skip
+            ctx = measure.Context(sub, backend, guard, injector, members, guard.hosts, n, job.ranks_per_node(n))
+            if comm.rank == 0:
+                pids = {p["rank"]: p["pid"] for p in meta["processes"]}
+                out.begin(preamble(sweep.op, sweep_line(sweep), members, job, n, backend, pids))
+            measure.run(sweep, ctx, emit)
+            if comm.rank == 0:
+                out.end(sweep.op, findings(out.rows) + [f"# Results: {writer.path}"])
+            guard.free()
+            sub.Free()
+        jobs.idle_until_all_arrive(comm)
+    Started.running = False
+    code = exit_code(all_rows) if comm.rank == 0 else None
+    if comm.rank == 0:
+        writer.finish(status="complete", rows=len(all_rows), exit_code=code,
+                      wrong_rows=sum(1 for r in all_rows if (r.get("wrong") or 0) > 0))  # fmt: skip
+    return comm.bcast(code, root=0)
+
+
+def run_p2p(sweep, launch: Launch) -> int:
+    """Measure the OSU trio between the chosen rank pairs; return the exit code (same on every rank)."""
+    from mpi4py import MPI
+
+    from . import p2p
+    from .backends.mpi import MPIBackend
+    from .guard import Guard, Watchdog
+    from .inject import from_env
+    from .table import P2P_HEADER, Stdout, p2p_lines
+
+    comm = Started.comm
+    job = describe_job(comm, launch)
+    p2p.check_pair_sweep(sweep, comm.size)
+    schedule = p2p.rounds(p2p.pairs_for(sweep.pairs, job.node_of), sweep.concurrent)
+    injector = from_env(os.environ, comm.rank)
+    meta = metadata(comm, job, "p2p", MPIBackend, settings_of(sweep), (job.nnodes,))
+    writer = open_writer(comm, launch, meta, "p2p-mpi")
+    watchdog = Watchdog(f"rank {comm.rank} on {job.hosts[comm.rank]}", launch.timeout_s)
+    guard = Guard(comm, comm, list(range(comm.size)), list(job.hosts),
+                  timeout_s=launch.timeout_s, watchdog=watchdog, injector=injector)  # fmt: skip
+    out = Stdout(launch.fmt, list(records.RESULT_COLUMNS))
+    all_rows: list[dict] = []
+    if comm.rank == 0:
+        order = "concurrently in disjoint rounds" if sweep.concurrent else "one pair at a time"
+        out.begin([f"# ncbench p2p: latency = half the round trip; bw/bibw with windows of {sweep.window} "
+                   f"messages; pairs: {sweep.pairs}, {order}; thread-level {Started.level}"], collective=False)  # fmt: skip
+        out.say(P2P_HEADER)
+    Started.running = True
+    for i, members in enumerate(schedule):
+        guard.checkpoint(f"p2p round {i + 1} of {len(schedule)}")
+        mine = next((pair for pair in members if comm.rank in pair), None)
+        pc = comm.Split(members.index(mine) if mine else MPI.UNDEFINED, comm.rank)
+        rows = p2p.measure_pair(sweep, pc, mine, injector, watchdog, job) if mine else []
+        if mine:
+            pc.Free()
+        jobs.idle_until_all_arrive(comm)
+        gathered = comm.gather(rows, root=0)
+        if comm.rank == 0:
+            round_rows = [row for part in gathered for row in part]
+            for row in round_rows:
+                row["run_id"] = writer.path.stem
+                writer.append(row)
+                if launch.fmt != "table":
+                    out.add(row)
+            all_rows += round_rows
+            for line in p2p_lines(round_rows, list(job.hosts)):
+                out.say(line)
+    Started.running = False
+    code = exit_code(all_rows) if comm.rank == 0 else None
+    if comm.rank == 0:
+        out.say(f"# Results: {writer.path}")
+        writer.finish(status="complete", rows=len(all_rows), exit_code=code)
+    guard.free()
+    return comm.bcast(code, root=0)

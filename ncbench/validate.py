@@ -1,0 +1,87 @@
+"""Validation on exact rank-dependent data, outside every timed region, naming where bad data came from.
+
+(op, layout, buffers) -> (wrong elements summed over ranks, ';'-joined world ranks whose data arrived wrong)
+Data-movement results say their source block by block. A wrong reduction is followed by a checked
+all-gather of every rank's contribution: the rank whose block arrives wrong is the source; if the
+all-gather is clean, the fault is in the reduction itself and the source is '?'.
+"""
+
+import numpy as np
+
+from . import ops
+
+ISOLATE_MAX_ELEMS = 1 << 16  # per-rank block of the isolating all-gather: enough to see a bad sender
+
+
+def input_view(name: str, layout: ops.Layout, send, recv, in_place: bool, rank: int):
+    """Return where this rank's input goes (nccl-tests' in-place layout: allgather sends from its block)."""
+    if not in_place:
+        return send[: layout.send_count]
+    if name == "allgather":
+        return recv[rank * layout.block : (rank + 1) * layout.block]
+    return recv[: layout.send_count]
+
+
+def wrong_mask(xp, got, want, dt: ops.DType, redop: str, nranks: int):
+    """Return the elements of `got` that differ from `want` (bit-exact; 2 ulps for a float average)."""
+    if dt.exact_below is None or (redop != "avg" and ops.exact(dt, nranks)):
+        return got != want
+    ulps = 2 if ops.exact(dt, nranks) else 2 * nranks  # nccl-tests allows 2 ulps for floating-point avg
+    return xp.abs(got.astype(xp.float64) - want.astype(xp.float64)) > ulps * xp.abs(xp.spacing(want)).astype(xp.float64)
+
+
+def run_checked(ctx, name, dt, redop, root, layout, send, recv, in_place) -> tuple[int, np.ndarray]:
+    """Run one checked `name` op; return (wrong elements here, wrong elements per source rank)."""
+    comm, backend, xp = ctx.comm, ctx.backend, ctx.backend.xp
+    rank, nranks = comm.rank, comm.size
+    data_op = redop if ops.OPS[name].reduction else "sum"  # data movement checks the sum pattern
+    values = ops.send_values(xp, name, dt, data_op, layout, rank, nranks)
+    if ctx.injector.corrupt:
+        values = ops.corrupt(xp, values, data_op)
+    recv[: layout.recv_count] = 0  # a stale result must not pass for a fresh one
+    input_view(name, layout, send, recv, in_place, rank)[...] = values
+    call, result = backend.prepare(name, layout, send, recv, redop=redop, root=root, in_place=in_place)
+    call()
+    backend.sync()
+    per_source = np.zeros(nranks, dtype=np.int64)
+    want, sources = ops.expected(xp, name, dt, data_op, layout, rank, nranks, root)
+    if want is None or result is None:
+        return 0, per_source
+    bad = wrong_mask(xp, result, want, dt, data_op, nranks)
+    wrong = int(bad.sum())
+    if wrong and sources is not None:
+        block = layout.block if len(sources) > 1 else layout.count
+        for i, source in enumerate(sources):
+            per_source[source] += int(bad[i * block : (i + 1) * block].sum())
+    return wrong, per_source
+
+
+def check(ctx, operation, dt, redop, root, layout, send, recv, in_place) -> tuple[int, str]:
+    """Return (wrong elements over all ranks, source world ranks as 'a;b', or '?' if unknown)."""
+    from mpi4py import MPI
+
+    comm = ctx.comm
+    wrong, per_source = run_checked(ctx, operation.name, dt, redop, root, layout, send, recv, in_place)
+    totals = np.concatenate(([wrong], per_source)).astype(np.int64)
+    comm.Allreduce(MPI.IN_PLACE, totals, op=MPI.SUM)
+    if totals[0] == 0:
+        return 0, ""
+    if operation.reduction:
+        per_source = isolate(ctx, dt, layout)
+    else:
+        per_source = totals[1:]
+    bad = [ctx.world_ranks[r] for r in np.flatnonzero(per_source)]
+    return int(totals[0]), ";".join(map(str, bad)) or "?"
+
+
+def isolate(ctx, dt, layout) -> np.ndarray:
+    """Return wrong elements per source rank in a checked all-gather of every rank's contribution."""
+    from mpi4py import MPI
+
+    nranks = ctx.comm.size
+    block = max(1, min(layout.send_count, ISOLATE_MAX_ELEMS))
+    gather = ops.Layout(block, block, block * nranks, block)
+    send, recv = ctx.backend.alloc(block, dt), ctx.backend.alloc(block * nranks, dt)
+    _, per_source = run_checked(ctx, "allgather", dt, "sum", 0, gather, send, recv, False)
+    ctx.comm.Allreduce(MPI.IN_PLACE, per_source, op=MPI.SUM)
+    return per_source
