@@ -114,7 +114,8 @@ def run(sweep: Sweep, ctx: Context, emit: Callable[[dict], None]) -> None:
         for dtype_name in sweep.dtypes:
             dt = ops.dtype(dtype_name)
             big = operation.layout(sweep.max_bytes, nranks, dt.size)
-            send, recv = ctx.backend.alloc(big.send_count, dt), ctx.backend.alloc(big.recv_count, dt)
+            elems = max(big.send_count, big.recv_count)  # in-place ops keep their input in recv
+            send, recv = ctx.backend.alloc(elems, dt), ctx.backend.alloc(elems, dt)
             for redop in sweep.redops:
                 for root in sweep.roots:
                     state = {"iters": None, "est_s": None}  # carried across sizes: N never grows with size

@@ -1,0 +1,5 @@
+"""`python -m ncbench` is the `ncbench` command."""
+
+from .cli import main
+
+main()

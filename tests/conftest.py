@@ -1,0 +1,32 @@
+"""Shared test helpers: where mpiexec is, and how to run ncbench under it."""
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def mpiexec() -> str | None:
+    """Return the mpiexec beside this Python (the mpich wheel's), else the one on PATH."""
+    local = Path(sys.executable).parent / "mpiexec"
+    if local.exists():
+        return str(local)
+    return shutil.which("mpiexec")
+
+
+HAS_MPI = importlib.util.find_spec("mpi4py") is not None and mpiexec() is not None
+requires_mpi = pytest.mark.skipif(not HAS_MPI, reason="needs mpi4py and mpiexec (pip install '.[mpich]')")
+
+
+def run_mpi(n, *args, env=None, timeout=120, cwd=None) -> subprocess.CompletedProcess:
+    """Run `mpiexec -n n python -m ncbench ARGS`; return the finished process (text output)."""
+    full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env.pop("NCBENCH_INJECT", None) if "NCBENCH_INJECT" not in (env or {}) else None
+    cmd = [mpiexec(), "-n", str(n), sys.executable, "-m", "ncbench", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd or ROOT)
