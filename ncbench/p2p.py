@@ -85,13 +85,29 @@ def rounds(pairs: list[tuple[int, int]], concurrent: bool) -> list[list[tuple[in
     return [members for _, members in out]
 
 
-def _latency(pc, buf):
+def _latency(pc, buf, rbuf):
+    """One round trip: send `buf`, then receive into `rbuf`, in osu_latency's blocking order.
+
+    Persistent requests (MPI_Send_init/Recv_init, then Start + Wait) parse each buffer once instead
+    of on every call: mpi4py spends ~0.4 us per buffer argument, a sixth of a 64 KiB round trip.
+    """
     peer = 1 - pc.rank
+    send, recv = pc.Send_init(buf, peer, DATA_TAG), pc.Recv_init(rbuf, peer, DATA_TAG)
+    send_start, send_wait, recv_start, recv_wait = send.Start, send.Wait, recv.Start, recv.Wait
     if pc.rank == 0:
-        send, recv = partial(pc.Send, buf, peer, DATA_TAG), partial(pc.Recv, buf, peer, DATA_TAG)
-        return lambda: (send(), recv())
-    send, recv = partial(pc.Send, buf, peer, DATA_TAG), partial(pc.Recv, buf, peer, DATA_TAG)
-    return lambda: (recv(), send())
+        def initiate():
+            send_start()
+            send_wait()
+            recv_start()
+            recv_wait()
+        return initiate
+
+    def answer():
+        recv_start()
+        recv_wait()
+        send_start()
+        send_wait()
+    return answer
 
 
 def _window(pc, buf, rbuf, window: int, both: bool):
@@ -129,7 +145,7 @@ def measure_pair(sweep: PairSweep, pc, pair: tuple[int, int], injector, watchdog
     for nbytes in sweep.sizes():
         s, r = buf[:nbytes], rbuf[:nbytes]
         for test in sweep.tests:
-            raw = _latency(pc, s) if test == "latency" else _window(pc, s, r, sweep.window, test == "bibw")
+            raw = _latency(pc, s, r) if test == "latency" else _window(pc, s, r, sweep.window, test == "bibw")
             call = measure._timed_call(raw, pre)
             what = f"p2p {test} {format_size(nbytes)} between ranks {pair[0]} and {pair[1]}"
             watchdog.arm(what)
