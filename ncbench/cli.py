@@ -25,32 +25,48 @@ COLLECTIVES = ("allreduce", "allgather", "reducescatter", "broadcast", "reduce",
 DEFAULT_MAX = "32M"
 
 
+# Flags shared by every measurement command, declared once (nccl-tests' short names where they exist).
+MinBytes = Annotated[str, typer.Option("-b", "--minbytes", help="Smallest size: bytes or K/M/G (binary).")]
+MaxBytes = Annotated[str, typer.Option("-e", "--maxbytes", help="Largest size: bytes or K/M/G.")]
+StepFactor = Annotated[float, typer.Option("-f", "--stepfactor", help="Multiply the size by this (> 1).")]
+Iters = Annotated[int, typer.Option("-n", "--iters", help="Operations per sample (default: fit --time-budget).")]
+Warmup = Annotated[int, typer.Option("-w", "--warmup-iters", "--warmup_iters", help="Warm-up operations per size.")]
+Check = Annotated[int, typer.Option("-c", "--check", help="Checked operations per size; 0 turns validation off.")]
+Timeout = Annotated[float, typer.Option("-T", "--timeout", help="Seconds before a rank that never arrives ends the run (exit 3); 0 = off.")]
+RanksPerNode = Annotated[int, typer.Option("--ranks-per-node", help="Let blocks of this many ranks stand in for nodes.")]
+TimeBudget = Annotated[float, typer.Option("--time-budget", help="Seconds per size (and placement or test) that calibrate -n.")]
+Samples = Annotated[int, typer.Option("--samples", help="Timed samples per size (statistics are over these).")]
+Out = Annotated[Path | None, typer.Option("--out", help="Results CSV (default results/runs/<run_id>.csv); never overwritten.")]
+Format = Annotated[str, typer.Option("--format", help="stdout: table | csv | json (one object per line).")]
+ThreadLevel = Annotated[str, typer.Option("--thread-level", help="MPI thread level: auto | single | funneled | serialized | multiple.")]
+
+
 def _list(text: str, everything: tuple[str, ...]) -> tuple[str, ...]:
     return everything if text == "all" else tuple(x.strip() for x in text.split(",") if x.strip())
 
 
 def _collective_command(name: str):
     def command(
-        minbytes: Annotated[str, typer.Option("-b", "--minbytes", help="Smallest size: bytes or K/M/G (binary).")] = "8",
-        maxbytes: Annotated[str, typer.Option("-e", "--maxbytes", help="Largest size: bytes or K/M/G.")] = DEFAULT_MAX,
-        stepfactor: Annotated[float, typer.Option("-f", "--stepfactor", help="Multiply the size by this (> 1).")] = 2.0,
+        minbytes: MinBytes = "8",
+        maxbytes: MaxBytes = DEFAULT_MAX,
+        stepfactor: StepFactor = 2.0,
         stepbytes: Annotated[str, typer.Option("-i", "--stepbytes", help="Add this many bytes when -f <= 1.")] = "1M",
-        iters: Annotated[int, typer.Option("-n", "--iters", help="Operations per sample (default: fit --time-budget).")] = 0,
-        warmup: Annotated[int, typer.Option("-w", "--warmup-iters", "--warmup_iters", help="Warm-up operations per size.")] = 5,
+        iters: Iters = 0,
+        warmup: Warmup = 5,
         datatype: Annotated[str, typer.Option("-d", "--datatype", help="int8 uint8 int32 uint32 int64 uint64 half float double bfloat16, a comma list, or all.")] = "float",
         redop: Annotated[str, typer.Option("-o", "--op", help="Reduction: sum prod max min avg, a comma list, or all.")] = "",
         root: Annotated[int, typer.Option("-r", "--root", help="Root rank; -1 runs every root.")] = 0,
-        check: Annotated[int, typer.Option("-c", "--check", help="Checked operations per size; 0 turns validation off.")] = 1,
+        check: Check = 1,
         cycles: Annotated[int, typer.Option("-N", "--run-cycles", "--run_cycles", help="Repeat the whole sweep.")] = 1,
-        timeout: Annotated[float, typer.Option("-T", "--timeout", help="Seconds before a rank that never arrives ends the run (exit 3); 0 = off.")] = 120.0,
+        timeout: Timeout = 120.0,
         backend: Annotated[str, typer.Option("--backend", help="mpi (host buffers).")] = "mpi",
         nodes: Annotated[str, typer.Option("--nodes", help="Node counts to measure on, e.g. 1,2,4 (first N nodes each).")] = "",
-        ranks_per_node: Annotated[int, typer.Option("--ranks-per-node", help="Let blocks of this many ranks stand in for nodes.")] = 0,
-        time_budget: Annotated[float, typer.Option("--time-budget", help="Seconds per size and placement that calibrate -n.")] = 0.1,
-        samples: Annotated[int, typer.Option("--samples", help="Timed samples per size (statistics are over these).")] = 10,
-        out: Annotated[Path | None, typer.Option("--out", help="Results CSV (default results/runs/<run_id>.csv); never overwritten.")] = None,
-        fmt: Annotated[str, typer.Option("--format", help="stdout: table | csv | json (one object per line).")] = "table",
-        thread_level: Annotated[str, typer.Option("--thread-level", help="MPI thread level: auto | single | funneled | serialized | multiple.")] = "auto",
+        ranks_per_node: RanksPerNode = 0,
+        time_budget: TimeBudget = 0.1,
+        samples: Samples = 10,
+        out: Out = None,
+        fmt: Format = "table",
+        thread_level: ThreadLevel = "auto",
     ) -> None:
         from . import ops, session
         from .measure import Sweep
@@ -92,20 +108,20 @@ def p2p_cmd(
     tests: Annotated[str, typer.Option("--tests", help="Comma list of latency, bw, bibw (the OSU trio).")] = "latency,bw,bibw",
     pairs: Annotated[str, typer.Option("--pairs", help="neighbours (r, r+1) | first (0 with each) | all-nodes (first rank of each node pair) | all.")] = "neighbours",
     concurrent: Annotated[bool, typer.Option("--concurrent", help="Measure disjoint pairs at once (shared links show).")] = False,
-    minbytes: Annotated[str, typer.Option("-b", "--minbytes", help="Smallest message: bytes or K/M/G.")] = "1",
-    maxbytes: Annotated[str, typer.Option("-e", "--maxbytes", help="Largest message: bytes or K/M/G.")] = "4M",
-    stepfactor: Annotated[float, typer.Option("-f", "--stepfactor", help="Multiply the size by this (> 1).")] = 2.0,
+    minbytes: MinBytes = "1",
+    maxbytes: MaxBytes = "4M",
+    stepfactor: StepFactor = 2.0,
     window: Annotated[int, typer.Option("--window", "-W", help="Messages in flight for bw and bibw.")] = 64,
-    iters: Annotated[int, typer.Option("-n", "--iters", help="Round trips / windows per sample (default: fit --time-budget).")] = 0,
-    warmup: Annotated[int, typer.Option("-w", "--warmup-iters", help="Warm-up round trips / windows.")] = 5,
-    check: Annotated[int, typer.Option("-c", "--check", help="1 checks one message per size; 0 turns it off.")] = 1,
-    timeout: Annotated[float, typer.Option("-T", "--timeout", help="Seconds before a rank that never arrives ends the run (exit 3); 0 = off.")] = 120.0,
-    ranks_per_node: Annotated[int, typer.Option("--ranks-per-node", help="Let blocks of this many ranks stand in for nodes.")] = 0,
-    time_budget: Annotated[float, typer.Option("--time-budget", help="Seconds per test and size that calibrate -n.")] = 0.05,
-    samples: Annotated[int, typer.Option("--samples", help="Timed samples per test and size.")] = 10,
-    out: Annotated[Path | None, typer.Option("--out", help="Results CSV (default results/runs/<run_id>.csv).")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="stdout: table | csv | json.")] = "table",
-    thread_level: Annotated[str, typer.Option("--thread-level", help="MPI thread level: auto | single | funneled | serialized | multiple.")] = "auto",
+    iters: Iters = 0,
+    warmup: Warmup = 5,
+    check: Check = 1,
+    timeout: Timeout = 120.0,
+    ranks_per_node: RanksPerNode = 0,
+    time_budget: TimeBudget = 0.05,
+    samples: Samples = 10,
+    out: Out = None,
+    fmt: Format = "table",
+    thread_level: ThreadLevel = "auto",
 ) -> None:
     """Measure point-to-point latency and bandwidth between rank pairs (osu_latency, osu_bw, osu_bibw)."""
     from . import session

@@ -104,7 +104,6 @@ class Guard:
 
     def _collect(self, what: str, tag: int) -> None:
         import numpy as np
-
         from mpi4py import MPI
 
         arrived = np.zeros(self.comm.size, dtype=np.int64)

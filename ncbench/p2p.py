@@ -6,7 +6,6 @@ latency = half the round trip (osu_latency); bw and bibw send windows of message
 """
 
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 
@@ -100,14 +99,14 @@ def _latency(pc, buf, rbuf):
             send_wait()
             recv_start()
             recv_wait()
-        return initiate
+        return initiate, (send, recv)
 
     def answer():
         recv_start()
         recv_wait()
         send_start()
         send_wait()
-    return answer
+    return answer, (send, recv)
 
 
 def _window(pc, buf, rbuf, window: int, both: bool):
@@ -115,6 +114,7 @@ def _window(pc, buf, rbuf, window: int, both: bool):
 
     peer, ack = 1 - pc.rank, np.zeros(1, dtype=np.uint8)
     waitall = MPI.Request.Waitall
+    buf, rbuf = [MPI.buffer(buf), len(buf), MPI.BYTE], [MPI.buffer(rbuf), len(rbuf), MPI.BYTE]  # parsed once
     if both:
         def call():  # bibw: both sides post a window of receives and a window of sends
             reqs = [pc.Irecv(rbuf, peer, DATA_TAG) for _ in range(window)]
@@ -145,7 +145,7 @@ def measure_pair(sweep: PairSweep, pc, pair: tuple[int, int], injector, watchdog
     for nbytes in sweep.sizes():
         s, r = buf[:nbytes], rbuf[:nbytes]
         for test in sweep.tests:
-            raw = _latency(pc, s, r) if test == "latency" else _window(pc, s, r, sweep.window, test == "bibw")
+            raw, requests = _latency(pc, s, r) if test == "latency" else (_window(pc, s, r, sweep.window, test == "bibw"), ())
             call = measure._timed_call(raw, pre)
             what = f"p2p {test} {format_size(nbytes)} between ranks {pair[0]} and {pair[1]}"
             watchdog.arm(what)
@@ -155,6 +155,8 @@ def measure_pair(sweep: PairSweep, pc, pair: tuple[int, int], injector, watchdog
             iters, samples, _ = measure.plan(sweep, pc, call, lambda: None, state)
             per_rank = measure.time_samples(pc, call, lambda: None, iters, samples, watchdog, what)
             watchdog.disarm()
+            for request in requests:
+                request.Free()
             slowest = np.max(np.stack(pc.allgather(per_rank)), axis=0)  # per sample, seconds per call
             if pc.rank == 0:
                 same_node = job.node_of[pair[0]] == job.node_of[pair[1]]

@@ -9,7 +9,7 @@ import json
 import os
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .errors import EXIT_DATAERR, EXIT_USAGE, NcbenchError
@@ -38,13 +38,13 @@ RUNS_DIR = Path("results/runs")
 
 def new_run_id(host: str, label: str) -> str:
     """Return a run id that sorts by time: 20261123T120501Z-host-label-pid."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{host}-{label}")
     return f"{stamp}-{safe}-{os.getpid()}"
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def sidecar(path: Path) -> Path:
@@ -58,7 +58,7 @@ class RunWriter:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._file = open(path, "x", newline="")  # never overwrite a result
+            self._file = open(path, "x", newline="")  # noqa: SIM115 - open for the whole run; never overwrites
         except FileExistsError:
             raise NcbenchError(f"{path} already exists; results are never overwritten, choose another --out") from None
         except OSError as err:

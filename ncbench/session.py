@@ -120,10 +120,14 @@ def metadata(comm, job: jobs.Job, label: str, backend_cls, settings: dict, steps
         "ranks_per_node": rpn,
         "nodes_emulated": job.emulated,
         "node_steps": list(steps),
-        "mpi_thread_level": {"requested": Started.level, "provided": provided.get(MPI.Query_thread(), "?"),
-                             "reason": Started.reason},  # fmt: skip
-        "time_reduction": "max over ranks per sample, then mean over samples (time_us); "
-        "percentiles over samples of the per-sample max",
+        "mpi_thread_level": {
+            "requested": Started.level,
+            "provided": provided.get(MPI.Query_thread(), "?"),
+            "reason": Started.reason,
+        },
+        "time_reduction": (
+            "max over ranks per sample, then mean over samples (time_us); percentiles over samples of the per-sample max"
+        ),
         "buffers": {"allocation": getattr(backend_cls, "allocation", ""), "alignment_bytes": 2 << 20},
         "oversubscribed": rpn > cores,
         "machine": sysinfo.machine(),
@@ -268,7 +272,7 @@ def run_collective(sweep, launch: Launch) -> int:
     Started.running = False
     code = exit_code(all_rows) if comm.rank == 0 else None
     if comm.rank == 0:
-        writer.finish(status="complete", rows=len(all_rows), exit_code=code,
+        writer.finish(status="complete", rows=len(all_rows), exit_code=code, findings=findings(all_rows),
                       wrong_rows=sum(1 for r in all_rows if (r.get("wrong") or 0) > 0))  # fmt: skip
     return comm.bcast(code, root=0)
 
@@ -297,8 +301,11 @@ def run_p2p(sweep, launch: Launch) -> int:
     all_rows: list[dict] = []
     if comm.rank == 0:
         order = "concurrently in disjoint rounds" if sweep.concurrent else "one pair at a time"
-        out.begin([f"# ncbench p2p: latency = half the round trip; bw/bibw with windows of {sweep.window} "
-                   f"messages; pairs: {sweep.pairs}, {order}; thread-level {Started.level}"], collective=False)  # fmt: skip
+        title = (
+            f"# ncbench p2p: latency = half the round trip; bw/bibw with windows of {sweep.window} "
+            f"messages; pairs: {sweep.pairs}, {order}; thread-level {Started.level}"
+        )
+        out.begin([title], collective=False)
         out.say(P2P_HEADER)
     Started.running = True
     for i, members in enumerate(schedule):
@@ -324,6 +331,6 @@ def run_p2p(sweep, launch: Launch) -> int:
     code = exit_code(all_rows) if comm.rank == 0 else None
     if comm.rank == 0:
         out.say(f"# Results: {writer.path}")
-        writer.finish(status="complete", rows=len(all_rows), exit_code=code)
+        writer.finish(status="complete", rows=len(all_rows), exit_code=code, findings=findings(all_rows))
     guard.free()
     return comm.bcast(code, root=0)

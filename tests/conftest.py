@@ -27,6 +27,7 @@ requires_mpi = pytest.mark.skipif(not HAS_MPI, reason="needs mpi4py and mpiexec 
 def run_mpi(n, *args, env=None, timeout=120, cwd=None) -> subprocess.CompletedProcess:
     """Run `mpiexec -n n python -m ncbench ARGS`; return the finished process (text output)."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    full_env.pop("NCBENCH_INJECT", None) if "NCBENCH_INJECT" not in (env or {}) else None
+    if "NCBENCH_INJECT" not in (env or {}):
+        full_env.pop("NCBENCH_INJECT", None)  # a fault set in the caller's shell must not leak into a test
     cmd = [mpiexec(), "-n", str(n), sys.executable, "-m", "ncbench", *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd or ROOT)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd or ROOT, check=False)

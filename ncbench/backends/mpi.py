@@ -19,7 +19,9 @@ ALLOCATION = "mmap, 2 MiB-aligned, MADV_HUGEPAGE from 2 MiB, first-touched"
 
 def host_buffer(nbytes: int) -> np.ndarray:
     """Return `nbytes` of zeroed, 2 MiB-aligned host memory that asks for huge pages."""
-    mapping = mmap.mmap(-1, nbytes + HUGE_PAGE)
+    # private, not mmap's default MAP_SHARED: shared anonymous memory is shmem, where THP follows
+    # shmem_enabled (usually "never") and MADV_HUGEPAGE silently does nothing
+    mapping = mmap.mmap(-1, nbytes + HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     if nbytes >= HUGE_PAGE and hasattr(mapping, "madvise") and hasattr(mmap, "MADV_HUGEPAGE"):
         mapping.madvise(mmap.MADV_HUGEPAGE)
     raw = np.frombuffer(mapping, dtype=np.uint8)  # the array keeps the mapping alive
@@ -64,33 +66,43 @@ class MPIBackend:
 
         return versions(self.MPI)
 
+    def message(self, array: np.ndarray, count: int) -> list:
+        """Return an mpi4py message [buffer, count, datatype] that is cheap to pass on every call.
+
+        mpi4py parses an ndarray argument on every call (1.05 us per 8 B allreduce here); its own
+        buffer object with an explicit datatype costs 0.42 us for the same MPI call.
+        """
+        return [self.MPI.buffer(array), count, self.MPI.Datatype.fromcode(array.dtype.char)]
+
     def prepare(self, name: str, layout: Layout, send, recv, *, redop: str, root: int, in_place: bool):
         """Return (call, result): a callable issuing one `name` op, and the view holding its result."""
         comm, rank, nranks = self.comm, self.comm.rank, self.comm.size
-        IN_PLACE, op = self.MPI.IN_PLACE, self.ops[redop]
-        s, d = send[: layout.send_count], recv[: layout.recv_count]
+        IN_PLACE, op, m = self.MPI.IN_PLACE, self.ops[redop], self.message
+        # explicit counts are mpi4py's: per rank for allgather/reduce_scatter_block, per peer for alltoall
+        per = layout.block if name in ("allgather", "reducescatter", "alltoall") else layout.count
+        s, d = m(send[: layout.send_count], per), m(recv[: layout.recv_count], per)
         src = IN_PLACE if in_place else s
-        result = d
+        result = recv[: layout.recv_count]
         if name == "allreduce":
             call = partial(comm.Allreduce, src, d, op)
         elif name == "allgather":
             call = partial(comm.Allgather, src, d)
         elif name == "reducescatter":
             if in_place:  # MPI's in-place reduce_scatter reads all of recv and leaves the result at its start
-                call = partial(comm.Reduce_scatter_block, IN_PLACE, recv[: layout.send_count], op)
+                call = partial(comm.Reduce_scatter_block, IN_PLACE, m(recv[: layout.send_count], per), op)
                 result = recv[: layout.block]
             else:
                 call = partial(comm.Reduce_scatter_block, s, d, op)
         elif name == "broadcast":
             sends_from_send = rank == root and not in_place
             call = partial(comm.Bcast, s if sends_from_send else d, root)
-            result = None if sends_from_send else d  # MPI's root keeps its data where it was
+            result = None if sends_from_send else result  # MPI's root keeps its data where it was
         elif name == "reduce":
             if in_place:
                 call = partial(comm.Reduce, IN_PLACE if rank == root else d, d if rank == root else None, op, root)
             else:
                 call = partial(comm.Reduce, s, d, op, root)
-            result = d if rank == root else None
+            result = result if rank == root else None
         elif name == "alltoall":
             call = partial(comm.Alltoall, src, d)
         elif name == "sendrecv":
