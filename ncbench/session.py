@@ -15,6 +15,7 @@ from .errors import EXIT_FAIL, EXIT_OK, NcbenchError
 
 MEASURE_COMMANDS = ("allreduce", "allgather", "reducescatter", "broadcast", "reduce", "alltoall", "sendrecv", "p2p")
 MEMORY_SHARE = 0.8  # of MemAvailable that a node's ranks may use for buffers
+SLOWEST_SHARE = 0.25  # the summary names a slow rank only if it was late in this share of measurements
 
 
 class Started:
@@ -197,6 +198,8 @@ def findings(rows: list[dict]) -> list[str]:
         if r.get("slowest_rank", -1) >= 0:
             late.setdefault((r["slowest_rank"], r["slowest_host"]), []).append(r["lateness_us"])
     for (rank, host), lateness in sorted(late.items(), key=lambda kv: -len(kv[1])):
+        if len(lateness) < SLOWEST_SHARE * len(rows):
+            continue  # late in a few sizes only: scheduler noise, not a slow rank (each row still says so)
         median = sorted(lateness)[len(lateness) // 2]
         notes.append(
             f"# Slowest rank: {rank} ({host}) arrived last in {len(lateness)} of {len(rows)} measurements, "

@@ -110,3 +110,15 @@ def test_pairs_and_disjoint_rounds():
     assert all(len(r) == 1 for r in p2p.rounds(p2p.pairs_for("all", node_of), concurrent=False))
     with pytest.raises(NcbenchError, match="2 or more nodes"):
         p2p.pairs_for("all-nodes", (0, 0))
+
+
+def test_summary_names_a_slow_rank_only_when_it_is_late_across_the_sweep():
+    from ncbench.session import findings
+
+    row = {"slowest_rank": -1, "slowest_host": "", "lateness_us": 0.0, "wrong": 0, "wrong_sources": ""}
+    rows = [dict(row) for _ in range(8)]
+    rows[3].update(slowest_rank=1, slowest_host="h1", lateness_us=3000.0)  # one hiccup
+    assert findings(rows) == []
+    for r in rows[:4]:
+        r.update(slowest_rank=2, slowest_host="h2", lateness_us=500.0)
+    assert findings(rows) == ["# Slowest rank: 2 (h2) arrived last in 4 of 8 measurements, by a median of 500.0 us"]
