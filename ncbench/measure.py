@@ -154,7 +154,8 @@ def measure_one(sweep, ctx, operation, dt, redop, root, layout, send, recv, in_p
         call()
     backend.sync()
     iters, samples, est_s = plan(sweep, comm, call, backend.sync, state)
-    per_rank = time_samples(comm, call, backend.sync, iters, samples, watchdog, what)
+    run = backend.batch(raw, pre, iters)
+    per_rank = time_samples(comm, run, backend.sync, iters, samples, watchdog, what, backend.timer())
     probe_n = max(1, min(PROBE_OPS, int(sweep.time_budget_s * PROBE_BUDGET_FRACTION / max(est_s, 1e-9))))
     in_op = probe(comm, raw, pre, backend.sync, probe_n) if comm.size > 1 else None
     watchdog.disarm()
@@ -202,22 +203,31 @@ def _decide(sweep: Sweep, est_s: float, previous_iters: int | None) -> tuple[int
     return iters, samples, est_s
 
 
-def time_samples(comm, call, sync, iters: int, samples: int, watchdog, what: str) -> np.ndarray:
-    """Return this rank's per-op seconds for each sample of `iters` back-to-back operations."""
+def time_samples(comm, run, sync, iters: int, samples: int, watchdog, what: str, timer=None):
+    """Return this rank's per-op seconds for each sample: (host wall clock, device events or None).
+
+    `run` issues `iters` back-to-back operations (a Python loop, or one CUDA-graph launch).
+    """
     from mpi4py import MPI
 
     wtime, barrier = MPI.Wtime, comm.Barrier
-    out = np.empty(samples)
-    loop = range(iters)
+    host = np.empty(samples)
+    device = np.empty(samples) if timer is not None else None
     for s in range(samples):
         watchdog.arm(what)
         barrier()  # start every rank's clock together; the barrier is outside the timed interval
         t0 = wtime()
-        for _ in loop:
-            call()
-        sync()
-        out[s] = (wtime() - t0) / iters
-    return out
+        if timer is None:
+            run()
+            sync()
+        else:
+            timer.start()
+            run()
+            timer.stop()
+            sync()
+            device[s] = timer.elapsed_s() / iters
+        host[s] = (wtime() - t0) / iters
+    return host, device
 
 
 def probe(comm, raw, pre, sync, n: int) -> np.ndarray:
@@ -265,7 +275,10 @@ def build_row(sweep, ctx, operation, dt, redop, root, layout, in_place, iters, s
     """Return the result row from every rank's samples (rank 0 only)."""
     from .records import now_iso
 
-    per_sample = np.max(np.stack([g[0] for g in gathered]), axis=0) * 1e6  # slowest rank per sample, us
+    per_sample = np.max(np.stack([g[0][0] for g in gathered]), axis=0) * 1e6  # slowest rank per sample, us
+    device_us = float("nan")
+    if gathered[0][0][1] is not None:
+        device_us = float(np.max(np.stack([g[0][1] for g in gathered]), axis=0).mean() * 1e6)
     nbytes = layout.nbytes(dt.size)
     mean_us = float(per_sample.mean())
     slowest, late_us = -1, 0.0
@@ -281,7 +294,7 @@ def build_row(sweep, ctx, operation, dt, redop, root, layout, in_place, iters, s
         "time_us": mean_us, "time_us_min": float(per_sample.min()),
         "time_us_p50": float(np.percentile(per_sample, 50)), "time_us_p99": float(np.percentile(per_sample, 99)),
         "time_us_max": float(per_sample.max()), "time_us_std": float(per_sample.std()),
-        "cv": float(per_sample.std() / mean_us) if mean_us > 0 else 0.0,
+        "cv": float(per_sample.std() / mean_us) if mean_us > 0 else 0.0, "device_time_us": device_us,
         "algbw_GBps": ops.algbw_GBps(nbytes, mean_us),
         "busbw_GBps": ops.busbw_GBps(operation, nbytes, mean_us, ctx.comm.size),
         "wrong": wrong, "wrong_sources": sources,
@@ -303,6 +316,8 @@ def validate(sweep, ctx, operation, dt, redop, root, layout, send, recv, in_plac
         ctx.guard.watchdog.arm(f"checking {what}")
         wrong, found = checks.check(ctx, operation, dt, redop, root, layout, send, recv, in_place)
         ctx.guard.watchdog.disarm()
+        if wrong < 0:
+            return wrong, ""  # nothing checkable in this placement
         total += wrong
         sources = sources or found
     return total, sources

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import measure, ops
+from .backends.base import Backend
 from .errors import NcbenchError
 from .units import format_size
 
@@ -153,7 +154,8 @@ def measure_pair(sweep: PairSweep, pc, pair: tuple[int, int], injector, watchdog
                 call()
             state: dict = {}
             iters, samples, _ = measure.plan(sweep, pc, call, lambda: None, state)
-            per_rank = measure.time_samples(pc, call, lambda: None, iters, samples, watchdog, what)
+            run = Backend().batch(raw, pre, iters)
+            per_rank, _ = measure.time_samples(pc, run, lambda: None, iters, samples, watchdog, what)
             watchdog.disarm()
             for request in requests:
                 request.Free()

@@ -16,7 +16,9 @@ from .errors import EXIT_DATAERR, EXIT_USAGE, NcbenchError
 
 # Format history (bump SCHEMA and add a line on every change):
 #   1  2026-11  first version
-SCHEMA = 1
+#   2  2026-11  device_time_us (CUDA events per sample); schema-1 files load with it empty (NaN)
+SCHEMA = 2
+ADDED_IN = {"device_time_us": 2}  # columns a file of an older schema may lack
 RESULT_COLUMNS = {  # name -> type; units are in the names
     "run_id": str, "op": str, "backend": str, "dtype": str, "redop": str, "root": int,
     "in_place": bool, "nranks": int, "nnodes": int, "ranks_per_node": int, "nbytes": int, "count": int,
@@ -24,6 +26,7 @@ RESULT_COLUMNS = {  # name -> type; units are in the names
     "time_us": float,  # mean over samples of the slowest rank's per-op time (nccl-tests prints a mean)
     "time_us_min": float, "time_us_p50": float, "time_us_p99": float, "time_us_max": float,
     "time_us_std": float, "cv": float,  # std / mean over samples
+    "device_time_us": float,  # GPU backends: CUDA-event time per op, slowest rank, mean over samples
     "algbw_GBps": float, "busbw_GBps": float,
     "wrong": int,  # wrong elements summed over ranks; -1 = not checked (nccl-tests prints N/A)
     "wrong_sources": str,  # ';'-joined world ranks whose data arrived wrong; '?' if not isolated
@@ -133,6 +136,9 @@ def _load_one(path: Path):
         frame = pd.read_csv(path, dtype={"wrong_sources": str, "slowest_host": str}, keep_default_na=False)
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as err:
         raise NcbenchError(f"{path}: not an ncbench results file ({err})", EXIT_DATAERR) from None
+    for name, since in ADDED_IN.items():
+        if name not in frame.columns and meta.get("schema", SCHEMA) < since:
+            frame[name] = float("nan")
     missing = [c for c in RESULT_COLUMNS if c not in frame.columns]
     if missing:
         raise NcbenchError(f"{path}: not an ncbench results file; missing columns {', '.join(missing)}", EXIT_DATAERR)

@@ -10,6 +10,7 @@ import numpy as np
 
 from . import ops
 
+NOT_CHECKED = -1  # a rank whose buffers hold no checkable result (a non-root of reduce, say)
 ISOLATE_MAX_ELEMS = 1 << 16  # per-rank block of the isolating all-gather: enough to see a bad sender
 
 
@@ -35,19 +36,21 @@ def run_checked(ctx, name, dt, redop, root, layout, send, recv, in_place) -> tup
     comm, backend, xp = ctx.comm, ctx.backend, ctx.backend.xp
     rank, nranks = comm.rank, comm.size
     data_op = redop if ops.OPS[name].reduction else "sum"  # data movement checks the sum pattern
-    values = ops.send_values(xp, name, dt, data_op, layout, rank, nranks)
+    pattern_dt = ops.DTYPES["float"] if (dt.numpy == "bfloat16" and xp is not np) else dt  # exact in both
+    values = ops.send_values(xp, name, pattern_dt, data_op, layout, rank, nranks)
     if ctx.injector.corrupt:
         values = ops.corrupt(xp, values, data_op)
-    recv[: layout.recv_count] = 0  # a stale result must not pass for a fresh one
-    input_view(name, layout, send, recv, in_place, rank)[...] = values
+    recv[: max(layout.recv_count, layout.send_count if in_place else 0)] = 0  # no stale result passes
+    input_view(name, layout, send, recv, in_place, rank)[...] = backend.encode(values, dt)
+    backend.sync()  # inputs written by device kernels are complete before the op reads them
     call, result = backend.prepare(name, layout, send, recv, redop=redop, root=root, in_place=in_place)
     call()
     backend.sync()
     per_source = np.zeros(nranks, dtype=np.int64)
-    want, sources = ops.expected(xp, name, dt, data_op, layout, rank, nranks, root)
+    want, sources = ops.expected(xp, name, pattern_dt, data_op, layout, rank, nranks, root)
     if want is None or result is None:
-        return 0, per_source
-    bad = wrong_mask(xp, result, want, dt, data_op, nranks)
+        return NOT_CHECKED, per_source
+    bad = wrong_mask(xp, backend.decode(result, dt), want.astype(backend.decode(result, dt).dtype), dt, data_op, nranks)
     wrong = int(bad.sum())
     if wrong and sources is not None:
         block = layout.block if len(sources) > 1 else layout.count
@@ -62,14 +65,16 @@ def check(ctx, operation, dt, redop, root, layout, send, recv, in_place) -> tupl
 
     comm = ctx.comm
     wrong, per_source = run_checked(ctx, operation.name, dt, redop, root, layout, send, recv, in_place)
-    totals = np.concatenate(([wrong], per_source)).astype(np.int64)
+    checked = wrong != NOT_CHECKED
+    totals = np.concatenate(([max(wrong, 0), int(checked)], per_source)).astype(np.int64)
     comm.Allreduce(MPI.IN_PLACE, totals, op=MPI.SUM)
+    if totals[1] == 0:
+        return NOT_CHECKED, ""  # no rank holds a checkable result (nccl-tests prints N/A)
+    per_source = totals[2:]
     if totals[0] == 0:
         return 0, ""
     if operation.reduction:
         per_source = isolate(ctx, dt, layout)
-    else:
-        per_source = totals[1:]
     bad = [ctx.world_ranks[r] for r in np.flatnonzero(per_source)]
     return int(totals[0]), ";".join(map(str, bad)) or "?"
 
@@ -82,6 +87,6 @@ def isolate(ctx, dt, layout) -> np.ndarray:
     block = max(1, min(layout.send_count, ISOLATE_MAX_ELEMS))
     gather = ops.Layout(block, block, block * nranks, block)
     send, recv = ctx.backend.alloc(block, dt), ctx.backend.alloc(block * nranks, dt)
-    _, per_source = run_checked(ctx, "allgather", dt, "sum", 0, gather, send, recv, False)
+    _, per_source = run_checked(ctx, "allgather", dt, "sum", 0, gather, send, recv, False)  # never N/A
     ctx.comm.Allreduce(MPI.IN_PLACE, per_source, op=MPI.SUM)
     return per_source

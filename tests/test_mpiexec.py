@@ -31,7 +31,9 @@ def test_every_collective_is_correct(tmp_path, op, n):
     assert done.returncode == 0, done.stderr
     assert "# Out of bounds values : 0 OK" in done.stdout
     frame = _rows(out)
-    assert (frame.wrong == 0).all() and (frame.nranks == n).all()
+    unchecked = frame.wrong == -1  # only an out-of-place broadcast on one rank: MPI's root keeps its data
+    assert (frame[~unchecked].wrong == 0).all() and (frame.nranks == n).all()
+    assert not unchecked.any() or (op, n) == ("broadcast", 1) and not frame[unchecked].in_place.any()
     assert set(frame.in_place) == {False, True}
     big = frame[frame.nbytes == frame.nbytes.max()]
     assert (big.time_us > 0).all() and (big.algbw_GBps > 0).all()

@@ -11,8 +11,11 @@ from ..errors import NcbenchError
 # CLI value -> (module, class). A new backend is one more file and one more line here.
 BACKENDS = {
     "mpi": ("ncbench.backends.mpi", "MPIBackend"),
+    "nccl": ("ncbench.backends.nccl", "NCCLBackend"),
+    "cuda-mpi": ("ncbench.backends.cuda_mpi", "CudaMPIBackend"),
 }
-REQUIRES = {"mpi": ("mpi4py",)}
+REQUIRES = {"mpi": ("mpi4py",), "nccl": ("mpi4py", "cupy"), "cuda-mpi": ("mpi4py", "cupy")}
+INSTALL = {"cupy": "pip install 'ncbench[gpu]' on a machine with NVIDIA GPUs", "mpi4py": "pip install 'ncbench[mpich]'"}
 
 
 def available() -> list[str]:
@@ -27,8 +30,8 @@ def get(name: str):
     missing = [m for m in REQUIRES[name] if importlib.util.find_spec(m) is None]
     if missing:
         raise NcbenchError(
-            f"backend {name!r} needs {', '.join(missing)}, which is not installed; "
-            f"available here: {', '.join(available()) or 'none'}"
+            f"backend {name!r} needs {', '.join(missing)}, which is not installed "
+            f"({'; '.join(INSTALL[m] for m in missing)}); available here: {', '.join(available()) or 'none'}"
         )
     module, cls = BACKENDS[name]
     return getattr(importlib.import_module(module), cls)

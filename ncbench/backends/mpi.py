@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import NcbenchError
 from ..ops import DType, Layout
+from .base import Backend
 
 HUGE_PAGE = 2 << 20
 # methodology.md §8: numpy's unaligned large arrays ran allreduce 1.9-2.8x slower than 2 MiB-aligned
@@ -31,13 +32,13 @@ def host_buffer(nbytes: int) -> np.ndarray:
     return buffer
 
 
-class MPIBackend:
+class MPIBackend(Backend):
     name = "mpi"
     xp = np
     timing = "host"  # MPI_Wtime around back-to-back calls; MPI calls on host memory are synchronous
     allocation = ALLOCATION
 
-    def __init__(self, comm):
+    def __init__(self, comm, **options):
         from mpi4py import MPI
 
         self.MPI = MPI

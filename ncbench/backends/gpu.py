@@ -1,0 +1,163 @@
+"""What the GPU backends share: device choice, availability, metadata, CUDA events and graphs.
+
+local rank + visible devices -> a device; CuPy stream -> per-sample device times and captured batches.
+CuPy is imported inside functions, so this module loads on machines without it.
+"""
+
+import ctypes
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from ..errors import NcbenchError
+from ..ops import DType
+
+GPU_HINT = "install CuPy with pip install 'ncbench[gpu]' (or cupy-cuda12x / cupy-cuda13x) on a machine with NVIDIA GPUs"
+
+
+def select_device(local_rank: int, local_size: int, device_count: int) -> int:
+    """Return the CUDA device for this node-local rank: one rank per GPU (NCCL allows no sharing).
+
+    Devices are numbered among those CUDA_VISIBLE_DEVICES shows, as CUDA itself numbers them.
+    """
+    if device_count < 1:
+        raise NcbenchError(f"no CUDA GPU is visible here; {GPU_HINT}")
+    if local_size > device_count:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        shown = f" (CUDA_VISIBLE_DEVICES={visible})" if visible is not None else ""
+        raise NcbenchError(
+            f"{local_size} ranks share this node but only {device_count} GPU(s) are visible{shown}; "
+            f"launch at most {device_count} ranks per node: NCCL needs one GPU per rank"
+        )
+    return local_rank
+
+
+def local_rank(hosts: list[str] | tuple[str, ...], rank: int) -> tuple[int, int]:
+    """Return (this rank's position among the ranks on its host, ranks on that host)."""
+    mine = [r for r, h in enumerate(hosts) if h == hosts[rank]]
+    return mine.index(rank), len(mine)
+
+
+def unavailable() -> str | None:
+    """Return why no GPU backend can run in this process, or None when CuPy sees a GPU."""
+    try:
+        import cupy
+    except ImportError:
+        return f"GPU backends need CuPy, which is not installed; {GPU_HINT}"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as err:  # CUDARuntimeError without a driver, ImportError for a missing libcuda
+        return f"CuPy cannot reach a CUDA GPU here ({type(err).__name__}: {err}); {GPU_HINT}"
+    return None if count > 0 else f"no CUDA GPU is visible here; {GPU_HINT}"
+
+
+def storage_dtype(dt: DType) -> str:
+    """Return the CuPy dtype that holds `dt`: CuPy has no bfloat16, so its bits live in uint16."""
+    return "uint16" if dt.numpy == "bfloat16" else dt.numpy
+
+
+def encode(xp, values, dt: DType):
+    """Return `values` (float32 for bfloat16) in the storage dtype; small integers truncate exactly."""
+    if dt.numpy != "bfloat16":
+        return values
+    return (values.astype(xp.float32).view(xp.uint32) >> 16).astype(xp.uint16)
+
+
+def decode(xp, stored, dt: DType):
+    """Return stored bfloat16 bits as float32 values (exact), other dtypes unchanged."""
+    if dt.numpy != "bfloat16":
+        return stored
+    return (stored.astype(xp.uint32) << 16).view(xp.float32)
+
+
+class DeviceTimer:
+    """CUDA events around each sample on one stream: device time, free of Python's launch cost."""
+
+    def __init__(self, stream):
+        import cupy
+
+        self.cupy = cupy
+        self.stream = stream
+        self.start_event, self.stop_event = cupy.cuda.Event(), cupy.cuda.Event()
+
+    def start(self) -> None:
+        self.start_event.record(self.stream)
+
+    def stop(self) -> None:
+        self.stop_event.record(self.stream)
+
+    def elapsed_s(self) -> float:
+        """Seconds between the two events (call after the stream was synchronised)."""
+        return self.cupy.cuda.get_elapsed_time(self.start_event, self.stop_event) * 1e-3
+
+
+def captured_batch(stream, call, iters: int):
+    """Return a callable that replays `iters` calls captured once in a CUDA graph (nccl-tests -G)."""
+    stream.begin_capture()
+    try:
+        for _ in range(iters):
+            call()
+    finally:
+        graph = stream.end_capture()
+    graph.upload(stream)
+    return lambda: graph.launch(stream)
+
+
+def gpu_metadata() -> dict:
+    """Return GPU model, driver, CUDA runtime and CuPy versions, and `nvidia-smi topo -m` if it runs."""
+    import cupy
+
+    runtime = cupy.cuda.runtime
+    device = cupy.cuda.Device()
+    props = runtime.getDeviceProperties(device.id)
+    name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+    meta = {
+        "gpu": name,
+        "gpu_memory_bytes": int(props.get("totalGlobalMem", 0)),
+        "pci_bus_id": device.pci_bus_id,
+        "cuda_driver": runtime.driverGetVersion(),
+        "cuda_runtime": runtime.runtimeGetVersion(),
+        "cupy": cupy.__version__,
+        "visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+    }
+    if shutil.which("nvidia-smi"):
+        try:
+            meta["topology"] = subprocess.run(
+                ["nvidia-smi", "topo", "-m"], capture_output=True, text=True, timeout=20, check=False
+            ).stdout
+        except (OSError, subprocess.SubprocessError):
+            meta["topology"] = None
+    return meta
+
+
+MPIX_GPU_SUPPORT_CUDA = 0  # MPICH's mpi-ext.h enum value for CUDA
+
+
+def cuda_aware_mpi() -> tuple[bool | None, str]:
+    """Return (True/False, how we know) whether the running MPI library takes CUDA buffers, or None.
+
+    Asks the library itself: Open MPI's and MPICH's MPIX_Query_cuda_support, else MPICH's
+    MPIX_GPU_query_support. mpi4py loads libmpi privately, so it is found in /proc/self/maps.
+    """
+    for path in _loaded_mpi_libraries():
+        lib = ctypes.CDLL(path)
+        name = Path(path).name
+        if hasattr(lib, "MPIX_GPU_query_support"):
+            query = lib.MPIX_GPU_query_support
+            query.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_int)]
+            supported = ctypes.c_int(0)
+            if query(MPIX_GPU_SUPPORT_CUDA, ctypes.byref(supported)) == 0:
+                return bool(supported.value), f"MPIX_GPU_query_support(CUDA) in {name}"
+        if hasattr(lib, "MPIX_Query_cuda_support"):
+            return bool(lib.MPIX_Query_cuda_support()), f"MPIX_Query_cuda_support() in {name}"
+    return None, "the MPI library offers no CUDA query (MPIX_Query_cuda_support / MPIX_GPU_query_support)"
+
+
+def _loaded_mpi_libraries() -> list[str]:
+    try:
+        with open("/proc/self/maps") as maps:
+            found = {line.split()[-1] for line in maps if "libmpi" in line}
+    except OSError:
+        return []
+    return sorted(p for p in found if p.startswith("/"))

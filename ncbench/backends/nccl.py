@@ -1,0 +1,143 @@
+"""GPU buffers through NCCL (CuPy's raw-pointer API), bootstrapped over MPI.
+
+MPI communicator -> one GPU per rank (from the node-local rank), an NCCL communicator built from a
+unique id broadcast over MPI (its creation timed), then ops enqueued on a non-blocking stream.
+Calls follow ../shared/reference/cupy-nccl.md; counts are elements, pointers are raw ints.
+"""
+
+import time
+from functools import partial
+
+from ..errors import EXIT_UNKNOWN, NcbenchError
+from ..ops import DType, Layout
+from . import gpu
+from .base import Backend
+
+NCCL_OPS = {"sum": 0, "prod": 1, "max": 2, "min": 3, "avg": 4}  # ncclRedOp_t
+# ncclDataType_t by storage dtype; CuPy has no bfloat16, so uint16 storage means NCCL_BFLOAT16
+NCCL_TYPES = {"int8": 0, "uint8": 1, "int32": 2, "uint32": 3, "int64": 4, "uint64": 5,
+              "float16": 6, "float32": 7, "float64": 8, "uint16": 9}  # fmt: skip
+
+
+class NCCLBackend(Backend):
+    name = "nccl"
+    allocation = "CuPy device memory (cudaMalloc through CuPy's pool)"
+
+    @classmethod
+    def unavailable(cls, **options) -> str | None:
+        return gpu.unavailable()
+
+    def __init__(self, comm, *, hosts, graph: bool = False, **options):
+        import cupy
+        from cupy.cuda import nccl
+
+        self.cupy, self.nccl, self.comm, self.graph = cupy, nccl, comm, graph
+        local, local_size = gpu.local_rank(hosts, comm.rank)
+        self.device = gpu.select_device(local, local_size, cupy.cuda.runtime.getDeviceCount())
+        cupy.cuda.Device(self.device).use()  # before the communicator and before any allocation
+        self.stream = cupy.cuda.Stream(non_blocking=True)  # no implicit sync with the legacy stream
+        self.xp = cupy
+        self.timing = "graph" if graph else "host+events"
+        uid = nccl.get_unique_id() if comm.rank == 0 else None  # bytes from CuPy 14, a tuple before
+        uid = comm.bcast(uid, root=0)
+        comm.Barrier()  # time the creation itself, not the wait for the slowest rank to get here
+        t0 = time.perf_counter()
+        self.nccl_comm = nccl.NcclCommunicator(comm.size, uid, comm.rank)
+        self.init_s = time.perf_counter() - t0
+
+    def alloc(self, nelems: int, dt: DType):
+        return self.cupy.zeros(nelems, dtype=gpu.storage_dtype(dt))
+
+    def sync(self) -> None:
+        """Wait for the stream, then surface any asynchronous NCCL error as exit 3 (could not measure)."""
+        self.stream.synchronize()
+        try:
+            self.nccl_comm.check_async_error()
+        except Exception as err:  # cupy_backends NcclError
+            raise NcbenchError(f"NCCL reported an error on rank {self.comm.rank}: {err}", EXIT_UNKNOWN) from None
+
+    def timer(self):
+        return gpu.DeviceTimer(self.stream)
+
+    def batch(self, raw, pre, iters: int):
+        if not self.graph:
+            return super().batch(raw, pre, iters)
+        launch = gpu.captured_batch(self.stream, raw, iters)  # host hooks cannot be captured: once per launch
+        if pre is None:
+            return launch
+
+        def run():
+            pre()
+            launch()
+
+        return run
+
+    def encode(self, values, dt: DType):
+        return gpu.encode(self.cupy, values, dt)
+
+    def decode(self, stored, dt: DType):
+        return gpu.decode(self.cupy, stored, dt)
+
+    def versions(self) -> dict:
+        from mpi4py import MPI
+
+        from ..sysinfo import versions
+
+        found = versions(MPI)
+        found.update(nccl=str(self.nccl.get_version()), nccl_build=str(self.nccl.get_build_version()))
+        found.update(gpu.gpu_metadata())
+        return found
+
+    def prepare(self, name: str, layout: Layout, send, recv, *, redop: str, root: int, in_place: bool):
+        """Return (call, result): a callable enqueueing one `name` op, and the view holding its result."""
+        nc, st, rank, nranks = self.nccl_comm, self.stream.ptr, self.comm.rank, self.comm.size
+        kind, op = NCCL_TYPES[str(recv.dtype)], NCCL_OPS[redop]
+        size = recv.itemsize
+        rp = recv.data.ptr
+        sp = rp if in_place else send.data.ptr
+        c, b = layout.count, layout.block
+        result = recv[: layout.recv_count]
+        if name == "allreduce":
+            call = partial(nc.allReduce, sp, rp, c, kind, op, st)
+        elif name == "allgather":  # in place: this rank's block already sits at its offset in recv
+            call = partial(nc.allGather, rp + rank * b * size if in_place else sp, rp, b, kind, st)
+        elif name == "reducescatter":  # in place: the result lands at this rank's block of recv
+            out = rp + rank * b * size if in_place else rp
+            call = partial(nc.reduceScatter, sp, out, b, kind, op, st)
+            result = recv[rank * b : (rank + 1) * b] if in_place else recv[:b]
+        elif name == "broadcast":
+            call = partial(nc.broadcast, sp, rp, c, kind, root, st)
+        elif name == "reduce":
+            call = partial(nc.reduce, sp, rp, c, kind, op, root, st)
+            result = result if rank == root else None
+        elif name == "alltoall":
+            peers = [(p, sp + p * b * size, rp + p * b * size) for p in range(nranks)]
+            call = self._grouped([(nc.send, s, b, kind, p, st) for p, s, _ in peers] +
+                                 [(nc.recv, r, b, kind, p, st) for p, _, r in peers])  # fmt: skip
+            result = None if in_place else result  # in place overwrites what it still sends (nccl-tests: N/A)
+        elif name == "sendrecv":
+            right, left = (rank + 1) % nranks, (rank - 1) % nranks
+            call = self._grouped([(nc.send, sp, c, kind, right, st), (nc.recv, rp, c, kind, left, st)])
+            result = None if in_place else result
+        else:
+            raise NcbenchError(f"backend nccl has no operation {name!r}")
+        return call, result
+
+    def _grouped(self, calls):
+        """Return one callable issuing these send/recv calls inside ncclGroupStart/End (no deadlock)."""
+        start, end = self.nccl.groupStart, self.nccl.groupEnd
+
+        def grouped():
+            start()
+            for fn, *args in calls:
+                fn(*args)
+            end()
+
+        return grouped
+
+    def abort(self) -> None:
+        self.nccl_comm.abort()  # ncclCommAbort: frees peers blocked on this rank's kernels
+
+    def close(self) -> None:
+        self.stream.synchronize()
+        self.nccl_comm.destroy()
