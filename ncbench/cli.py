@@ -59,7 +59,10 @@ def _collective_command(name: str):
         check: Check = 1,
         cycles: Annotated[int, typer.Option("-N", "--run-cycles", "--run_cycles", help="Repeat the whole sweep.")] = 1,
         timeout: Timeout = 120.0,
-        backend: Annotated[str, typer.Option("--backend", help="mpi (host buffers).")] = "mpi",
+        backend: Annotated[str, typer.Option("--backend", help="mpi (host buffers) | nccl (CuPy + NCCL) | cuda-mpi (GPU buffers through MPI).")] = "mpi",
+        graph: Annotated[bool, typer.Option("--graph", "-G", help="nccl: capture each sample in a CUDA graph (no Python launch cost).")] = False,
+        staged: Annotated[bool, typer.Option("--staged", help="cuda-mpi: copy through host memory when MPI is not CUDA-aware.")] = False,
+        assume_cuda_aware: Annotated[bool, typer.Option("--assume-cuda-aware", help="cuda-mpi: trust an MPI library that cannot say.")] = False,
         nodes: Annotated[str, typer.Option("--nodes", help="Node counts to measure on, e.g. 1,2,4 (first N nodes each).")] = "",
         ranks_per_node: RanksPerNode = 0,
         time_budget: TimeBudget = 0.1,
@@ -91,6 +94,7 @@ def _collective_command(name: str):
         launch = session.Launch(
             nodes=tuple(parse_int_list(nodes, what="--nodes")) if nodes else None,
             ranks_per_node=ranks_per_node or None, out=out, fmt=fmt, timeout_s=timeout,
+            graph=graph, staged=staged, assume_cuda_aware=assume_cuda_aware,
         )  # fmt: skip
         Outcome.code = session.run_collective(sweep, launch)
 

@@ -16,7 +16,7 @@ from .errors import EXIT_UNKNOWN
 
 POLL_S = 200e-6  # checkpoint polling interval: outside every timed region, and gentle on shared cores
 REPORT_GRACE_S = 1.0  # a firing watchdog waits this long before exiting (see Watchdog._watch)
-ANSWER_GRACE = 1.5  # non-root ranks wait this much longer than rank 0 before blaming rank 0
+ANSWER_GRACE = 2.0  # non-root ranks wait this much longer than rank 0 before blaming rank 0 (arrival skew)
 
 
 def _say(message: str) -> None:
@@ -33,6 +33,7 @@ class Watchdog:
         self._deadline = None
         self._what = ""
         self._wake = threading.Event()
+        self.on_fire = []  # callables run before exiting: abort what could keep peers blocked (NCCL)
         if timeout_s > 0:
             threading.Thread(target=self._watch, name="ncbench-watchdog", daemon=True).start()
 
@@ -59,6 +60,11 @@ class Watchdog:
                     f"entered; ranks that print this line were waiting, a rank that does not is the one "
                     f"that stopped; ending the run (exit {EXIT_UNKNOWN})"
                 )
+                for hook in self.on_fire:
+                    try:
+                        hook()
+                    except Exception as err:  # noqa: BLE001 - the exit below matters more than a failed abort
+                        _say(f"{self.who}: abort failed: {err}")
                 time.sleep(REPORT_GRACE_S)  # let the other waiting ranks print theirs before the job dies
                 os._exit(EXIT_UNKNOWN)
 

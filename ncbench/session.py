@@ -55,6 +55,9 @@ class Launch:
     out: Path | None = None  # results CSV; default results/runs/<run_id>.csv
     fmt: str = "table"  # what stdout gets: table | csv | json
     timeout_s: float = 120.0
+    graph: bool = False  # GPU: capture each sample's operations in a CUDA graph (nccl-tests -G)
+    staged: bool = False  # cuda-mpi: copy through host memory when MPI is not CUDA-aware
+    assume_cuda_aware: bool = False  # cuda-mpi: trust the library where it cannot say
 
 
 def agree(comm, error: str | None) -> None:
@@ -180,12 +183,12 @@ def preamble(label: str, sweep_text: str, members: list[int], job: jobs.Job, n: 
     return lines
 
 
-def sweep_line(sweep) -> str:
+def sweep_line(sweep, graph: bool = False) -> str:
     iters = sweep.iters if sweep.iters is not None else f"auto({sweep.time_budget_s:g}s)"
     step = f"{sweep.step_factor:g}(factor)" if sweep.step_factor > 1 else f"{sweep.step_bytes}(bytes)"
     return (
         f"# nThread 1 nGpus 1 minBytes {sweep.min_bytes} maxBytes {sweep.max_bytes} step: {step} "
-        f"warmup iters: {sweep.warmup} iters: {iters} agg iters: 1 validation: {sweep.check} graph: 0 "
+        f"warmup iters: {sweep.warmup} iters: {iters} agg iters: 1 validation: {sweep.check} graph: {int(graph)} "
         f"samples: {sweep.samples}"
     )
 
@@ -215,8 +218,22 @@ def findings(rows: list[dict]) -> list[str]:
     return notes
 
 
+TIMING = {
+    "host": "host wall clock (MPI_Wtime) around back-to-back operations; MPI calls on host memory are synchronous",
+    "host+events": "host wall clock around back-to-back launches, stream synchronised (nccl-tests); "
+    "device time from CUDA events per sample in device_time_us",
+    "graph": "each sample is one CUDA-graph launch of the timed operations (nccl-tests -G); "
+    "host time / operations, device time from CUDA events",
+    "host, CUDA-aware MPI": "host wall clock around back-to-back MPI calls on device buffers (CUDA-aware MPI)",
+    "host, staged through host memory": "host wall clock; every operation copies device -> host, runs MPI on "
+    "host buffers, copies host -> device (staged, not CUDA-aware)",
+}
+
+
 def run_collective(sweep, launch: Launch) -> int:
     """Measure `sweep` on every --nodes step; return the exit code (the same on every rank)."""
+    from mpi4py import MPI
+
     from . import measure, ops
     from .backends import get
     from .guard import Guard, Watchdog
@@ -234,6 +251,12 @@ def run_collective(sweep, launch: Launch) -> int:
         reason = backend_cls.unsupported(ops.dtype(name))
         if reason:
             raise NcbenchError(reason)
+    options = {"graph": launch.graph, "staged": launch.staged, "assume_cuda_aware": launch.assume_cuda_aware}
+    if launch.graph and sweep.backend != "nccl":
+        raise NcbenchError("--graph captures NCCL launches in a CUDA graph; it needs --backend nccl")
+    if launch.staged and sweep.backend != "cuda-mpi":
+        raise NcbenchError("--staged copies GPU buffers through host memory; it needs --backend cuda-mpi")
+    agree(comm, backend_cls.unavailable(**options))  # every rank fails the same way, or none does
     injector = from_env(os.environ, comm.rank)
     operation = ops.op(sweep.op)
     need = max(
@@ -247,6 +270,8 @@ def run_collective(sweep, launch: Launch) -> int:
     watchdog = Watchdog(f"rank {comm.rank} on {job.hosts[comm.rank]}", launch.timeout_s)
     out = Stdout(launch.fmt, list(records.RESULT_COLUMNS))
     all_rows: list[dict] = []
+    communicators: list[dict] = []
+    versions: dict = {}
 
     def emit(row: dict) -> None:
         row["run_id"] = writer.path.stem
@@ -259,14 +284,25 @@ def run_collective(sweep, launch: Launch) -> int:
         sub = jobs.split_first_nodes(comm, job, n)
         if sub is not None:
             members = job.ranks_on(n)
-            backend = backend_cls(sub)
+            backend = backend_cls(sub, hosts=[job.hosts[r] for r in members], **options)
+            init_s = sub.allreduce(backend.init_s, op=MPI.MAX)  # ready when the slowest rank is
+            communicators.append({"nnodes": n, "nranks": sub.size, "backend": backend.name, "init_s": init_s})
+            watchdog.on_fire = [backend.abort]
+            if comm.rank == 0 and not versions:  # only rank 0 writes it; a git call on every rank skews arrival
+                versions = backend.versions()
             guard = Guard(sub, comm, members, [job.hosts[r] for r in members],
                           timeout_s=launch.timeout_s, watchdog=watchdog, injector=injector)  # fmt: skip
             ctx = measure.Context(sub, backend, guard, injector, members, guard.hosts, n, job.ranks_per_node(n))
             if comm.rank == 0:
                 pids = {p["rank"]: p["pid"] for p in meta["processes"]}
-                out.begin(preamble(sweep.op, sweep_line(sweep), members, job, n, backend, pids))
+                lines = preamble(sweep.op, sweep_line(sweep, launch.graph), members, job, n, backend, pids)
+                lines.append(f"# Timing: {TIMING[backend.timing]}")
+                if backend.init_s:
+                    lines.append(f"# {backend.name} communicator of {sub.size} ranks created in {init_s:.3f} s")
+                out.begin(lines)
             measure.run(sweep, ctx, emit)
+            backend.close()
+            watchdog.on_fire = []
             if comm.rank == 0:
                 out.end(sweep.op, findings(out.rows) + [f"# Results: {writer.path}"])
             guard.free()
@@ -276,7 +312,8 @@ def run_collective(sweep, launch: Launch) -> int:
     code = exit_code(all_rows) if comm.rank == 0 else None
     if comm.rank == 0:
         writer.finish(status="complete", rows=len(all_rows), exit_code=code, findings=findings(all_rows),
-                      wrong_rows=sum(1 for r in all_rows if (r.get("wrong") or 0) > 0))  # fmt: skip
+                      wrong_rows=sum(1 for r in all_rows if (r.get("wrong") or 0) > 0),
+                      communicators=communicators, backend_versions=versions)  # fmt: skip
     return comm.bcast(code, root=0)
 
 

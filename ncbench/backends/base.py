@@ -35,7 +35,7 @@ class Backend:
 
     def timer(self):
         """Return a device timer (start/stop/elapsed_s) for each sample, or None on host buffers."""
-        return None
+        return
 
     def encode(self, values, dt: DType):
         return values

@@ -47,7 +47,7 @@ def unavailable() -> str | None:
         return f"GPU backends need CuPy, which is not installed; {GPU_HINT}"
     try:
         count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as err:  # CUDARuntimeError without a driver, ImportError for a missing libcuda
+    except Exception as err:  # noqa: BLE001 - CUDARuntimeError without a driver, ImportError without libcuda
         return f"CuPy cannot reach a CUDA GPU here ({type(err).__name__}: {err}); {GPU_HINT}"
     return None if count > 0 else f"no CUDA GPU is visible here; {GPU_HINT}"
 

@@ -1,0 +1,61 @@
+"""GPU backend logic that needs no GPU: device choice, bfloat16 bits, CUDA-aware detection, refusals."""
+
+import numpy as np
+import pytest
+from conftest import requires_mpi, run_mpi
+
+from ncbench import ops
+from ncbench.backends import gpu
+from ncbench.errors import NcbenchError
+
+
+def test_one_gpu_per_rank_from_the_local_rank():
+    assert gpu.local_rank(["a", "a", "b", "b"], 3) == (1, 2)
+    assert gpu.select_device(1, 2, device_count=8) == 1
+    with pytest.raises(NcbenchError, match="only 1 GPU"):
+        gpu.select_device(0, 2, device_count=1)
+    with pytest.raises(NcbenchError, match="no CUDA GPU"):
+        gpu.select_device(0, 1, device_count=0)
+
+
+def test_visible_devices_are_named_when_too_few(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    with pytest.raises(NcbenchError, match="CUDA_VISIBLE_DEVICES=3"):
+        gpu.select_device(0, 4, device_count=1)
+
+
+def test_bfloat16_bits_round_trip_exactly():
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    dt = ops.DTYPES["bfloat16"]
+    values = ops.contribution(np, ops.DTYPES["float"], "sum", 3, 0, 500, 8)  # the pattern CuPy would use
+    stored = gpu.encode(np, values, dt)
+    assert stored.dtype == np.uint16 and gpu.storage_dtype(dt) == "uint16"
+    np.testing.assert_array_equal(stored.view(ml_dtypes.bfloat16).astype(np.float32), values)  # what NCCL reads
+    np.testing.assert_array_equal(gpu.decode(np, stored, dt), values)
+
+
+@requires_mpi
+def test_pypi_mpich_says_it_is_not_cuda_aware():
+    import subprocess
+    import sys
+
+    code = "from mpi4py import MPI; from ncbench.backends import gpu; print(gpu.cuda_aware_mpi())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("(False, 'MPIX_GPU_query_support(CUDA) in libmpi")
+
+
+@requires_mpi
+@pytest.mark.skipif(gpu.unavailable() is None, reason="this machine has a GPU")
+@pytest.mark.parametrize("backend", ["nccl", "cuda-mpi"])
+def test_gpu_backend_without_gpu_is_one_sentence_and_exit_64(tmp_path, backend):
+    done = run_mpi(2, "allreduce", "--backend", backend, "-e", "64", "--out", tmp_path / "r.csv", timeout=60)
+    assert done.returncode == 64, done.stderr
+    assert ("CuPy" in done.stderr or "cupy" in done.stderr) and "Traceback" not in done.stderr
+    assert done.stderr.count("ncbench:") == 1 and not (tmp_path / "r.csv").exists()
+
+
+@requires_mpi
+@pytest.mark.parametrize("args, message", [(["--graph"], "needs --backend nccl"), (["--staged"], "needs --backend cuda-mpi")])
+def test_gpu_flags_on_host_backend_are_refused(tmp_path, args, message):
+    done = run_mpi(2, "allreduce", *args, "-e", "64", "--out", tmp_path / "r.csv", timeout=60)
+    assert done.returncode == 64 and message in done.stderr
