@@ -6,6 +6,8 @@ all-gather of every rank's contribution: the rank whose block arrives wrong is t
 all-gather is clean, the fault is in the reduction itself and the source is '?'.
 """
 
+from dataclasses import replace
+
 import numpy as np
 
 from . import ops
@@ -28,7 +30,9 @@ def wrong_mask(xp, got, want, dt: ops.DType, redop: str, nranks: int):
     if dt.exact_below is None or (redop != "avg" and ops.exact(dt, nranks)):
         return got != want
     ulps = 2 if ops.exact(dt, nranks) else 2 * nranks  # nccl-tests allows 2 ulps for floating-point avg
-    return xp.abs(got.astype(xp.float64) - want.astype(xp.float64)) > ulps * xp.abs(xp.spacing(want)).astype(xp.float64)
+    eps = 2.0 / dt.exact_below  # one ulp at 1.0 in `dt` itself (bfloat16's, even when held as float32)
+    want64 = want.astype(xp.float64)
+    return xp.abs(got.astype(xp.float64) - want64) > ulps * eps * xp.maximum(xp.abs(want64), 1.0)
 
 
 def run_checked(ctx, name, dt, redop, root, layout, send, recv, in_place) -> tuple[int, np.ndarray]:
@@ -36,7 +40,8 @@ def run_checked(ctx, name, dt, redop, root, layout, send, recv, in_place) -> tup
     comm, backend, xp = ctx.comm, ctx.backend, ctx.backend.xp
     rank, nranks = comm.rank, comm.size
     data_op = redop if ops.OPS[name].reduction else "sum"  # data movement checks the sum pattern
-    pattern_dt = ops.DTYPES["float"] if (dt.numpy == "bfloat16" and xp is not np) else dt  # exact in both
+    # CuPy has no bfloat16: compute in float32, sized by bfloat16's exactness, and encode to its bits
+    pattern_dt = replace(dt, numpy="float32") if (dt.numpy == "bfloat16" and xp is not np) else dt
     values = ops.send_values(xp, name, pattern_dt, data_op, layout, rank, nranks)
     if ctx.injector.corrupt:
         values = ops.corrupt(xp, values, data_op)

@@ -59,3 +59,16 @@ def test_gpu_backend_without_gpu_is_one_sentence_and_exit_64(tmp_path, backend):
 def test_gpu_flags_on_host_backend_are_refused(tmp_path, args, message):
     done = run_mpi(2, "allreduce", *args, "-e", "64", "--out", tmp_path / "r.csv", timeout=60)
     assert done.returncode == 64 and message in done.stderr
+
+
+def test_average_tolerance_is_in_ulps_of_the_checked_dtype():
+    from ncbench.validate import wrong_mask
+
+    half = ops.DTYPES["half"]
+    want = np.array([1000.0, 1000.0, 1000.0], dtype=np.float16)
+    got = np.array([1000.0, 1001.0, 1004.0], dtype=np.float16)  # half's ulp at 1000 is 0.5: 0, 2 and 8 ulps off
+    assert list(wrong_mask(np, got, want, half, "avg", 4)) == [False, False, True]
+    bf16_as_float = ops.DTYPES["bfloat16"]
+    want = np.array([100.0, 100.0], dtype=np.float32)
+    got = np.array([100.5, 103.0], dtype=np.float32)  # bfloat16's ulp at 100 is 0.5
+    assert list(wrong_mask(np, got, want, bf16_as_float, "avg", 4)) == [False, True]
