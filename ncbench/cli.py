@@ -143,6 +143,36 @@ def p2p_cmd(
     Outcome.code = session.run_p2p(sweep, launch)
 
 
+@app.command("import")
+def import_cmd(
+    logs: Annotated[list[Path], typer.Argument(help="nccl-tests output: text logs (any version) or -J JSON files.")],
+    out: Annotated[Path | None, typer.Option("--out", help="Results CSV to write (default results/runs/<first log>-import.csv); never overwritten.")] = None,
+    op: Annotated[str | None, typer.Option("--op", help="The operation, when neither the log nor its file name says (e.g. allreduce).")] = None,
+) -> None:
+    """Turn nccl-tests output into ncbench records (one results file with a sidecar naming the sources)."""
+    from . import importers, records
+
+    parsed = [importers.parse_file(path, op) for path in logs]
+    target = out or records.RUNS_DIR / f"{logs[0].stem}-import.csv"
+    meta = {"command": "import", "date": records.now_iso(), "sources": [p.meta for p in parsed],
+            "problems": [f"{p.meta['source']}: {problem}" for p in parsed for problem in p.problems]}  # fmt: skip
+    writer = records.RunWriter(target, {"run_id": target.stem, **meta})
+    rows = 0
+    for imported in parsed:
+        for row in imported.rows:
+            writer.append({**importers.DEFAULTS, **row, "run_id": target.stem})
+            rows += 1
+    writer.finish(status="complete", rows=rows)
+    for imported in parsed:
+        m = imported.meta
+        version = f"nccl-tests {m.get('nccl_tests_version')}" if m.get("nccl_tests_version") else "nccl-tests"
+        print(f"{m['source']}: {len(imported.rows)} rows of {m['op']} ({version}, {m['nranks']} ranks on "
+              f"{m['nnodes'] if m['nnodes'] > 0 else '?'} node(s)); {len(imported.problems)} line(s) skipped")  # fmt: skip
+        for problem in imported.problems[:5]:
+            print(f"  skipped {problem}")
+    print(f"wrote {rows} rows to {target}")
+
+
 @app.command("version")
 def version_cmd() -> None:
     """Print the ncbench version."""
