@@ -3,8 +3,6 @@
 environment + argv -> (comm, Job); Job -> sub-communicators spanning the first N nodes.
 """
 
-import os
-import sys
 from dataclasses import dataclass
 
 from .errors import EXIT_USAGE, NcbenchError
@@ -129,11 +127,3 @@ def hostname() -> str:
     from mpi4py import MPI
 
     return MPI.Get_processor_name()
-
-
-def cores() -> int:
-    return os.cpu_count() or 1
-
-
-def argv_for_check() -> list[str]:
-    return sys.argv[1:]

@@ -6,7 +6,7 @@ timed samples of back-to-back operations after a barrier (the slowest rank's tim
 straggler probe, then validation on exact rank-dependent data, never inside a timed region.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -321,18 +321,3 @@ def validate(sweep, ctx, operation, dt, redop, root, layout, send, recv, in_plac
         total += wrong
         sources = sources or found
     return total, sources
-
-
-def rows_by_size(rows: list[dict]) -> Iterator[tuple[dict, dict | None]]:
-    """Yield (out-of-place, in-place) pairs in measurement order, for the table."""
-    pending = None
-    for r in rows:
-        if not r["in_place"]:
-            if pending is not None:
-                yield pending, None
-            pending = r
-        else:
-            yield pending or r, r
-            pending = None
-    if pending is not None:
-        yield pending, None

@@ -200,11 +200,6 @@ def corrupt(xp: Any, values: Any, redop: str) -> Any:
     return values + values.dtype.type(CORRUPT_SHIFT)
 
 
-def identity(xp: Any, dt: DType, n: int) -> Any:
-    """Return n zeros: the contribution of a rank left out of a sum (used to isolate a bad source)."""
-    return xp.zeros(n, dtype=_np_dtype(xp, dt))
-
-
 def send_values(xp: Any, name: str, dt: DType, redop: str, layout: Layout, rank: int, nranks: int) -> Any:
     """Return what `rank` puts in its send buffer for one checked call of op `name`."""
     if name in ("allgather",):

@@ -160,10 +160,6 @@ def exit_code(rows: list[dict]) -> int:
     return EXIT_FAIL if any((r.get("wrong") or 0) > 0 for r in rows) else EXIT_OK
 
 
-def settings_of(sweep) -> dict:
-    return asdict(sweep)
-
-
 def preamble(label: str, sweep_text: str, members: list[int], job: jobs.Job, n: int, backend, pids: dict) -> list[str]:
     """Return nccl-tests' preamble lines for one node step (version, sweep, one line per rank)."""
     from . import __version__
@@ -265,7 +261,7 @@ def run_collective(sweep, launch: Launch) -> int:
         for big in [operation.layout(sweep.max_bytes, comm.size, dt.size)]
     )
     _check_memory(comm, need, job.hosts.count(job.hosts[comm.rank]))
-    meta = metadata(comm, job, sweep.op, backend_cls, settings_of(sweep), steps)
+    meta = metadata(comm, job, sweep.op, backend_cls, asdict(sweep), steps)
     writer = open_writer(comm, launch, meta, f"{sweep.op}-{sweep.backend}")
     watchdog = Watchdog(f"rank {comm.rank} on {job.hosts[comm.rank]}", launch.timeout_s)
     out = Stdout(launch.fmt, list(records.RESULT_COLUMNS))
@@ -332,7 +328,7 @@ def run_p2p(sweep, launch: Launch) -> int:
     p2p.check_pair_sweep(sweep, comm.size)
     schedule = p2p.rounds(p2p.pairs_for(sweep.pairs, job.node_of), sweep.concurrent)
     injector = from_env(os.environ, comm.rank)
-    meta = metadata(comm, job, "p2p", MPIBackend, settings_of(sweep), (job.nnodes,))
+    meta = metadata(comm, job, "p2p", MPIBackend, asdict(sweep), (job.nnodes,))
     writer = open_writer(comm, launch, meta, "p2p-mpi")
     watchdog = Watchdog(f"rank {comm.rank} on {job.hosts[comm.rank]}", launch.timeout_s)
     guard = Guard(comm, comm, list(range(comm.size)), list(job.hosts),
