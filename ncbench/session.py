@@ -284,7 +284,7 @@ def run_collective(sweep, launch: Launch) -> int:
             init_s = sub.allreduce(backend.init_s, op=MPI.MAX)  # ready when the slowest rank is
             communicators.append({"nnodes": n, "nranks": sub.size, "backend": backend.name, "init_s": init_s})
             watchdog.on_fire = [backend.abort]
-            if comm.rank == 0 and not versions:  # only rank 0 writes it; a git call on every rank skews arrival
+            if comm.rank == 0 and not versions:  # only rank 0 writes the sidecar
                 versions = backend.versions()
             guard = Guard(sub, comm, members, [job.hosts[r] for r in members],
                           timeout_s=launch.timeout_s, watchdog=watchdog, injector=injector)  # fmt: skip

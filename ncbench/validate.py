@@ -6,8 +6,6 @@ all-gather of every rank's contribution: the rank whose block arrives wrong is t
 all-gather is clean, the fault is in the reduction itself and the source is '?'.
 """
 
-from dataclasses import replace
-
 import numpy as np
 
 from . import ops
@@ -40,8 +38,7 @@ def run_checked(ctx, name, dt, redop, root, layout, send, recv, in_place) -> tup
     comm, backend, xp = ctx.comm, ctx.backend, ctx.backend.xp
     rank, nranks = comm.rank, comm.size
     data_op = redop if ops.OPS[name].reduction else "sum"  # data movement checks the sum pattern
-    # CuPy has no bfloat16: compute in float32, sized by bfloat16's exactness, and encode to its bits
-    pattern_dt = replace(dt, numpy="float32") if (dt.numpy == "bfloat16" and xp is not np) else dt
+    pattern_dt = backend.value_dtype(dt)  # the dtype values are computed in before backend.encode
     values = ops.send_values(xp, name, pattern_dt, data_op, layout, rank, nranks)
     if ctx.injector.corrupt:
         values = ops.corrupt(xp, values, data_op)
@@ -55,7 +52,8 @@ def run_checked(ctx, name, dt, redop, root, layout, send, recv, in_place) -> tup
     want, sources = ops.expected(xp, name, pattern_dt, data_op, layout, rank, nranks, root)
     if want is None or result is None:
         return NOT_CHECKED, per_source
-    bad = wrong_mask(xp, backend.decode(result, dt), want.astype(backend.decode(result, dt).dtype), dt, data_op, nranks)
+    got = backend.decode(result, dt)
+    bad = wrong_mask(xp, got, want.astype(got.dtype), dt, data_op, nranks)
     wrong = int(bad.sum())
     if wrong and sources is not None:
         block = layout.block if len(sources) > 1 else layout.count

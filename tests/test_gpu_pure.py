@@ -27,7 +27,9 @@ def test_visible_devices_are_named_when_too_few(monkeypatch):
 def test_bfloat16_bits_round_trip_exactly():
     ml_dtypes = pytest.importorskip("ml_dtypes")
     dt = ops.DTYPES["bfloat16"]
-    values = ops.contribution(np, ops.DTYPES["float"], "sum", 3, 0, 500, 8)  # the pattern CuPy would use
+    held = gpu.value_dtype(dt)
+    assert (held.numpy, held.exact_below) == ("float32", dt.exact_below)  # float32 math, bfloat16 exactness
+    values = ops.contribution(np, held, "sum", 3, 0, 500, 8)  # the pattern the NCCL backend computes
     stored = gpu.encode(np, values, dt)
     assert stored.dtype == np.uint16 and gpu.storage_dtype(dt) == "uint16"
     np.testing.assert_array_equal(stored.view(ml_dtypes.bfloat16).astype(np.float32), values)  # what NCCL reads

@@ -37,11 +37,19 @@ class Backend:
         """Return a device timer (start/stop/elapsed_s) for each sample, or None on host buffers."""
         return
 
+    def value_dtype(self, dt: DType) -> DType:
+        """Return the dtype check values are computed in before `encode` stores them as `dt`."""
+        return dt
+
     def encode(self, values, dt: DType):
         return values
 
     def decode(self, stored, dt: DType):
         return stored
+
+    def versions(self) -> dict:
+        """Return versions beyond the run's own (MPI, mpi4py, numpy, ncbench): NCCL, CUDA, GPU."""
+        return {}
 
     def abort(self) -> None:
         """Tear down what could hang (called from the watchdog thread before the process exits)."""

@@ -38,10 +38,6 @@ class CudaMPIBackend(MPIBackend):
         self.timing = "host, staged through host memory" if staged else "host, CUDA-aware MPI"
         self.allocation = "CuPy device memory" + (" + 2 MiB-aligned host staging buffers" if staged else "")
 
-    @staticmethod
-    def unsupported(dt: DType) -> str | None:
-        return MPIBackend.unsupported(dt)
-
     def alloc(self, nelems: int, dt: DType):
         return self.cupy.zeros(nelems, dtype=dt.numpy)
 
@@ -57,10 +53,7 @@ class CudaMPIBackend(MPIBackend):
         return [array, count, MPI.Datatype.fromcode(array.dtype.char)]  # mpi4py reads __cuda_array_interface__
 
     def versions(self) -> dict:
-        found = super().versions()
-        found["cuda_aware_mpi"] = "{} ({})".format(*gpu.cuda_aware_mpi())
-        found.update(gpu.gpu_metadata())
-        return found
+        return {"cuda_aware_mpi": "{} ({})".format(*gpu.cuda_aware_mpi()), **gpu.gpu_metadata()}
 
     def prepare(self, name: str, layout: Layout, send, recv, *, redop: str, root: int, in_place: bool):
         if not self.staged:

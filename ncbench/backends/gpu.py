@@ -8,6 +8,7 @@ import ctypes
 import os
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import NcbenchError
@@ -55,6 +56,11 @@ def unavailable() -> str | None:
 def storage_dtype(dt: DType) -> str:
     """Return the CuPy dtype that holds `dt`: CuPy has no bfloat16, so its bits live in uint16."""
     return "uint16" if dt.numpy == "bfloat16" else dt.numpy
+
+
+def value_dtype(dt: DType) -> DType:
+    """Return the dtype to compute `dt`'s values in: float32 for bfloat16, keeping bfloat16's exactness."""
+    return replace(dt, numpy="float32") if dt.numpy == "bfloat16" else dt
 
 
 def encode(xp, values, dt: DType):
@@ -138,8 +144,8 @@ MPIX_GPU_SUPPORT_CUDA = 0  # MPICH's mpi-ext.h enum value for CUDA
 def cuda_aware_mpi() -> tuple[bool | None, str]:
     """Return (True/False, how we know) whether the running MPI library takes CUDA buffers, or None.
 
-    Asks the library itself: Open MPI's and MPICH's MPIX_Query_cuda_support, else MPICH's
-    MPIX_GPU_query_support. mpi4py loads libmpi privately, so it is found in /proc/self/maps.
+    Asks the library itself: MPICH's MPIX_GPU_query_support, else MPIX_Query_cuda_support (Open MPI's,
+    and MPICH's older one). mpi4py loads libmpi privately, so it is found in /proc/self/maps.
     """
     for path in _loaded_mpi_libraries():
         lib = ctypes.CDLL(path)

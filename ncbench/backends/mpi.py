@@ -62,11 +62,6 @@ class MPIBackend(Backend):
     def sync(self) -> None:
         """Host MPI calls return when the operation is done: nothing to wait for."""
 
-    def versions(self) -> dict:
-        from ..sysinfo import versions
-
-        return versions(self.MPI)
-
     def message(self, array: np.ndarray, count: int) -> list:
         """Return an mpi4py message [buffer, count, datatype] that is cheap to pass on every call.
 

@@ -72,6 +72,9 @@ class NCCLBackend(Backend):
 
         return run
 
+    def value_dtype(self, dt: DType) -> DType:
+        return gpu.value_dtype(dt)
+
     def encode(self, values, dt: DType):
         return gpu.encode(self.cupy, values, dt)
 
@@ -79,14 +82,8 @@ class NCCLBackend(Backend):
         return gpu.decode(self.cupy, stored, dt)
 
     def versions(self) -> dict:
-        from mpi4py import MPI
-
-        from ..sysinfo import versions
-
-        found = versions(MPI)
-        found.update(nccl=str(self.nccl.get_version()), nccl_build=str(self.nccl.get_build_version()))
-        found.update(gpu.gpu_metadata())
-        return found
+        found = {"nccl": str(self.nccl.get_version()), "nccl_build": str(self.nccl.get_build_version())}
+        return {**found, **gpu.gpu_metadata()}
 
     def prepare(self, name: str, layout: Layout, send, recv, *, redop: str, root: int, in_place: bool):
         """Return (call, result): a callable enqueueing one `name` op, and the view holding its result."""
