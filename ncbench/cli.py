@@ -173,6 +173,93 @@ def import_cmd(
     print(f"wrote {rows} rows to {target}")
 
 
+topo_app = typer.Typer(help="Fabric designs: topologies/*.toml.", no_args_is_help=True)
+app.add_typer(topo_app, name="topo")
+SHIPPED = Path("topologies")
+
+
+@topo_app.command("show")
+def topo_show(
+    path: Annotated[Path, typer.Argument(help="A topology TOML file.")],
+    gpus: Annotated[str, typer.Option("--gpus", help="Size the fabric for this many GPUs (200k, 1M); default: the file's gpus.")] = "",
+    extend: Annotated[bool, typer.Option("--extend", help="Add copies of the outermost tier when the design is too small.")] = False,
+) -> None:
+    """Print the fabric sized for N GPUs: tiers needed, switches, links, transceivers and network power."""
+    from . import topology
+    from .units import parse_int_list
+
+    design = topology.load(path)
+    count = parse_int_list(gpus, what="--gpus")[0] if gpus else design.gpus
+    if count < 1:
+        raise NcbenchError(f"{path}: say how many GPUs to size for (--gpus 200k); the file sets none")
+    added = 0
+    if extend:
+        design, added = topology.extended(design, count)
+    print(topology.describe(design, count, added=added), end="")
+
+
+@app.command("fit")
+def fit_cmd(
+    results: Annotated[list[Path], typer.Argument(help="Results CSV files or directories (ncbench runs, ncbench import).")],
+    topology_path: Annotated[Path, typer.Option("--topology", help="The nominal topology TOML the fit starts from.")],
+    algo: Annotated[str, typer.Option("--algo", help="Algorithm behind the measurements (ring, tree, ...); ops without it use their own.")] = "ring",
+    op: Annotated[str, typer.Option("--op", help="Fit only these ops (comma list); default every op in the results.")] = "",
+    out: Annotated[Path | None, typer.Option("--out", help="Fitted topology to write (default topologies/<name>.fitted.toml).")] = None,
+) -> None:
+    """Fit per-tier latency and bandwidth to measurements; write a fitted topology with its uncertainty."""
+    from . import fit, records, topology
+
+    frame = records.load(*results)
+    if op:
+        frame = frame[frame["op"].isin([x.strip() for x in op.split(",")])]
+    nominal = topology.load(topology_path)
+    result = fit.fit(frame, nominal, algorithm=algo)
+    sources = [str(p) for p in results]
+    fitted = result.topology
+    fitted = type(fitted)(**{**fitted.__dict__, "fit": {"results": sources, **fitted.fit}})
+    target = out or topology_path.with_name(f"{topology_path.stem}.fitted.toml")
+    topology.save(fitted, target)
+    print(fit.summary(result), end="")
+    print(f"wrote {target}")
+
+
+@app.command("predict")
+def predict_cmd(
+    topology_paths: Annotated[list[Path] | None, typer.Option("--topology", help="Topology TOML (repeat); default every topologies/*.toml.")] = None,
+    op: Annotated[str, typer.Option("--op", help="Comma list of ops, or all.")] = "all",
+    gpus: Annotated[str, typer.Option("--gpus", help="GPU counts, e.g. 200k,400k,600k,800k,1M.")] = "200k,400k,600k,800k,1M",
+    nbytes: Annotated[str, typer.Option("--bytes", help="Sizes, e.g. 8,1M,1G (binary K/M/G); default 8 B to 16 GiB by 2x.")] = "",
+    algo: Annotated[str, typer.Option("--algo", help="auto (as NCCL's tuner picks), all, or a comma list (ring,tree,nvls,...).")] = "auto",
+    fmt: Format = "table",
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the predictions here (format from --format).")] = None,
+) -> None:
+    """Predict every collective at scale for each fabric design, with a band from the fit's uncertainty."""
+    import pandas as pd
+
+    from . import algorithms, predict, topology
+    from .units import parse_int_list, parse_size
+
+    if fmt not in ("table", "csv", "json"):
+        raise NcbenchError(f"--format {fmt!r}: choose table, csv or json")
+    paths = topology_paths or sorted(p for p in SHIPPED.glob("*.toml") if not p.name.endswith(".fitted.toml"))
+    if not paths:
+        raise NcbenchError("no topology given and none in topologies/; pass --topology FILE")
+    ops = algorithms.OPS if op == "all" else tuple(x.strip() for x in op.split(","))
+    counts = parse_int_list(gpus, what="--gpus")
+    sizes = [parse_size(x, what="--bytes") for x in nbytes.split(",")] if nbytes else list(predict.DEFAULT_BYTES)
+    frames = []
+    for path in paths:
+        design = topology.load(path)
+        frames.append(predict.predict(design, ops=ops, gpus=counts, nbytes=sizes, algorithms=tuple(algo.split(","))))
+        frames.append(predict.scale_costs(design, counts))
+    frame = pd.concat([f for f in frames if not f.empty], ignore_index=True)
+    text = predict.render(frame, fmt)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
+    print(text, end="")
+
+
 @app.command("version")
 def version_cmd() -> None:
     """Print the ncbench version."""

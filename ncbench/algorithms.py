@@ -1,0 +1,299 @@
+"""The cost of each collective algorithm on a topology, linear in per-tier latency and 1/bandwidth.
+
+(op, algorithm, protocol, Topology, GPU counts) -> Terms -> time_us; `fit` solves the same Terms for the
+parameters and `predict` evaluates them, so the physics is written once (DESIGN.md, algorithms.py).
+Formulas: Thakur/Rabenseifner/Gropp 2005, Sanders et al. 2009, NCCL's tuning.cc (reference/models.md 2-3).
+Everything is vectorised over GPU counts: the cost never enumerates GPUs one by one.
+"""
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from . import topology as topo_mod
+from .topology import Topology
+
+
+@dataclass(frozen=True)
+class Protocol:
+    base_us: float  # fixed cost relative to Simple (NCCL baseLatencies: LL 6.6, LL128 14.0, Simple 8.4 us)
+    intra_latency: float  # per-step latency relative to Simple on NVLink (hwLatencies NVLINK Ring 0.6/1.9/3.4)
+    net_latency: float  # ... and on the network (hwLatencies NET Ring 2.7/4.0/14.0)
+    bandwidth: float  # usable fraction of bandwidth (LL: 8-byte flag per 8 bytes; LL128: 120/128, NCCL uses 0.92)
+
+
+PROTOCOLS = {
+    "simple": Protocol(0.0, 1.0, 1.0, 1.0),
+    "ll128": Protocol(14.0 - 8.4, 1.9 / 3.4, 4.0 / 14.0, 0.92),
+    "ll": Protocol(6.6 - 8.4, 0.6 / 3.4, 2.7 / 14.0, 0.5),
+}
+# Fixed latencies NCCL's tuner charges instead of per-step ones (tuning.cc hwLatencies, Simple; models.md 3.2).
+NVLS_US = 25.0  # NVLINK NVLS / NVLSTree
+NVLS_NET_US = 18.0  # NET NVLS, added when the NVLS allreduce spans nodes (with IB SHARP)
+COLLNET_US = 31.0  # NET CollNetDirect: the SHARP aggregation round trip
+COLLNET_ARITY_US = 0.4  # per local rank serialisation in CollNetDirect
+PAT_LINEAR_US = 2.8  # PAT's "still a linear part" per rank
+TREE_BANDWIDTH = 0.92  # Tree allreduce busBw cap, 0.92 x link (tuning.cc L326-350)
+PAT_BANDWIDTH = 0.75  # PAT busBw x 0.75
+
+OPS = ("allreduce", "allgather", "reducescatter", "broadcast", "reduce", "alltoall", "sendrecv")
+ALGORITHMS = {  # op -> algorithms it can use; the first of each is NCCL's always-available one
+    "allreduce": ("ring", "tree", "nvls", "nvlstree", "collnet", "hierarchical", "rabenseifner", "recursive_doubling"),
+    "allgather": ("ring", "pat", "nvls"),
+    "reducescatter": ("ring", "pat", "nvls"),
+    "broadcast": ("ring",),
+    "reduce": ("ring",),
+    "alltoall": ("pairwise",),
+    "sendrecv": ("p2p",),
+}
+NCCL_AUTO = {"ring", "tree", "nvls", "nvlstree", "collnet", "pat", "pairwise", "p2p"}  # what NCCL's tuner picks from
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A communicator of p GPUs laid out on the fabric (arrays over the GPU counts, one row per tier)."""
+
+    p: np.ndarray  # [P] GPUs
+    g: int  # GPUs per domain
+    domains: np.ndarray  # [P] scale-up domains spanned
+    edges: np.ndarray  # [L, P] ring edges whose two ends meet first at tier s
+    chain: np.ndarray  # [P] intra-domain chain length (g - 1)
+    levels: np.ndarray  # [L, P] binary-tree levels crossing tier s (tier 0: log2 g)
+    peers: np.ndarray  # [L, P] peers whose route turns at tier s
+    top: np.ndarray  # [P] highest tier crossed
+    reduction: tuple[str, ...]  # per tier
+    ntiers: int
+
+
+def shape(topology: Topology, gpus, *, g: int | None = None) -> Shape:
+    """Return how communicators of `gpus` GPUs (packed, first GPUs first) map onto the fabric's tiers."""
+    p = np.atleast_1d(np.asarray(gpus, dtype=float))
+    if g and g != topology.gpus_per_domain:
+        topology = replace(topology, tiers=(replace(topology.tiers[0], size=int(g)), *topology.tiers[1:]))
+    if topo_mod.capacity(topology, len(topology.tiers)) < p.max():
+        raise ValueError(f"{topology.name} does not reach {p.max():.0f} GPUs; pass topology.extended(...)[0]")
+    g = topology.gpus_per_domain
+    ntiers = len(topology.tiers)
+    groups = np.array(topo_mod.group_gpus(topology), dtype=float)
+    caps = np.array([topo_mod.capacity(topology, t) for t in range(1, ntiers + 1)], dtype=float)
+    top = np.minimum(np.searchsorted(caps, p), ntiers - 1)
+    s = np.arange(ntiers)[:, None]
+    below_top = s < top[None, :]
+    n = np.where(below_top, np.ceil(p[None, :] / groups[:, None]), 1.0)  # groups at each level
+    crossing = np.where(n > 1, n, 0.0)  # ring edges leaving level-s groups (a closed ring)
+    edges = np.vstack([p - crossing[0], crossing[:-1] - crossing[1:]])
+    log_n = np.log2(n)
+    levels = np.vstack([np.log2(np.minimum(p, g)), log_n[:-1] - log_n[1:]])
+    reach = np.minimum(p[None, :], np.where(below_top, groups[:, None], np.inf))
+    peers = np.vstack([reach[0] - 1, reach[1:] - reach[:-1]])
+    return Shape(
+        p=p, g=g, domains=n[0], edges=edges, chain=np.minimum(p, g) - 1, levels=levels, peers=peers, top=top,
+        reduction=tuple(t.reduction for t in topology.tiers), ntiers=ntiers,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Terms:
+    """time_us = fixed_us + steps . alpha_us + nbytes * max_or_sum over phases(volume . inverse_bw) / 1e3.
+
+    Parameters per tier: alpha (latency_us), inverse bandwidth (1/GBps) and inverse reduction bandwidth.
+    `phases` are [2L, P] volumes (bytes over each tier per payload byte, then the same through in-switch
+    reduction); pipelined algorithms run at their slowest phase (max), phased ones add them up.
+    """
+
+    fixed_us: np.ndarray  # [P]
+    steps: np.ndarray  # [L, P]
+    phases: tuple[np.ndarray, ...]
+    pipelined: bool = True
+
+
+def _zeros(shape_: Shape) -> np.ndarray:
+    return np.zeros((2 * shape_.ntiers, shape_.p.size))
+
+
+def _at(shape_: Shape, tier_of: np.ndarray, value, *, reduction: bool = False) -> np.ndarray:
+    """Return a [2L, P] volume with `value` at tier `tier_of[j]` for each GPU count j."""
+    volume = _zeros(shape_)
+    offset = shape_.ntiers if reduction else 0
+    volume[offset + tier_of, np.arange(shape_.p.size)] = value
+    return volume
+
+
+def _per_tier(shape_: Shape, weights: np.ndarray, value) -> tuple[np.ndarray, ...]:
+    """One pipelined phase per tier that carries traffic (weights > 0): the slowest one binds."""
+    phases = []
+    for tier in range(shape_.ntiers):
+        volume = _zeros(shape_)
+        volume[tier] = np.where(weights[tier] > 0, value, 0.0)
+        phases.append(volume)
+    return tuple(phases)
+
+
+def _ring(shape_: Shape, nsteps: np.ndarray, volume: np.ndarray) -> Terms:
+    """A pipelined ring: latency accumulates over the edges a chunk passes, bandwidth is the slowest edge's."""
+    share = shape_.edges / shape_.p
+    return Terms(np.zeros_like(shape_.p), nsteps * share, _per_tier(shape_, shape_.edges, volume))
+
+
+def _tree_levels(shape_: Shape) -> np.ndarray:
+    steps = shape_.levels.copy()
+    steps[0] = shape_.chain  # NCCL's trees are chains inside the domain and binary trees across domains
+    return steps
+
+
+def _net_top(shape_: Shape) -> np.ndarray:
+    return np.maximum(shape_.top, 1)
+
+
+def cost(op: str, algorithm: str, shape_: Shape) -> Terms:
+    """Return the Terms of one operation of `op` with `algorithm` (before the protocol is applied)."""
+    p, g, k = shape_.p, shape_.g, shape_.domains
+    zero = np.zeros_like(p)
+    if algorithm == "ring":
+        if op == "allreduce":
+            return _ring(shape_, 2 * (p - 1), 2 * (p - 1) / p)
+        if op in ("allgather", "reducescatter"):
+            return _ring(shape_, p - 1, (p - 1) / p)
+        if op in ("broadcast", "reduce"):  # a pipelined chain: fill once, then stream n
+            return _ring(shape_, p - 1, np.ones_like(p))
+    if algorithm == "tree":  # double binary tree: reduce up, broadcast down; each GPU moves ~n twice
+        return Terms(zero, 2 * _tree_levels(shape_), _per_tier(shape_, shape_.edges, 2.0 / TREE_BANDWIDTH))
+    if algorithm == "hierarchical":  # intra reduce-scatter, inter ring allreduce on n/g (g rails), intra all-gather
+        intra = _zeros(shape_)
+        intra[0] = 2 * (g - 1) / g
+        net_edges = shape_.edges.copy()
+        net_edges[0] = 0
+        inter_steps = 2 * (k - 1) * net_edges / np.maximum(k, 1)
+        steps = inter_steps.copy()
+        steps[0] = 2 * (g - 1)
+        net = _at(shape_, _net_top(shape_), np.where(k > 1, 2 * (k - 1) / k / g, 0.0))
+        return Terms(zero, steps, (intra, net), pipelined=False)
+    if algorithm == "nvls":  # NVLink SHARP: each GPU sends n up once and receives n once
+        steps = np.zeros_like(shape_.edges)
+        fixed = NVLS_US + np.where(k > 1, NVLS_NET_US, 0.0)
+        if op == "allreduce":
+            intra = _at(shape_, np.zeros(p.size, int), 1.0, reduction=True)
+            inter = _at(shape_, _net_top(shape_), np.where(k > 1, 1.0 / g, 0.0), reduction=True)
+            return Terms(fixed, steps, (intra, inter))
+        return Terms(fixed, steps, (_at(shape_, np.zeros(p.size, int), (g - 1) / g, reduction=True),))
+    if algorithm == "nvlstree":  # NVLS inside the domain, a binary tree of n/g per GPU across domains
+        steps = 2 * _tree_levels(shape_)
+        steps[0] = 0
+        intra = _at(shape_, np.zeros(p.size, int), 1.0, reduction=True)
+        inter = _at(shape_, _net_top(shape_), 2.0 / g / TREE_BANDWIDTH)
+        return Terms(np.full_like(p, NVLS_US), steps, (intra, inter))
+    if algorithm == "collnet":  # CollNet direct: intra scatter, SHARP allreduce of n/g per GPU, intra gather
+        steps = np.zeros_like(shape_.edges)
+        steps[0] = 2 * np.minimum(1, g - 1)
+        fixed = COLLNET_US + 2 * (g - 1) * COLLNET_ARITY_US
+        intra = _zeros(shape_)
+        intra[0] = 2 * (g - 1) / g
+        inter = _at(shape_, _net_top(shape_), 1.0 / g, reduction=True)
+        return Terms(np.full_like(p, fixed), steps, (intra, inter))
+    if algorithm == "pat":  # Bruck-like, logarithmic steps; NCCL adds a linear part per rank
+        return Terms(PAT_LINEAR_US * p, shape_.levels, _per_tier(shape_, shape_.edges, (p - 1) / p / PAT_BANDWIDTH))
+    if algorithm == "recursive_doubling":  # MPI: log p exchanges of the whole vector
+        volume = _zeros(shape_)
+        volume[: shape_.ntiers] = shape_.levels
+        return Terms(zero, shape_.levels, (volume,), pipelined=False)
+    if algorithm == "rabenseifner":  # recursive halving then doubling: near partners first, carrying the most data
+        halves = np.cumsum(shape_.levels, axis=0)
+        before = np.vstack([np.zeros_like(p), halves[:-1]])
+        volume = _zeros(shape_)
+        volume[: shape_.ntiers] = 2 * (2.0**-before - 2.0**-halves)
+        return Terms(zero, 2 * shape_.levels, (volume,), pipelined=False)
+    if algorithm == "pairwise":  # alltoall as grouped send/recv: every peer once, NVLink and NIC in parallel
+        intra = _zeros(shape_)
+        intra[0] = shape_.peers[0] / p
+        net = _zeros(shape_)
+        net[1 : shape_.ntiers] = shape_.peers[1:] / p
+        return Terms(zero, shape_.peers, (intra, net))
+    if algorithm == "p2p":  # sendrecv with ring neighbours: one message over the slowest edge
+        steps = np.zeros_like(shape_.edges)
+        steps[shape_.top, np.arange(p.size)] = 1.0
+        return Terms(zero, steps, _per_tier(shape_, shape_.edges, np.ones_like(p)))
+    raise KeyError(f"{op}/{algorithm}")
+
+
+def enabled(op: str, algorithm: str, shape_: Shape) -> np.ndarray:
+    """Return, per GPU count, whether NCCL would consider `algorithm` (tuning.cc enablement, models.md 3.3)."""
+    k, g = shape_.domains, shape_.g
+    net_sharp = all(r == "sharp" for r in shape_.reduction[1:]) and len(shape_.reduction) > 1
+    nvls = shape_.reduction[0] == "nvls" and g > 4  # NVLS needs > 4 GPUs per NVSwitch domain (topologies.md 1)
+    if algorithm in ("ring", "pairwise", "p2p", "hierarchical", "rabenseifner", "recursive_doubling"):
+        return np.ones(k.size, bool)
+    if algorithm == "tree":
+        return np.full(k.size, op == "allreduce")
+    if algorithm == "nvls":
+        return (k == 1) & nvls if op != "allreduce" else nvls & ((k == 1) | net_sharp)
+    if algorithm == "nvlstree":
+        return nvls & (k > 1)
+    if algorithm == "collnet":
+        return (k > 1) & net_sharp
+    if algorithm == "pat":
+        return np.full(k.size, g == 1)
+    return np.zeros(k.size, bool)
+
+
+def with_protocol(terms: Terms, protocol: Protocol) -> Terms:
+    """Return the Terms under an NCCL protocol: its base latency, per-step factors and bandwidth share."""
+    factors = np.full((terms.steps.shape[0], 1), protocol.net_latency)
+    factors[0] = protocol.intra_latency
+    return Terms(
+        terms.fixed_us + protocol.base_us, terms.steps * factors,
+        tuple(v / protocol.bandwidth for v in terms.phases), terms.pipelined,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Params:
+    """The model's numbers for one topology: base_us, then per tier alpha_us, 1/bw and 1/reduction bw."""
+
+    base_us: float
+    alpha_us: np.ndarray  # [L]
+    inv_GBps: np.ndarray  # [2L]: 1/effective bandwidth per tier, then 1/effective reduction bandwidth
+
+    def vector(self) -> np.ndarray:
+        return np.concatenate([[self.base_us], self.alpha_us, self.inv_GBps])
+
+    @classmethod
+    def from_vector(cls, theta: np.ndarray, ntiers: int) -> "Params":
+        return cls(float(theta[0]), theta[1 : 1 + ntiers], theta[1 + ntiers :])
+
+
+def nominal(topology: Topology) -> Params:
+    """Return the topology's parameters; traffic above an r:1 tier shares its uplinks (bandwidth / r)."""
+    tiers = topology.tiers
+    shared = np.cumprod([1.0, 1.0] + [t.oversubscription for t in tiers[1:-1]])[: len(tiers)]
+    bw = np.array([t.effective_GBps for t in tiers]) / shared
+    reduce_bw = np.array([t.bandwidth_GBps * t.reduction_efficiency for t in tiers]) / shared
+    return Params(topology.base_latency_us, np.array([t.latency_us for t in tiers]), np.concatenate([1 / bw, 1 / reduce_bw]))
+
+
+def evaluate(terms: Terms, params: Params, nbytes) -> np.ndarray:
+    """Return time_us [P, S] for every GPU count (rows) and size (columns)."""
+    nbytes = np.atleast_1d(np.asarray(nbytes, dtype=float))
+    latency = params.base_us + terms.fixed_us + params.alpha_us @ terms.steps
+    per_byte = per_byte_us(terms, params)
+    return latency[:, None] + per_byte[:, None] * nbytes[None, :]
+
+
+def per_byte_us(terms: Terms, params: Params) -> np.ndarray:
+    """Return microseconds per payload byte [P]: the slowest phase, or the sum of phases."""
+    costs = np.array([params.inv_GBps @ v for v in terms.phases]) / 1e3
+    return costs.max(axis=0) if terms.pipelined else costs.sum(axis=0)
+
+
+def linear_rows(terms: Terms, params: Params, nbytes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (constant [P], coefficients [P, 1+3L]) with time_us = constant + coefficients . theta.
+
+    A pipelined algorithm's max() is resolved at `params` (the binding phase), which `fit` iterates.
+    """
+    costs = np.array([params.inv_GBps @ v for v in terms.phases])
+    if terms.pipelined:
+        binding = costs.argmax(axis=0)
+        volume = np.stack(terms.phases)[binding, :, np.arange(binding.size)]  # [P, 2L]
+    else:
+        volume = np.sum(terms.phases, axis=0).T
+    coefficients = np.hstack([np.ones((terms.steps.shape[1], 1)), terms.steps.T, volume * (nbytes[:, None] / 1e3)])
+    return terms.fixed_us, coefficients

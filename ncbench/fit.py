@@ -1,0 +1,244 @@
+"""Fit per-tier latency and bandwidth to measured results (ncbench runs and imported nccl-tests logs).
+
+results DataFrame + nominal Topology -> fitted Topology (saved as topologies/*.fitted.toml) + fit report.
+The cost of every row is linear in (base, alpha per tier, 1/bandwidth per tier) once the protocol and the
+binding pipeline phase are known (algorithms.linear_rows), so the fit is a regularised least squares on
+relative errors, iterated until those choices settle; nominal values are the prior, so parameters the data
+do not constrain stay nominal and the file says so. Uncertainty comes from a bootstrap over the rows.
+"""
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from . import algorithms as alg
+from . import topology as topo_mod
+from .errors import EXIT_DATAERR, NcbenchError
+from .topology import Topology
+
+NOISE = 0.05  # relative measurement noise assumed per row (the data term's scale)
+PRIOR_LOG_SD = 1.0  # how far (relative) a parameter may move from nominal before the prior pushes back
+RESOLVED = 0.5  # a parameter is "constrained" when the data decide at least half of it (resolution diagonal)
+ITERATIONS = 12
+SAMPLES = 200
+NCCL_BACKENDS = ("nccl",)  # backends whose rows use NCCL's protocols (LL, LL128, Simple)
+
+
+@dataclass(frozen=True)
+class Fit:
+    topology: Topology  # the fitted topology
+    parameters: "pd.DataFrame"  # noqa: F821 - name, nominal, value, low, high, constrained
+    residuals: "pd.DataFrame"  # noqa: F821 - every row used: measured, predicted, relative error
+
+
+@dataclass(frozen=True)
+class _Rows:
+    constant: np.ndarray  # [R] microseconds the parameters do not scale
+    design: np.ndarray  # [R, K] coefficients of theta
+    choices: tuple  # what was chosen per row (protocol, binding phase) to detect convergence
+
+
+def usable(results):
+    """Return the rows a fit can use: timed, correct, with at least two ranks."""
+    frame = results.copy()
+    ok = frame["time_us"].astype(float).gt(0) & frame["nranks"].astype(float).ge(2)
+    wrong = frame["wrong"].astype(float).fillna(-1)
+    ok &= wrong.le(0) & frame["op"].isin(alg.OPS)
+    return frame[ok.to_numpy()]
+
+
+def _algorithm_for(op: str, algorithm: str) -> str:
+    return algorithm if algorithm in alg.ALGORITHMS[op] else alg.ALGORITHMS[op][0]
+
+
+def _groups(frame, topology: Topology):
+    """Yield (index array, Shape) per ranks-per-node layout found in the rows."""
+    per_node = frame["ranks_per_node"].astype(float).fillna(0).to_numpy()
+    nranks = frame["nranks"].astype(float).to_numpy()
+    nnodes = frame["nnodes"].astype(float).fillna(0).to_numpy() if "nnodes" in frame else np.zeros(len(frame))
+    g = np.where(per_node > 0, per_node, np.where(nnodes > 0, np.ceil(nranks / np.maximum(nnodes, 1)), topology.gpus_per_domain))
+    for value in np.unique(g):
+        index = np.flatnonzero(g == value)
+        layout = replace(topology, tiers=(replace(topology.tiers[0], size=int(value)), *topology.tiers[1:]))
+        most = topo_mod.capacity(layout, len(layout.tiers))
+        if nranks[index].max() > most:
+            raise NcbenchError(
+                f"results span {nranks[index].max():.0f} ranks at {value:.0f} per node, but {topology.name} "
+                f"connects at most {most}; use a larger topology", EXIT_DATAERR,
+            )  # fmt: skip
+        yield index, alg.shape(layout, nranks[index], g=int(value))
+
+
+def _linearise(frame, topology: Topology, algorithm: str, theta: np.ndarray, groups) -> _Rows:
+    ntiers = len(topology.tiers)
+    params = alg.Params.from_vector(theta, ntiers)
+    nbytes = frame["nbytes"].astype(float).to_numpy()
+    ops = frame["op"].to_numpy()
+    nccl = frame["backend"].isin(NCCL_BACKENDS).to_numpy()
+    constant = np.zeros(len(frame))
+    design = np.zeros((len(frame), 1 + 3 * ntiers))
+    choices = []
+    for index, shape in groups:
+        for op in np.unique(ops[index]):
+            pick = ops[index] == op
+            rows = index[pick]
+            sub = _subshape(shape, pick)
+            terms = alg.cost(op, _algorithm_for(op, algorithm), sub)
+            best_time = np.full(rows.size, np.inf)
+            for name, protocol in alg.PROTOCOLS.items():
+                allowed = nccl[rows] if name != "simple" else np.ones(rows.size, bool)
+                t = alg.with_protocol(terms, protocol)
+                c, a = alg.linear_rows(t, params, nbytes[rows])
+                time = c + a @ theta
+                better = allowed & (time < best_time)
+                best_time = np.where(better, time, best_time)
+                constant[rows[better]] = c[better]
+                design[rows[better]] = a[better]
+                choices.append((name, tuple(np.flatnonzero(better))))
+    return _Rows(constant, design, tuple(choices))
+
+
+def _subshape(shape: alg.Shape, pick: np.ndarray) -> alg.Shape:
+    return alg.Shape(
+        p=shape.p[pick], g=shape.g, domains=shape.domains[pick], edges=shape.edges[:, pick], chain=shape.chain[pick],
+        levels=shape.levels[:, pick], peers=shape.peers[:, pick], top=shape.top[pick], reduction=shape.reduction,
+        ntiers=shape.ntiers,
+    )  # fmt: skip
+
+
+def _solve(rows: _Rows, measured: np.ndarray, theta0: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (theta, resolution diagonal): MAP of relative errors with a prior at the nominal values."""
+    scaled = rows.design[:, free] * theta0[free] / measured[:, None] / NOISE
+    rhs = (measured - rows.constant - rows.design[:, ~free] @ theta0[~free]) / measured / NOISE
+    k = scaled.shape[1]
+    a = np.vstack([scaled, np.eye(k) / PRIOR_LOG_SD])
+    b = np.concatenate([rhs, np.ones(k) / PRIOR_LOG_SD])
+    m, *_ = np.linalg.lstsq(a, b, rcond=None)
+    m = np.maximum(m, 0.01)  # a parameter cannot turn negative; 1 % of nominal is the floor
+    data = scaled.T @ scaled
+    resolution = np.diag(np.linalg.solve(data + np.eye(k) / PRIOR_LOG_SD**2, data))
+    theta = theta0.copy()
+    theta[free] = theta0[free] * m
+    return theta, resolution
+
+
+def fit(results, topology: Topology, *, algorithm: str = "ring", samples: int = SAMPLES, seed: int = 0) -> Fit:
+    """Fit base latency, and latency and bandwidth per tier, to `results`; keep unconstrained ones nominal."""
+    import pandas as pd
+
+    frame = usable(results).reset_index(drop=True)
+    if frame.empty:
+        raise NcbenchError("no usable rows to fit: every row was untimed, wrong, or had fewer than 2 ranks", EXIT_DATAERR)
+    measured = frame["time_us"].astype(float).to_numpy()
+    ntiers = len(topology.tiers)
+    theta0 = alg.nominal(topology).vector()
+    groups = list(_groups(frame, topology))
+    used = np.zeros(theta0.size, bool)
+    theta = theta0.copy()
+    rows = _linearise(frame, topology, algorithm, theta, groups)
+    for _ in range(ITERATIONS):
+        used = np.any(rows.design != 0, axis=0)
+        theta, resolution = _solve(rows, measured, theta0, used)
+        again = _linearise(frame, topology, algorithm, theta, groups)
+        settled = again.choices == rows.choices
+        rows = again
+        if settled:
+            break
+    constrained = np.zeros(theta0.size, bool)
+    constrained[np.flatnonzero(used)[resolution > RESOLVED]] = True
+    theta, _ = _solve(rows, measured, theta0, constrained)  # the others stay exactly nominal
+    boot = _bootstrap(rows, measured, theta0, constrained, samples, seed)
+    predicted = rows.constant + rows.design @ theta
+    log_error = np.log(measured / predicted)
+    names = _names(topology)
+    low, high = np.percentile(boot, [2.5, 97.5], axis=0)
+    table = pd.DataFrame({
+        "parameter": names, "nominal": theta0, "value": theta, "low": np.where(constrained, low, theta0),
+        "high": np.where(constrained, high, theta0), "constrained": constrained,
+    })  # fmt: skip
+    cov = np.cov(np.log(boot[:, constrained]).T) if constrained.sum() > 1 else np.var(np.log(boot[:, constrained]), axis=0, keepdims=True)
+    fitted = _fitted_topology(topology, theta, constrained, table, {
+        "algorithm": algorithm, "points": int(len(frame)), "residual_log_sd": float(np.sqrt(np.mean(log_error**2))),
+        "median_abs_error_pct": float(100 * np.median(np.abs(np.expm1(-log_error)))),
+        "max_abs_error_pct": float(100 * np.max(np.abs(np.expm1(-log_error)))),
+        "parameters": [n for n, c in zip(names, constrained, strict=True) if c],
+        "log_covariance": np.atleast_2d(cov).tolist() if constrained.any() else [],
+        "unconstrained": [n for n, c, u in zip(names, constrained, used, strict=True) if not c and u],
+    })  # fmt: skip
+    residuals = frame[["op", "nranks", "ranks_per_node", "nbytes", "time_us"]].copy()
+    residuals["predicted_us"] = predicted
+    residuals["error_pct"] = 100 * (predicted / measured - 1)
+    return Fit(fitted, table, residuals)
+
+
+def _bootstrap(rows: _Rows, measured, theta0, used, samples: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(samples):
+        pick = rng.integers(0, measured.size, measured.size)
+        sub = _Rows(rows.constant[pick], rows.design[pick], ())
+        theta, _ = _solve(sub, measured[pick], theta0, used)
+        out.append(theta)
+    return np.array(out)
+
+
+def _names(topology: Topology) -> list[str]:
+    from .predict import parameter_names
+
+    return parameter_names(topology)
+
+
+def _fitted_topology(topology: Topology, theta, constrained, table, summary: dict) -> Topology:
+    ntiers = len(topology.tiers)
+    params = alg.Params.from_vector(theta, ntiers)
+    shared = np.cumprod([1.0, 1.0] + [t.oversubscription for t in topology.tiers[1:-1]])[:ntiers]
+    tiers = []
+    for i, tier in enumerate(topology.tiers):
+        sources = dict(tier.sources)
+        changes = {}
+        if constrained[1 + i]:
+            changes["latency_us"] = float(params.alpha_us[i])
+            sources["latency_us"] = f"ncbench fit (nominal {tier.latency_us}: {sources.get('latency_us', '')})"
+        for j, (rate, eff) in enumerate((("bandwidth_GBps", "efficiency"), ("bandwidth_GBps", "reduction_efficiency"))):
+            if not constrained[1 + ntiers * (1 + j) + i]:
+                continue
+            achieved = shared[i] / params.inv_GBps[ntiers * j + i]
+            fraction = achieved / tier.bandwidth_GBps
+            if fraction > 1:  # faster than the nominal line rate: the nominal was wrong, say so
+                changes[rate] = float(achieved)
+                sources[rate] = f"ncbench fit exceeded the nominal {tier.bandwidth_GBps} GB/s; set to the fitted rate"
+                fraction = 1.0
+            changes[eff] = float(fraction)
+            sources[eff] = f"ncbench fit (nominal {getattr(tier, eff)})"
+        tiers.append(replace(tier, **changes, sources=sources))
+    base = float(params.base_us) if constrained[0] else topology.base_latency_us
+    top_sources = dict(topology.sources)
+    if constrained[0]:
+        top_sources["base_latency_us"] = f"ncbench fit (nominal {topology.base_latency_us})"
+    per_parameter = {
+        row.parameter: {"nominal": float(row.nominal), "value": float(row.value), "low": float(row.low),
+                        "high": float(row.high), "constrained": bool(row.constrained)}
+        for row in table.itertuples()
+    }  # fmt: skip
+    return replace(
+        topology, name=f"{topology.name}.fitted", tiers=tuple(tiers), base_latency_us=base, sources=top_sources,
+        fit={**summary, "parameter": per_parameter},
+    )  # fmt: skip
+
+
+def summary(result: Fit) -> str:
+    """Return the fit as text: quality, then every parameter with its band and whether data constrained it."""
+    info = result.topology.fit
+    lines = [
+        f"fit of {result.topology.name} ({info['algorithm']}): {info['points']} points, median |error| "
+        f"{info['median_abs_error_pct']:.1f} %, max {info['max_abs_error_pct']:.1f} %",
+        f"{'parameter':<36} {'nominal':>11} {'fitted':>11} {'low':>11} {'high':>11}  constrained",
+    ]
+    for row in result.parameters.itertuples():
+        name, value, nominal_, low, high = row.parameter, row.value, row.nominal, row.low, row.high
+        if name.endswith("inverse_GBps") or name.endswith("inverse_reduction_GBps"):  # print bandwidths, not inverses
+            name = name.replace("inverse_reduction_GBps", "reduction_GBps").replace("inverse_GBps", "bandwidth_GBps")
+            value, nominal_, low, high = 1 / value, 1 / nominal_, 1 / high, 1 / low
+        mark = "yes" if row.constrained else "no (nominal kept)"
+        lines.append(f"{name:<36} {nominal_:>11.4g} {value:>11.4g} {low:>11.4g} {high:>11.4g}  {mark}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,311 @@
+"""Predict collective times at scale, with a band from the fit's uncertainty.
+
+(fitted) Topology x ops x GPU counts x sizes x algorithms -> predictions DataFrame; plus what else grows with
+scale: communicator initialisation time and the expected time between failures of an N-GPU job.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import algorithms as alg
+from . import topology as topo_mod
+from .errors import NcbenchError
+from .topology import Topology
+
+DEFAULT_GPUS = (200_000, 400_000, 600_000, 800_000, 1_000_000)
+DEFAULT_BYTES = tuple(1 << e for e in range(3, 35))  # 8 B .. 16 GiB
+SAMPLES = 200  # parameter draws per prediction band
+BAND = (2.5, 97.5)  # percentiles of the band: a 95 % interval
+# Without a fit, every parameter is a spec-sheet or NCCL constant: library-level latency is 5-10x the wire's
+# (models.md 1.1), so the prior spread is wide (log-normal sd).
+NOMINAL_LOG_SD = 0.25
+COLUMNS = ["topology", "op", "algorithm", "protocol", "gpus", "bytes", "time_us", "time_us_low", "time_us_high",
+           "algbw_GBps", "busbw_GBps", "tiers", "tiers_added", "fitted"]  # fmt: skip
+BUSBW_FACTOR = {
+    "allreduce": lambda p: 2 * (p - 1) / p, "allgather": lambda p: (p - 1) / p, "reducescatter": lambda p: (p - 1) / p,
+    "alltoall": lambda p: (p - 1) / p, "broadcast": lambda p: np.ones_like(p), "reduce": lambda p: np.ones_like(p),
+    "sendrecv": lambda p: np.ones_like(p),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Draws:
+    """Parameter vectors drawn from the fit's uncertainty [S, 1+3L], and the model's own relative error."""
+
+    theta: np.ndarray
+    model_log_sd: float
+
+
+def draws(topology: Topology, *, samples: int = SAMPLES, seed: int = 0) -> Draws:
+    """Return parameter draws: the fit's log-normal covariance, or NOMINAL_LOG_SD on every parameter."""
+    rng = np.random.default_rng(seed)
+    center = alg.nominal(topology).vector()
+    log_sd = np.full(center.size, NOMINAL_LOG_SD)
+    fit = topology.fit
+    names = parameter_names(topology)
+    noise = rng.standard_normal((samples, center.size))
+    if fit.get("parameters") and fit.get("log_covariance"):
+        fitted = list(fit["parameters"])
+        index = [names.index(n) for n in fitted if n in names]
+        cov = np.asarray(fit["log_covariance"], dtype=float)[: len(index), : len(index)]
+        chol = np.linalg.cholesky(cov + 1e-12 * np.eye(len(index)))
+        correlated = noise[:, : len(index)] @ chol.T
+        log_sd = np.full(center.size, NOMINAL_LOG_SD)
+        log_sd[index] = 0.0
+        noise = noise * log_sd
+        noise[:, index] += correlated
+    else:
+        noise = noise * log_sd
+    noise[0] = 0.0  # draw 0 is the central estimate
+    return Draws(center * np.exp(noise), float(fit.get("residual_log_sd", 0.0)))
+
+
+def parameter_names(topology: Topology) -> list[str]:
+    tiers = [t.name for t in topology.tiers]
+    return (["base_latency_us"] + [f"{t}.latency_us" for t in tiers] + [f"{t}.inverse_GBps" for t in tiers]
+            + [f"{t}.inverse_reduction_GBps" for t in tiers])  # fmt: skip
+
+
+def _extend_draws(theta: np.ndarray, base_tiers: int, tiers: int) -> np.ndarray:
+    """Give tiers that `extended` added the draws of the outermost fitted tier (latency plus its step)."""
+    if tiers == base_tiers:
+        return theta
+    alpha = theta[:, 1 : 1 + base_tiers]
+    inv = theta[:, 1 + base_tiers : 1 + 2 * base_tiers]
+    red = theta[:, 1 + 2 * base_tiers :]
+    step = alpha[:, -1:] - alpha[:, -2:-1] if base_tiers > 2 else np.zeros((theta.shape[0], 1))
+    extra = np.arange(1, tiers - base_tiers + 1)[None, :]
+    alpha = np.hstack([alpha, alpha[:, -1:] + np.maximum(step, 0) * extra])
+    inv = np.hstack([inv, np.repeat(inv[:, -1:], tiers - base_tiers, axis=1)])
+    red = np.hstack([red, np.repeat(red[:, -1:], tiers - base_tiers, axis=1)])
+    return np.hstack([theta[:, :1], alpha, inv, red])
+
+
+def _times(terms: alg.Terms, theta: np.ndarray, tiers: int, nbytes: np.ndarray) -> np.ndarray:
+    """Return time_us [S, P, N] for every parameter draw, GPU count and size."""
+    latency = theta[:, :1] + terms.fixed_us[None, :] + theta[:, 1 : 1 + tiers] @ terms.steps
+    inverse = theta[:, 1 + tiers :]
+    costs = np.einsum("sk,fkp->sfp", inverse, np.stack(terms.phases)) / 1e3
+    per_byte = costs.max(axis=1) if terms.pipelined else costs.sum(axis=1)
+    return latency[:, :, None] + per_byte[:, :, None] * nbytes[None, None, :]
+
+
+def _stragglers(times: np.ndarray, terms: alg.Terms, theta, topology: Topology, p: np.ndarray) -> np.ndarray:
+    """Add the wait for the latest rank (jitter) and the slowest link (degraded links) of a synchronous op."""
+    jitter = topology.jitter_us * np.sqrt(2 * np.log(np.maximum(p, 1)))  # E[max of p] ~ mu + sd sqrt(2 ln p)
+    f, speed = topology.degraded_link_fraction, topology.degraded_link_speed
+    if f > 0 and speed < 1:
+        hit = 1 - (1 - f) ** p  # chance the communicator's links include a degraded one
+        slow = 1 + hit * (1 / speed - 1)
+        latency_only = _times(terms, theta, len(topology.tiers), np.zeros(1))
+        times = latency_only + (times - latency_only) * slow[None, :, None]
+    return times + jitter[None, :, None]
+
+
+def predict(topology: Topology, *, ops=alg.OPS, gpus=DEFAULT_GPUS, nbytes=DEFAULT_BYTES, algorithms=("auto",),
+            samples: int = SAMPLES):  # fmt: skip
+    """Return one row per (op, algorithm, GPU count, size): time with its band, algbw, busbw."""
+    import pandas as pd
+
+    gpus = np.asarray(sorted(set(int(x) for x in gpus)), dtype=float)
+    nbytes = np.asarray(sorted(set(int(x) for x in nbytes)), dtype=float)
+    if gpus.size == 0 or nbytes.size == 0 or gpus.min() < 1 or nbytes.min() < 0:
+        raise NcbenchError("predict needs GPU counts >= 1 and sizes >= 0")
+    base_tiers = len(topology.tiers)
+    grown, added = topo_mod.extended(topology, int(gpus.max()))
+    tiers = len(grown.tiers)
+    theta = _extend_draws(draws(topology, samples=samples).theta, base_tiers, tiers)
+    model_sd = draws(topology, samples=1).model_log_sd
+    shape = alg.shape(grown, gpus)
+    z = np.random.default_rng(1).standard_normal((theta.shape[0], 1, 1)) * model_sd
+    frames = []
+    for op in ops:
+        if op not in alg.ALGORITHMS:
+            raise NcbenchError(f"unknown op {op!r}; choose from {', '.join(alg.OPS)}")
+        frames.append(_predict_op(topology, grown, op, shape, theta, nbytes, algorithms, z, base_tiers))
+    frame = pd.concat(frames, ignore_index=True)
+    used = frame["gpus"].to_numpy()
+    frame["tiers"] = shape.top[np.searchsorted(gpus, used)] + 1
+    frame["tiers_added"] = np.maximum(frame["tiers"] - base_tiers, 0)
+    frame["fitted"] = bool(topology.fit)
+    return frame[COLUMNS]
+
+
+def _candidates(op: str, algorithms) -> list[str]:
+    names = []
+    for a in algorithms:
+        if a == "auto":
+            names += [x for x in alg.ALGORITHMS[op] if x in alg.NCCL_AUTO]
+        elif a == "all":
+            names += list(alg.ALGORITHMS[op])
+        elif a in alg.ALGORITHMS[op]:
+            names.append(a)
+    return list(dict.fromkeys(names))
+
+
+def _predict_op(topology, grown, op, shape, theta, nbytes, algorithms, z, base_tiers):
+    import pandas as pd
+
+    tiers = len(grown.tiers)
+    want_auto = "auto" in algorithms
+    names = _candidates(op, algorithms)
+    if not names:
+        known = ", ".join(alg.ALGORITHMS[op])
+        raise NcbenchError(f"{op} has none of the algorithms {', '.join(algorithms)}; it knows {known} (or auto, all)")
+    results = {}  # (algorithm, protocol) -> (times [S,P,N], enabled [P])
+    for name in names:
+        terms = alg.cost(op, name, shape)
+        ok = alg.enabled(op, name, shape)
+        for proto, protocol in alg.PROTOCOLS.items():
+            t = alg.with_protocol(terms, protocol)
+            times = _stragglers(_times(t, theta, tiers, nbytes), t, theta, grown, shape.p)
+            results[(name, proto)] = (times * np.exp(z), ok)
+    rows = []
+    explicit = [a for a in algorithms if a != "auto"]
+    for name in names if explicit else []:
+        if "all" not in explicit and name not in explicit:
+            continue
+        rows.append(_best(op, {k: v for k, v in results.items() if k[0] == name}, shape, nbytes, name))
+    if want_auto:
+        auto = {k: v for k, v in results.items() if k[0] in alg.NCCL_AUTO}
+        rows.append(_best(op, auto, shape, nbytes, "auto"))
+    frame = pd.concat(rows, ignore_index=True)
+    frame.insert(0, "topology", topology.name)
+    return frame
+
+
+def _best(op, results, shape, nbytes, label):
+    """Pick, per (GPU count, size), the fastest enabled (algorithm, protocol) at the central estimate."""
+    import pandas as pd
+
+    keys = list(results)
+    central = np.stack([results[k][0][0] for k in keys])  # [K, P, N]
+    allowed = np.stack([results[k][1] for k in keys])
+    central = np.where(allowed[:, :, None], central, np.inf)
+    choice = central.argmin(axis=0)  # [P, N]
+    stacked = np.stack([results[k][0] for k in keys])  # [K, S, P, N]
+    pi, ni = np.meshgrid(np.arange(shape.p.size), np.arange(nbytes.size), indexing="ij")
+    chosen = stacked[choice, :, pi, ni]  # [P, N, S]
+    impossible = ~allowed.any(axis=0)  # e.g. collnet on a fabric without SHARP: NaN, not a number it cannot reach
+    chosen = np.where(impossible[:, None, None], np.nan, chosen)
+    time_us = chosen[:, :, 0]
+    low, high = np.nanpercentile(chosen, BAND, axis=2) if not impossible.all() else (chosen[:, :, 0],) * 2
+    p = np.broadcast_to(shape.p[:, None], time_us.shape)
+    n = np.broadcast_to(nbytes[None, :], time_us.shape)
+    algbw = np.where(time_us > 0, n / (time_us * 1e3), np.nan)
+    return pd.DataFrame({
+        "op": op, "algorithm": [keys[c][0] for c in choice.ravel()], "protocol": [keys[c][1] for c in choice.ravel()],
+        "gpus": p.ravel().astype(np.int64), "bytes": n.ravel().astype(np.int64), "time_us": time_us.ravel(),
+        "time_us_low": low.ravel(), "time_us_high": high.ravel(), "algbw_GBps": algbw.ravel(),
+        "busbw_GBps": (algbw * BUSBW_FACTOR[op](p)).ravel(), "requested": label,
+    })  # fmt: skip
+
+
+# --------------------------------------------------------------------------------- what else grows with scale
+
+
+INIT_EXPONENT_PRIOR = (1.0, 0.5)  # linear (ring bootstrap all-gather, root accepting each rank) +- 0.5: 0 to 2 at 2 sd
+INIT_NOISE_LOG_SD = 0.15  # published init times are rounded readings ("~100 s")
+
+
+def fit_init(gpus, time_s, *, samples: int = SAMPLES, seed: int = 0) -> dict:
+    """Fit time_s = coefficient_s * (gpus/1000)**exponent in log space, with a prior on the exponent.
+
+    Stock NCCL initialisation grows at least linearly (bootstrap ring all-gather, the root accepting every
+    rank; models.md 5); the prior says so and the data say by how much more. Spread by bootstrap.
+    """
+    x = np.log(np.asarray(gpus, dtype=float) / 1000)
+    y = np.log(np.asarray(time_s, dtype=float))
+    if x.size < 2 or np.ptp(x) == 0:
+        raise NcbenchError("an init-time fit needs at least two different GPU counts")
+
+    def solve(xs, ys):
+        mean, sd = INIT_EXPONENT_PRIOR
+        a = np.vstack([np.column_stack([np.ones_like(xs), xs]) / INIT_NOISE_LOG_SD, [0.0, 1.0 / sd]])
+        b = np.concatenate([ys / INIT_NOISE_LOG_SD, [mean / sd]])
+        return np.linalg.lstsq(a, b, rcond=None)[0]
+
+    intercept, slope = solve(x, y)
+    rng = np.random.default_rng(seed)
+    boot = np.array([solve(x[pick], y[pick]) for pick in rng.integers(0, x.size, (samples, x.size))])
+    resid = y - (slope * x + intercept)
+    return {
+        "coefficient_s": float(np.exp(intercept)), "exponent": float(slope),
+        "log_coefficient_sd": float(np.std(boot[:, 0])), "exponent_sd": float(np.std(boot[:, 1])),
+        "correlation": float(np.corrcoef(boot[:, 0], boot[:, 1])[0, 1]),
+        "residual_log_sd": float(max(np.sqrt(np.mean(resid**2)), INIT_NOISE_LOG_SD)), "points": int(x.size),
+    }  # fmt: skip
+
+
+def init_times(init: dict, gpus, *, samples: int = SAMPLES, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Return (time_s, low, high) of communicator initialisation at each GPU count."""
+    gpus = np.asarray(gpus, dtype=float)
+    x = np.log(gpus / 1000)
+    center = init["coefficient_s"] * np.exp(init["exponent"] * x)
+    sd_c, sd_e = init.get("log_coefficient_sd", 0.0), init.get("exponent_sd", 0.0)
+    rho = init.get("correlation", 0.0)
+    rng = np.random.default_rng(seed)
+    z1, z2 = rng.standard_normal((2, samples))
+    d_log_c = sd_c * z1
+    d_exp = sd_e * (rho * z1 + np.sqrt(max(1 - rho**2, 0.0)) * z2)
+    model = init.get("residual_log_sd", 0.0) * rng.standard_normal(samples)
+    logs = np.log(center)[None, :] + d_log_c[:, None] + d_exp[:, None] * x[None, :] + model[:, None]
+    low, high = np.percentile(np.exp(logs), BAND, axis=0)
+    return center, low, high
+
+
+def scale_costs(topology: Topology, gpus=DEFAULT_GPUS):
+    """Return init time and mean time between failures of one job spanning each GPU count (prediction rows)."""
+    import pandas as pd
+
+    gpus = np.asarray(sorted(set(int(x) for x in gpus)), dtype=float)
+    rows = []
+    if topology.init:
+        center, low, high = init_times(dict(topology.init), gpus)
+        for i, p in enumerate(gpus):
+            rows.append({"op": "init", "algorithm": "stock-nccl", "gpus": int(p), "time_us": center[i] * 1e6,
+                         "time_us_low": low[i] * 1e6, "time_us_high": high[i] * 1e6})  # fmt: skip
+    if topology.failures:
+        fast = float(topology.failures["per_gpu_per_day"])
+        slow = float(topology.failures.get("per_gpu_per_day_low", fast))
+        middle = np.sqrt(fast * slow)  # the two published rates bound it; their geometric mean is the estimate
+        for p in gpus:
+            rows.append({"op": "mtbf", "algorithm": "failures", "gpus": int(p), "time_us": 86400e6 / (p * middle),
+                         "time_us_low": 86400e6 / (p * fast), "time_us_high": 86400e6 / (p * slow)})  # fmt: skip
+    frame = pd.DataFrame(rows, columns=["op", "algorithm", "gpus", "time_us", "time_us_low", "time_us_high"])
+    frame.insert(0, "topology", topology.name)
+    frame["protocol"], frame["bytes"], frame["fitted"] = "", 0, bool(topology.fit and "init" in topology.fit)
+    return frame.reindex(columns=COLUMNS)
+
+
+def render(frame, fmt: str) -> str:
+    """Return predictions as an aligned table, CSV, or a JSON list of objects (NaN as null)."""
+    import json
+
+    if fmt == "csv":
+        return frame.to_csv(index=False, float_format="%.6g")
+    if fmt == "json":
+        records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+        return json.dumps(records, indent=1, default=_plain) + "\n"
+    lines = [f"{'topology':<28} {'op':<13} {'algorithm':<18} {'proto':<6} {'gpus':>9} {'bytes':>12} "
+             f"{'time_us':>12} {'[low':>12} {'high]':>12} {'algbw_GBps':>11} {'busbw_GBps':>11} tiers"]  # fmt: skip
+    for row in frame.itertuples(index=False):
+        d = row._asdict()
+        lines.append(
+            f"{d['topology']:<28} {d['op']:<13} {d.get('algorithm') or '':<18} {d.get('protocol') or '':<6} "
+            f"{d['gpus']:>9} {_num(d.get('bytes'), 'd'):>12} {_num(d['time_us'])!s:>12} {_num(d['time_us_low']):>12} "
+            f"{_num(d['time_us_high']):>12} {_num(d.get('algbw_GBps')):>11} {_num(d.get('busbw_GBps')):>11} "
+            f"{_num(d.get('tiers'), 'd')}"
+        )  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def _num(value, kind: str = "g") -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "-"
+    return f"{int(value)}" if kind == "d" else f"{value:.4g}"
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else str(value)

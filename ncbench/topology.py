@@ -1,0 +1,411 @@
+"""A fabric design as data: topologies/*.toml -> Topology; sized for N GPUs -> switches, links, power.
+
+Tiers go from the innermost (the NVLink / NVSwitch domain) outwards (leaf, spine, core); every number
+in a file carries its source, and a bad file gets one sentence naming file, tier, key and value.
+Sizing follows the folded Clos of Al-Fares et al. (SIGCOMM 2008), see reference/topologies.md section 3.
+"""
+
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .errors import EXIT_DATAERR, NcbenchError
+
+REDUCTIONS = ("", "nvls", "sharp")
+# Keys every tier needs; the rest default to the values below. Units are in the names.
+TIER_REQUIRED = ("name", "bandwidth_GBps", "latency_us")
+TIER_NUMBERS = ("size", "bandwidth_GBps", "latency_us", "efficiency", "oversubscription", "reduction_efficiency",
+                "link_W")  # fmt: skip
+TOP_NUMBERS = ("gpus", "planes", "base_latency_us", "jitter_us", "degraded_link_fraction", "degraded_link_speed")
+
+
+@dataclass(frozen=True)
+class Switch:
+    model: str
+    radix: int  # ports per switch at this tier's port speed (one plane)
+    power_W: float  # one switch, without its transceivers
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    bandwidth_GBps: float  # line rate per GPU per direction across this tier, all planes together
+    latency_us: float  # per algorithm step whose message crosses this tier (library level, not wire)
+    size: int | None = None  # scale-up: GPUs per domain; switch tiers: children per group (None: from radix)
+    efficiency: float = 1.0  # achieved fraction of bandwidth_GBps (routing: ECMP ~0.6, adaptive ~0.95)
+    oversubscription: float = 1.0  # down:up capacity of this tier's switches (traffic going higher shares it)
+    reduction: str = ""  # in-network reduction: "nvls" (NVLink SHARP) or "sharp" (switch SHARP)
+    reduction_efficiency: float = 1.0  # achieved fraction of bandwidth_GBps when the switch reduces
+    switch: Switch | None = None
+    link_W: float = 0.0  # transceiver power of one link from this tier down to its children (both ends)
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def effective_GBps(self) -> float:
+        return self.bandwidth_GBps * self.efficiency
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    tiers: tuple[Tier, ...]  # tiers[0] is the scale-up domain
+    description: str = ""
+    gpus: int = 0  # the design size `topo show` uses by default
+    planes: int = 1  # independent copies of the switch fabric; each GPU's bandwidth is split across them
+    rail_optimized: bool = True  # NIC i of every domain goes to leaf i: one leaf group spans size x GPUs/domain
+    base_latency_us: float = 8.4  # fixed cost of one collective call
+    jitter_us: float = 0.0  # sd of per-rank arrival delay; a synchronous op waits for the latest (+sd*sqrt(2 ln p))
+    degraded_link_fraction: float = 0.0  # links running below line rate (health checks find them)
+    degraded_link_speed: float = 1.0  # their fraction of line rate
+    init: Mapping[str, float] = field(default_factory=dict)  # communicator init: time_s = coef * (gpus/1000)**exponent
+    failures: Mapping[str, float] = field(default_factory=dict)  # interruptions per GPU per day
+    fit: Mapping = field(default_factory=dict)  # written by `ncbench fit`: what was fitted, how well, covariance
+    sources: Mapping[str, str] = field(default_factory=dict)
+    path: str = ""
+
+    @property
+    def gpus_per_domain(self) -> int:
+        return int(self.tiers[0].size or 1)
+
+
+# ----------------------------------------------------------------------------------------------- sizing
+
+
+def children(tier: Tier, *, top: bool) -> int:
+    """Return the children one switch group of this tier holds: all ports at the top, the down share below."""
+    if tier.size:
+        return int(tier.size)
+    if tier.switch is None:
+        raise NcbenchError(f"tier {tier.name!r} has neither size nor switch radix; one of them sizes it", EXIT_DATAERR)
+    if top:
+        return tier.switch.radix
+    return max(1, int(tier.switch.radix * tier.oversubscription / (tier.oversubscription + 1)))
+
+
+def group_gpus(topology: Topology) -> list[int]:
+    """Return GPUs per group at each tier when that tier is not the top one (tiers[0]: the domain).
+
+    Rail-optimised: the first switch tier's group is `children` domains reached through one leaf per
+    rail (NVLink forwards across rails); above it every GPU is one endpoint.
+    """
+    g = topology.gpus_per_domain
+    sizes = [g]
+    endpoints = 1
+    for i, tier in enumerate(topology.tiers[1:], start=1):
+        endpoints *= children(tier, top=False)
+        sizes.append(max(endpoints * g if i == 1 and topology.rail_optimized else endpoints, sizes[-1]))
+    return sizes
+
+
+def capacity(topology: Topology, ntiers: int) -> int:
+    """Return the most GPUs a fabric using the first `ntiers` tiers (scale-up included) can connect."""
+    g = topology.gpus_per_domain
+    if ntiers <= 1:
+        return g
+    top = children(topology.tiers[ntiers - 1], top=True)
+    if ntiers == 2:
+        return top * g if topology.rail_optimized else max(top, g)
+    endpoints = math.prod(children(t, top=False) for t in topology.tiers[1 : ntiers - 1])
+    return endpoints * top
+
+
+def tiers_needed(topology: Topology, gpus: int) -> int:
+    """Return how many tiers (scale-up included) connect `gpus` GPUs; NcbenchError when none suffice."""
+    for ntiers in range(1, len(topology.tiers) + 1):
+        if capacity(topology, ntiers) >= gpus:
+            return ntiers
+    most = capacity(topology, len(topology.tiers))
+    raise NcbenchError(
+        f"{topology.name}: {gpus:,} GPUs exceed what its {len(topology.tiers) - 1} switch tier(s) connect "
+        f"({most:,}); add a tier or planes to the file, or pass --extend to copy its outermost tier",
+        64,
+    )
+
+
+@dataclass(frozen=True)
+class TierCount:
+    tier: str
+    group_gpus: int
+    switches: int
+    links: int  # links from this tier down to its children (host links for the first switch tier)
+    transceivers: int
+    switch_W: float
+    optics_W: float
+
+
+def size(topology: Topology, gpus: int) -> list[TierCount]:
+    """Return the switches, links and power of each switch tier of the fabric sized for `gpus` GPUs."""
+    ntiers = tiers_needed(topology, gpus)
+    groups = group_gpus(topology)
+    counts = []
+    down = gpus  # links arriving from below, per plane: every GPU has one port in each plane
+    for i in range(1, ntiers):
+        tier = topology.tiers[i]
+        top = i == ntiers - 1
+        width = children(tier, top=top)  # down ports used on each switch
+        switches = math.ceil(down / width) if tier.switch else 0
+        up = 0 if top or tier.switch is None else switches * (tier.switch.radix - width)
+        planes = topology.planes
+        counts.append(TierCount(
+            tier=tier.name, group_gpus=gpus if top else groups[i], switches=switches * planes,
+            links=down * planes, transceivers=2 * down * planes if tier.link_W > 0 else 0,
+            switch_W=switches * planes * (tier.switch.power_W if tier.switch else 0.0),
+            optics_W=down * planes * tier.link_W,
+        ))  # fmt: skip
+        down = up
+    return counts
+
+
+# ----------------------------------------------------------------------------------------------- files
+
+
+def load(path: Path | str) -> Topology:
+    """Read and check a topology TOML; NcbenchError (exit 65) names file, tier, key and value."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise NcbenchError(f"{path}: no such topology file", 64) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise NcbenchError(f"{path}: not valid TOML ({err})", EXIT_DATAERR) from None
+    return from_dict(data, str(path))
+
+
+def from_dict(data: dict, where: str = "<topology>") -> Topology:
+    """Build a Topology from parsed TOML, checking every value where it enters."""
+
+    def bad(what: str) -> NcbenchError:
+        return NcbenchError(f"{where}: {what}", EXIT_DATAERR)
+
+    if not isinstance(data.get("name"), str) or not data["name"]:
+        raise bad("top-level key 'name' is missing; every topology needs a name")
+    raw_tiers = data.get("tier")
+    if not isinstance(raw_tiers, list) or not raw_tiers:
+        raise bad("no [[tier]] tables; list tiers from the scale-up domain outwards")
+    tiers = tuple(_tier(raw, i, bad) for i, raw in enumerate(raw_tiers))
+    if not tiers[0].size or tiers[0].size < 1:
+        raise bad(f"tier {tiers[0].name!r}: the first tier is the scale-up domain and needs size = GPUs per domain")
+    top_sources = data.get("sources", {})
+    for key in TOP_NUMBERS:
+        if key in data:
+            _number(data[key], key, "top level", bad, positive=key not in ("jitter_us", "degraded_link_fraction"))
+            if key not in top_sources and key not in ("gpus",):
+                raise bad(f"top level: {key} = {data[key]} has no source; add it under [sources]")
+    if not 0 <= data.get("degraded_link_fraction", 0) <= 1 or not 0 < data.get("degraded_link_speed", 1) <= 1:
+        raise bad("degraded_link_fraction must lie in [0, 1] and degraded_link_speed in (0, 1]")
+    known = {"name", "description", "tier", "sources", "rail_optimized", "init", "failures", "fit", *TOP_NUMBERS}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise bad(f"unknown top-level key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+    for table in ("init", "failures"):
+        for key, value in data.get(table, {}).items():
+            if key == "correlation":
+                if not isinstance(value, int | float) or not -1 <= value <= 1:
+                    raise bad(f"[{table}]: correlation = {value!r} must lie in [-1, 1]")
+            elif key != "source":
+                _number(value, key, f"[{table}]", bad)
+        if data.get(table) and "source" not in data[table]:
+            raise bad(f"[{table}] has no source; say where its numbers come from")
+    return Topology(
+        name=data["name"], tiers=tiers, description=data.get("description", ""), gpus=int(data.get("gpus", 0)),
+        planes=int(data.get("planes", 1)), rail_optimized=bool(data.get("rail_optimized", True)),
+        base_latency_us=float(data.get("base_latency_us", 8.4)), jitter_us=float(data.get("jitter_us", 0.0)),
+        degraded_link_fraction=float(data.get("degraded_link_fraction", 0.0)),
+        degraded_link_speed=float(data.get("degraded_link_speed", 1.0)),
+        init=dict(data.get("init", {})), failures=dict(data.get("failures", {})), fit=dict(data.get("fit", {})),
+        sources=dict(top_sources), path=where,
+    )  # fmt: skip
+
+
+def _number(value, key: str, where: str, bad, *, positive: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+        raise bad(f"{where}: {key} = {value!r} is not a number")
+    if value < 0 or (positive and value == 0):
+        raise bad(f"{where}: {key} = {value!r} must be {'positive' if positive else 'zero or more'}")
+    return float(value)
+
+
+def _tier(raw: dict, index: int, bad) -> Tier:
+    if not isinstance(raw, dict):
+        raise bad(f"tier {index} is not a table")
+    label = f"tier {raw.get('name', index)!r}"
+    for key in TIER_REQUIRED:
+        if key not in raw:
+            raise bad(f"{label}: missing {key}")
+    known = {*TIER_REQUIRED, *TIER_NUMBERS, "reduction", "switch", "sources"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise bad(f"{label}: unknown key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+    sources = raw.get("sources", {})
+    for key in TIER_NUMBERS:
+        if key in raw:
+            _number(raw[key], key, label, bad, positive=key not in ("link_W",))
+            if key not in sources:
+                raise bad(f"{label}: {key} = {raw[key]} has no source; add it to the tier's sources table")
+    for key in ("efficiency", "reduction_efficiency"):
+        if raw.get(key, 1.0) > 1.0:
+            raise bad(f"{label}: {key} = {raw[key]} is above 1; it is a fraction of bandwidth_GBps")
+    if raw.get("oversubscription", 1.0) < 1.0:
+        raise bad(f"{label}: oversubscription = {raw['oversubscription']} is below 1; write down:up, e.g. 7 for 1:7")
+    if raw.get("reduction", "") not in REDUCTIONS:
+        raise bad(f"{label}: reduction = {raw['reduction']!r}; choose nvls, sharp or leave it out")
+    if "size" in raw and int(raw["size"]) != raw["size"]:
+        raise bad(f"{label}: size = {raw['size']} is not a whole number")
+    switch = None
+    if "switch" in raw:
+        sw = raw["switch"]
+        if not isinstance(sw, dict) or not {"model", "radix", "power_W"} <= set(sw):
+            raise bad(f"{label}: switch needs model, radix and power_W")
+        _number(sw["radix"], "switch.radix", label, bad)
+        _number(sw["power_W"], "switch.power_W", label, bad)
+        for key in ("radix", "power_W"):
+            if f"switch.{key}" not in sources:
+                raise bad(f"{label}: switch.{key} = {sw[key]} has no source; add 'switch.{key}' to its sources")
+        switch = Switch(model=str(sw["model"]), radix=int(sw["radix"]), power_W=float(sw["power_W"]))
+    if index > 0 and switch is None and "size" not in raw:
+        raise bad(f"{label}: a switch tier needs a switch (model, radix, power_W) or a size")
+    return Tier(
+        name=str(raw["name"]), bandwidth_GBps=float(raw["bandwidth_GBps"]), latency_us=float(raw["latency_us"]),
+        size=int(raw["size"]) if "size" in raw else None, efficiency=float(raw.get("efficiency", 1.0)),
+        oversubscription=float(raw.get("oversubscription", 1.0)), reduction=raw.get("reduction", ""),
+        reduction_efficiency=float(raw.get("reduction_efficiency", 1.0)), switch=switch,
+        link_W=float(raw.get("link_W", 0.0)), sources=dict(sources),
+    )  # fmt: skip
+
+
+def extended(topology: Topology, gpus: int) -> tuple[Topology, int]:
+    """Return the topology with copies of its outermost tier added until it connects `gpus`, and how many.
+
+    Each added tier costs the latency step between the two outermost tiers again (DESIGN: `scaled`).
+    """
+    added = 0
+    while capacity(topology, len(topology.tiers)) < gpus:
+        last = topology.tiers[-1]
+        step = last.latency_us - topology.tiers[-2].latency_us if len(topology.tiers) > 2 else 0.0
+        note = f"added by ncbench to reach {gpus:,} GPUs: a copy of tier {last.name!r}"
+        tier = replace(last, name=f"{last.name}+{added + 1}", latency_us=last.latency_us + max(step, 0.0),
+                       size=last.size if len(topology.tiers) > 1 else None,
+                       sources={k: note for k in last.sources})  # fmt: skip
+        topology = replace(topology, tiers=(*topology.tiers, tier))
+        added += 1
+        if added > 64:
+            raise NcbenchError(f"{topology.name}: cannot grow to {gpus:,} GPUs by copying its outer tier", 64)
+    return topology, added
+
+
+def with_tiers(topology: Topology, tiers, **changes) -> Topology:
+    return replace(topology, tiers=tuple(tiers), **changes)
+
+
+# ----------------------------------------------------------------------------------------------- writing
+
+
+def dumps(topology: Topology) -> str:
+    """Return the topology as TOML (the format `load` reads), fit results included."""
+    lines = [f"name = {_toml(topology.name)}", f"description = {_toml(topology.description)}"]
+    for key in ("gpus", "planes", "rail_optimized", "base_latency_us", "jitter_us", "degraded_link_fraction",
+                "degraded_link_speed"):  # fmt: skip
+        lines.append(f"{key} = {_toml(getattr(topology, key))}")
+    lines.append("")
+    lines += _table("sources", topology.sources)
+    for name in ("init", "failures"):
+        lines += _table(name, getattr(topology, name))
+    for tier in topology.tiers:
+        lines.append("[[tier]]")
+        for key in ("name", *TIER_NUMBERS, "reduction"):
+            value = getattr(tier, key)
+            if value is not None and value != "":
+                lines.append(f"{key} = {_toml(value)}")
+        if tier.switch:
+            sw = tier.switch
+            lines.append(f"switch = {{ model = {_toml(sw.model)}, radix = {sw.radix}, power_W = {_toml(sw.power_W)} }}")
+        lines += ["[tier.sources]", *(f"{_key(k)} = {_toml(v)}" for k, v in tier.sources.items()), ""]
+    if topology.fit:
+        lines += _fit_tables(topology.fit)
+    return "\n".join(lines) + "\n"
+
+
+def _fit_tables(fit: Mapping) -> list[str]:
+    lines = ["[fit]"]
+    nested = {k: v for k, v in fit.items() if isinstance(v, dict)}
+    for key, value in fit.items():
+        if key not in nested:
+            lines.append(f"{_key(key)} = {_toml(value)}")
+    lines.append("")
+    for key, value in nested.items():
+        lines += _table(f"fit.{key}", value)
+    return lines
+
+
+def _table(name: str, values: Mapping) -> list[str]:
+    if not values:
+        return []
+    plain = {k: v for k, v in values.items() if not isinstance(v, dict)}
+    out = [f"[{name}]", *(f"{_key(k)} = {_toml(v)}" for k, v in plain.items()), ""]
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out += _table(f"{name}.{_key(key)}", value)
+    return out
+
+
+def _key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else _toml(key)
+
+
+def _toml(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else "nan"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{text}"'
+
+
+def save(topology: Topology, path: Path | str) -> Path:
+    """Write the topology TOML atomically."""
+    import os
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.write_text(dumps(topology))
+    os.replace(tmp, path)
+    return path
+
+
+def describe(topology: Topology, gpus: int, *, added: int = 0) -> str:
+    """Return the bill of materials of the fabric sized for `gpus` GPUs, as text a person reads."""
+    counts = size(topology, gpus)
+    ntiers = tiers_needed(topology, gpus)
+    lines = [
+        f"{topology.name}: {topology.description}",
+        f"{gpus:,} GPUs in domains of {topology.gpus_per_domain}; {ntiers - 1} switch tier(s) of "
+        f"{len(topology.tiers) - 1} in the file; {topology.planes} plane(s)"
+        + (f"; {added} tier(s) added by copying the outermost one" if added else ""),
+        "",
+        f"{'tier':<16} {'GPUs/group':>11} {'switches':>9} {'model':<26} {'links':>10} {'transceivers':>13} "
+        f"{'switch kW':>10} {'optics kW':>10}",
+    ]  # fmt: skip
+    for c, tier in zip(counts, topology.tiers[1:], strict=False):
+        model = tier.switch.model if tier.switch else "-"
+        lines.append(f"{c.tier:<16} {c.group_gpus:>11,} {c.switches:>9,} {model:<26} {c.links:>10,} {c.transceivers:>13,} "
+                     f"{c.switch_W / 1e3:>10,.1f} {c.optics_W / 1e3:>10,.1f}")  # fmt: skip
+    switches = sum(c.switches for c in counts)
+    power = sum(c.switch_W + c.optics_W for c in counts)
+    lines += [
+        f"{'total':<16} {'':>11} {switches:>9,} {'':<26} {sum(c.links for c in counts):>10,} "
+        f"{sum(c.transceivers for c in counts):>13,} {sum(c.switch_W for c in counts) / 1e3:>10,.1f} "
+        f"{sum(c.optics_W for c in counts) / 1e3:>10,.1f}",
+        "",
+        f"network power {power / 1e6:,.2f} MW = {power / gpus:,.1f} W per GPU (switches + transceivers; NICs and "
+        "NVLink switches not counted)",
+    ]  # fmt: skip
+    notes = sorted({v for t in topology.tiers[1:ntiers] for k, v in t.sources.items() if k.startswith("switch.power")})
+    lines += [f"switch power: {n}" for n in notes]
+    return "\n".join(lines) + "\n"
