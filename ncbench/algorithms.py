@@ -16,16 +16,19 @@ from .topology import Topology
 
 @dataclass(frozen=True)
 class Protocol:
+    chunk_bytes: float  # data per pipeline step: a tree level forwards this much before the next level starts
     base_us: float  # fixed cost relative to Simple (NCCL baseLatencies: LL 6.6, LL128 14.0, Simple 8.4 us)
     intra_latency: float  # per-step latency relative to Simple on NVLink (hwLatencies NVLINK Ring 0.6/1.9/3.4)
     net_latency: float  # ... and on the network (hwLatencies NET Ring 2.7/4.0/14.0)
     bandwidth: float  # usable fraction of bandwidth (LL: 8-byte flag per 8 bytes; LL128: 120/128, NCCL uses 0.92)
 
 
+# chunk_bytes: NCCL's per-step buffer slot, buffer size / NCCL_STEPS (8): Simple 4 MiB, LL128 4.69 MB, LL 512 KiB
+# of which half is flags (src/include/device.h DEFAULT_*_BUFFSIZE; recalled, not in reference/).
 PROTOCOLS = {
-    "simple": Protocol(0.0, 1.0, 1.0, 1.0),
-    "ll128": Protocol(14.0 - 8.4, 1.9 / 3.4, 4.0 / 14.0, 0.92),
-    "ll": Protocol(6.6 - 8.4, 0.6 / 3.4, 2.7 / 14.0, 0.5),
+    "simple": Protocol(512 * 1024, 0.0, 1.0, 1.0, 1.0),
+    "ll128": Protocol(600 * 1024, 14.0 - 8.4, 1.9 / 3.4, 4.0 / 14.0, 0.92),
+    "ll": Protocol(32 * 1024, 6.6 - 8.4, 0.6 / 3.4, 2.7 / 14.0, 0.5),
 }
 # Fixed latencies NCCL's tuner charges instead of per-step ones (tuning.cc hwLatencies, Simple; models.md 3.2).
 NVLS_US = 25.0  # NVLINK NVLS / NVLSTree
@@ -105,6 +108,8 @@ class Terms:
     steps: np.ndarray  # [L, P]
     phases: tuple[np.ndarray, ...]
     pipelined: bool = True
+    fill: np.ndarray | None = None  # [2L, P] pipeline stages a chunk crosses before data streams (trees)
+    chunk_bytes: float = 0.0  # bytes per pipeline stage (min(nbytes, chunk) is what each stage waits for)
 
 
 def _zeros(shape_: Shape) -> np.ndarray:
@@ -141,6 +146,13 @@ def _tree_levels(shape_: Shape) -> np.ndarray:
     return steps
 
 
+def _fill(shape_: Shape, stages: np.ndarray) -> np.ndarray:
+    """Pipeline fill of a tree: each stage (level, up and down) waits for one chunk over its tier's link."""
+    fill = _zeros(shape_)
+    fill[: shape_.ntiers] = stages
+    return fill
+
+
 def _net_top(shape_: Shape) -> np.ndarray:
     return np.maximum(shape_.top, 1)
 
@@ -157,7 +169,8 @@ def cost(op: str, algorithm: str, shape_: Shape) -> Terms:
         if op in ("broadcast", "reduce"):  # a pipelined chain: fill once, then stream n
             return _ring(shape_, p - 1, np.ones_like(p))
     if algorithm == "tree":  # double binary tree: reduce up, broadcast down; each GPU moves ~n twice
-        return Terms(zero, 2 * _tree_levels(shape_), _per_tier(shape_, shape_.edges, 2.0 / TREE_BANDWIDTH))
+        levels = 2 * _tree_levels(shape_)
+        return Terms(zero, levels, _per_tier(shape_, shape_.edges, 2.0 / TREE_BANDWIDTH), fill=_fill(shape_, levels))
     if algorithm == "hierarchical":  # intra reduce-scatter, inter ring allreduce on n/g (g rails), intra all-gather
         intra = _zeros(shape_)
         intra[0] = 2 * (g - 1) / g
@@ -181,7 +194,7 @@ def cost(op: str, algorithm: str, shape_: Shape) -> Terms:
         steps[0] = 0
         intra = _at(shape_, np.zeros(p.size, int), 1.0, reduction=True)
         inter = _at(shape_, _net_top(shape_), 2.0 / g / TREE_BANDWIDTH)
-        return Terms(np.full_like(p, NVLS_US), steps, (intra, inter))
+        return Terms(np.full_like(p, NVLS_US), steps, (intra, inter), fill=_fill(shape_, steps))
     if algorithm == "collnet":  # CollNet direct: intra scatter, SHARP allreduce of n/g per GPU, intra gather
         steps = np.zeros_like(shape_.edges)
         steps[0] = 2 * np.minimum(1, g - 1)
@@ -239,9 +252,10 @@ def with_protocol(terms: Terms, protocol: Protocol) -> Terms:
     """Return the Terms under an NCCL protocol: its base latency, per-step factors and bandwidth share."""
     factors = np.full((terms.steps.shape[0], 1), protocol.net_latency)
     factors[0] = protocol.intra_latency
+    fill = None if terms.fill is None else terms.fill / protocol.bandwidth
     return Terms(
         terms.fixed_us + protocol.base_us, terms.steps * factors,
-        tuple(v / protocol.bandwidth for v in terms.phases), terms.pipelined,
+        tuple(v / protocol.bandwidth for v in terms.phases), terms.pipelined, fill, protocol.chunk_bytes,
     )  # fmt: skip
 
 
@@ -275,7 +289,15 @@ def evaluate(terms: Terms, params: Params, nbytes) -> np.ndarray:
     nbytes = np.atleast_1d(np.asarray(nbytes, dtype=float))
     latency = params.base_us + terms.fixed_us + params.alpha_us @ terms.steps
     per_byte = per_byte_us(terms, params)
-    return latency[:, None] + per_byte[:, None] * nbytes[None, :]
+    return latency[:, None] + per_byte[:, None] * nbytes[None, :] + fill_us(terms, params.inv_GBps[None, :], nbytes)[0]
+
+
+def fill_us(terms: Terms, inverse: np.ndarray, nbytes: np.ndarray) -> np.ndarray:
+    """Return the pipeline-fill time [S, P, N] for inverse bandwidths [S, 2L] (zero for non-tree algorithms)."""
+    if terms.fill is None:
+        return np.zeros((inverse.shape[0], terms.steps.shape[1], nbytes.size))
+    chunk = np.minimum(nbytes, terms.chunk_bytes)
+    return (inverse @ terms.fill)[:, :, None] * chunk[None, None, :] / 1e3
 
 
 def per_byte_us(terms: Terms, params: Params) -> np.ndarray:
@@ -295,5 +317,8 @@ def linear_rows(terms: Terms, params: Params, nbytes: np.ndarray) -> tuple[np.nd
         volume = np.stack(terms.phases)[binding, :, np.arange(binding.size)]  # [P, 2L]
     else:
         volume = np.sum(terms.phases, axis=0).T
-    coefficients = np.hstack([np.ones((terms.steps.shape[1], 1)), terms.steps.T, volume * (nbytes[:, None] / 1e3)])
+    bandwidth = volume * (nbytes[:, None] / 1e3)
+    if terms.fill is not None:
+        bandwidth = bandwidth + terms.fill.T * (np.minimum(nbytes, terms.chunk_bytes)[:, None] / 1e3)
+    coefficients = np.hstack([np.ones((terms.steps.shape[1], 1)), terms.steps.T, bandwidth])
     return terms.fixed_us, coefficients

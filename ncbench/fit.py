@@ -17,7 +17,9 @@ from .errors import EXIT_DATAERR, NcbenchError
 from .topology import Topology
 
 NOISE = 0.05  # relative measurement noise assumed per row (the data term's scale)
-PRIOR_LOG_SD = 1.0  # how far (relative) a parameter may move from nominal before the prior pushes back
+# Nominal values are spec sheets and NCCL's constants for other systems: a factor of 20 either way at 2 sd.
+PRIOR_LOG_SD = 1.5
+GAUSS_NEWTON_STEPS = 30
 RESOLVED = 0.5  # a parameter is "constrained" when the data decide at least half of it (resolution diagonal)
 ITERATIONS = 12
 SAMPLES = 200
@@ -107,18 +109,32 @@ def _subshape(shape: alg.Shape, pick: np.ndarray) -> alg.Shape:
 
 
 def _solve(rows: _Rows, measured: np.ndarray, theta0: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Return (theta, resolution diagonal): MAP of relative errors with a prior at the nominal values."""
-    scaled = rows.design[:, free] * theta0[free] / measured[:, None] / NOISE
-    rhs = (measured - rows.constant - rows.design[:, ~free] @ theta0[~free]) / measured / NOISE
-    k = scaled.shape[1]
-    a = np.vstack([scaled, np.eye(k) / PRIOR_LOG_SD])
-    b = np.concatenate([rhs, np.ones(k) / PRIOR_LOG_SD])
-    m, *_ = np.linalg.lstsq(a, b, rcond=None)
-    m = np.maximum(m, 0.01)  # a parameter cannot turn negative; 1 % of nominal is the floor
-    data = scaled.T @ scaled
+    """Return (theta, resolution diagonal): MAP of relative errors, log-normal prior at the nominal values.
+
+    Parameters are scales (latency, 1/bandwidth), so the prior is on log(theta / nominal) and the fit is a
+    few Gauss-Newton steps in those logs; a parameter can never turn negative.
+    """
+    fixed = rows.constant + rows.design[:, ~free] @ theta0[~free]
+    design = rows.design[:, free] * theta0[free]  # d time / d (theta / nominal)
+    k = design.shape[1]
+    u = np.zeros(k)
+    for _ in range(GAUSS_NEWTON_STEPS):
+        scale = np.exp(u)
+        predicted = fixed + design @ scale
+        jacobian = design * scale / measured[:, None] / NOISE
+        residual = (measured - predicted) / measured / NOISE
+        a = np.vstack([jacobian, np.eye(k) / PRIOR_LOG_SD])
+        b = np.concatenate([residual, -u / PRIOR_LOG_SD])
+        step, *_ = np.linalg.lstsq(a, b, rcond=None)
+        u += np.clip(step, -1.0, 1.0)  # damped: one e-fold per step at most
+        if np.max(np.abs(step)) < 1e-6:
+            break
+    scale = np.exp(u)
+    jacobian = design * scale / measured[:, None] / NOISE
+    data = jacobian.T @ jacobian
     resolution = np.diag(np.linalg.solve(data + np.eye(k) / PRIOR_LOG_SD**2, data))
     theta = theta0.copy()
-    theta[free] = theta0[free] * m
+    theta[free] = theta0[free] * scale
     return theta, resolution
 
 
@@ -130,7 +146,6 @@ def fit(results, topology: Topology, *, algorithm: str = "ring", samples: int = 
     if frame.empty:
         raise NcbenchError("no usable rows to fit: every row was untimed, wrong, or had fewer than 2 ranks", EXIT_DATAERR)
     measured = frame["time_us"].astype(float).to_numpy()
-    ntiers = len(topology.tiers)
     theta0 = alg.nominal(topology).vector()
     groups = list(_groups(frame, topology))
     used = np.zeros(theta0.size, bool)
@@ -147,7 +162,8 @@ def fit(results, topology: Topology, *, algorithm: str = "ring", samples: int = 
     constrained = np.zeros(theta0.size, bool)
     constrained[np.flatnonzero(used)[resolution > RESOLVED]] = True
     theta, _ = _solve(rows, measured, theta0, constrained)  # the others stay exactly nominal
-    boot = _bootstrap(rows, measured, theta0, constrained, samples, seed)
+    boot = _bootstrap(rows, measured, theta0, constrained, theta, samples, seed)
+    per_doubling = _extrapolation_error(rows, measured, frame["nranks"].astype(float).to_numpy(), theta0, constrained)
     predicted = rows.constant + rows.design @ theta
     log_error = np.log(measured / predicted)
     names = _names(topology)
@@ -158,12 +174,13 @@ def fit(results, topology: Topology, *, algorithm: str = "ring", samples: int = 
     })  # fmt: skip
     cov = np.cov(np.log(boot[:, constrained]).T) if constrained.sum() > 1 else np.var(np.log(boot[:, constrained]), axis=0, keepdims=True)
     fitted = _fitted_topology(topology, theta, constrained, table, {
-        "algorithm": algorithm, "points": int(len(frame)), "residual_log_sd": float(np.sqrt(np.mean(log_error**2))),
+        "algorithm": algorithm, "points": len(frame), "residual_log_sd": float(np.sqrt(np.mean(log_error**2))),
         "median_abs_error_pct": float(100 * np.median(np.abs(np.expm1(-log_error)))),
         "max_abs_error_pct": float(100 * np.max(np.abs(np.expm1(-log_error)))),
         "parameters": [n for n, c in zip(names, constrained, strict=True) if c],
         "log_covariance": np.atleast_2d(cov).tolist() if constrained.any() else [],
         "unconstrained": [n for n, c, u in zip(names, constrained, used, strict=True) if not c and u],
+        "max_gpus": int(frame["nranks"].max()), "extrapolation_log_sd_per_doubling": per_doubling,
     })  # fmt: skip
     residuals = frame[["op", "nranks", "ranks_per_node", "nbytes", "time_us"]].copy()
     residuals["predicted_us"] = predicted
@@ -171,14 +188,37 @@ def fit(results, topology: Topology, *, algorithm: str = "ring", samples: int = 
     return Fit(fitted, table, residuals)
 
 
-def _bootstrap(rows: _Rows, measured, theta0, used, samples: int, seed: int) -> np.ndarray:
+def _extrapolation_error(rows: _Rows, measured, nranks, theta0, free) -> float:
+    """Return how wrong the model is per doubling of scale beyond its data, measured on the data itself.
+
+    Forward chaining: fit the scales below each one and predict it. Errors of a model whose form is wrong
+    grow with the distance extrapolated; their variance per doubling widens `predict`'s band beyond max_gpus.
+    """
+    scales = np.unique(nranks)
+    ratios = []
+    for j in range(2, scales.size):
+        below = nranks < scales[j]
+        at = nranks == scales[j]
+        sub = _Rows(rows.constant[below], rows.design[below], ())
+        theta, _ = _solve(sub, measured[below], theta0, free & np.any(rows.design[below] != 0, axis=0))
+        error = np.log(measured[at] / (rows.constant[at] + rows.design[at] @ theta))
+        ratios.append(np.mean(error**2) / np.log2(scales[j] / scales[j - 1]))
+    return float(np.sqrt(np.mean(ratios))) if ratios else 0.0
+
+
+def _bootstrap(rows: _Rows, measured, theta0, free, theta, samples: int, seed: int) -> np.ndarray:
+    """Return parameter draws [samples, K] from a residual bootstrap.
+
+    The scales and sizes were chosen by whoever measured, so the design stays fixed and the relative
+    residuals are resampled onto the fitted times (resampling rows would leave some draws with one scale).
+    """
     rng = np.random.default_rng(seed)
+    fitted = rows.constant + rows.design @ theta
+    residuals = np.log(measured / fitted)
     out = []
     for _ in range(samples):
-        pick = rng.integers(0, measured.size, measured.size)
-        sub = _Rows(rows.constant[pick], rows.design[pick], ())
-        theta, _ = _solve(sub, measured[pick], theta0, used)
-        out.append(theta)
+        synthetic = fitted * np.exp(rng.choice(residuals, residuals.size))
+        out.append(_solve(rows, synthetic, theta0, free)[0])
     return np.array(out)
 
 
@@ -230,13 +270,13 @@ def summary(result: Fit) -> str:
     """Return the fit as text: quality, then every parameter with its band and whether data constrained it."""
     info = result.topology.fit
     lines = [
-        f"fit of {result.topology.name} ({info['algorithm']}): {info['points']} points, median |error| "
-        f"{info['median_abs_error_pct']:.1f} %, max {info['max_abs_error_pct']:.1f} %",
+        (f"fit of {result.topology.name} ({info['algorithm']}): {info['points']} points, median |error| "
+        f"{info['median_abs_error_pct']:.1f} %, max {info['max_abs_error_pct']:.1f} %"),
         f"{'parameter':<36} {'nominal':>11} {'fitted':>11} {'low':>11} {'high':>11}  constrained",
     ]
     for row in result.parameters.itertuples():
         name, value, nominal_, low, high = row.parameter, row.value, row.nominal, row.low, row.high
-        if name.endswith("inverse_GBps") or name.endswith("inverse_reduction_GBps"):  # print bandwidths, not inverses
+        if name.endswith(("inverse_GBps", "inverse_reduction_GBps")):  # print bandwidths, not inverses
             name = name.replace("inverse_reduction_GBps", "reduction_GBps").replace("inverse_GBps", "bandwidth_GBps")
             value, nominal_, low, high = 1 / value, 1 / nominal_, 1 / high, 1 / low
         mark = "yes" if row.constrained else "no (nominal kept)"

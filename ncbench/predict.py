@@ -35,6 +35,8 @@ class Draws:
 
     theta: np.ndarray
     model_log_sd: float
+    per_doubling_log_sd: float = 0.0  # extra model error per doubling beyond the fitted scales
+    max_gpus: float = float("inf")
 
 
 def draws(topology: Topology, *, samples: int = SAMPLES, seed: int = 0) -> Draws:
@@ -58,7 +60,8 @@ def draws(topology: Topology, *, samples: int = SAMPLES, seed: int = 0) -> Draws
     else:
         noise = noise * log_sd
     noise[0] = 0.0  # draw 0 is the central estimate
-    return Draws(center * np.exp(noise), float(fit.get("residual_log_sd", 0.0)))
+    return Draws(center * np.exp(noise), float(fit.get("residual_log_sd", 0.0)),
+                 float(fit.get("extrapolation_log_sd_per_doubling", 0.0)), float(fit.get("max_gpus", np.inf)))  # fmt: skip
 
 
 def parameter_names(topology: Topology) -> list[str]:
@@ -88,7 +91,8 @@ def _times(terms: alg.Terms, theta: np.ndarray, tiers: int, nbytes: np.ndarray) 
     inverse = theta[:, 1 + tiers :]
     costs = np.einsum("sk,fkp->sfp", inverse, np.stack(terms.phases)) / 1e3
     per_byte = costs.max(axis=1) if terms.pipelined else costs.sum(axis=1)
-    return latency[:, :, None] + per_byte[:, :, None] * nbytes[None, None, :]
+    fill = alg.fill_us(terms, inverse, nbytes)
+    return latency[:, :, None] + per_byte[:, :, None] * nbytes[None, None, :] + fill
 
 
 def _stragglers(times: np.ndarray, terms: alg.Terms, theta, topology: Topology, p: np.ndarray) -> np.ndarray:
@@ -108,17 +112,20 @@ def predict(topology: Topology, *, ops=alg.OPS, gpus=DEFAULT_GPUS, nbytes=DEFAUL
     """Return one row per (op, algorithm, GPU count, size): time with its band, algbw, busbw."""
     import pandas as pd
 
-    gpus = np.asarray(sorted(set(int(x) for x in gpus)), dtype=float)
-    nbytes = np.asarray(sorted(set(int(x) for x in nbytes)), dtype=float)
+    gpus = np.asarray(sorted({int(x) for x in gpus}), dtype=float)
+    nbytes = np.asarray(sorted({int(x) for x in nbytes}), dtype=float)
     if gpus.size == 0 or nbytes.size == 0 or gpus.min() < 1 or nbytes.min() < 0:
         raise NcbenchError("predict needs GPU counts >= 1 and sizes >= 0")
     base_tiers = len(topology.tiers)
-    grown, added = topo_mod.extended(topology, int(gpus.max()))
+    grown, _ = topo_mod.extended(topology, int(gpus.max()))
     tiers = len(grown.tiers)
-    theta = _extend_draws(draws(topology, samples=samples).theta, base_tiers, tiers)
-    model_sd = draws(topology, samples=1).model_log_sd
+    drawn = draws(topology, samples=samples)
+    theta = _extend_draws(drawn.theta, base_tiers, tiers)
     shape = alg.shape(grown, gpus)
-    z = np.random.default_rng(1).standard_normal((theta.shape[0], 1, 1)) * model_sd
+    doublings = np.maximum(np.log2(gpus / drawn.max_gpus), 0.0) if np.isfinite(drawn.max_gpus) else 0 * gpus
+    model_sd = np.sqrt(drawn.model_log_sd**2 + drawn.per_doubling_log_sd**2 * doublings)
+    z = np.random.default_rng(1).standard_normal((theta.shape[0], 1, 1)) * model_sd[None, :, None]
+    z[0] = 0.0  # draw 0 stays the central estimate
     frames = []
     for op in ops:
         if op not in alg.ALGORITHMS:
@@ -190,7 +197,10 @@ def _best(op, results, shape, nbytes, label):
     impossible = ~allowed.any(axis=0)  # e.g. collnet on a fabric without SHARP: NaN, not a number it cannot reach
     chosen = np.where(impossible[:, None, None], np.nan, chosen)
     time_us = chosen[:, :, 0]
-    low, high = np.nanpercentile(chosen, BAND, axis=2) if not impossible.all() else (chosen[:, :, 0],) * 2
+    low, high = np.nanpercentile(chosen, BAND, axis=2) if not impossible.all() else (time_us, time_us)
+    # A pipelined algorithm runs at its slowest phase: the max of perturbed phases sits above the max of
+    # the central ones, so the band is widened to always contain the central estimate it is printed with.
+    low, high = np.fmin(low, time_us), np.fmax(high, time_us)
     p = np.broadcast_to(shape.p[:, None], time_us.shape)
     n = np.broadcast_to(nbytes[None, :], time_us.shape)
     algbw = np.where(time_us > 0, n / (time_us * 1e3), np.nan)
@@ -259,7 +269,7 @@ def scale_costs(topology: Topology, gpus=DEFAULT_GPUS):
     """Return init time and mean time between failures of one job spanning each GPU count (prediction rows)."""
     import pandas as pd
 
-    gpus = np.asarray(sorted(set(int(x) for x in gpus)), dtype=float)
+    gpus = np.asarray(sorted({int(x) for x in gpus}), dtype=float)
     rows = []
     if topology.init:
         center, low, high = init_times(dict(topology.init), gpus)
@@ -288,8 +298,8 @@ def render(frame, fmt: str) -> str:
     if fmt == "json":
         records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
         return json.dumps(records, indent=1, default=_plain) + "\n"
-    lines = [f"{'topology':<28} {'op':<13} {'algorithm':<18} {'proto':<6} {'gpus':>9} {'bytes':>12} "
-             f"{'time_us':>12} {'[low':>12} {'high]':>12} {'algbw_GBps':>11} {'busbw_GBps':>11} tiers"]  # fmt: skip
+    lines = [(f"{'topology':<28} {'op':<13} {'algorithm':<18} {'proto':<6} {'gpus':>9} {'bytes':>12} "
+             f"{'time_us':>12} {'[low':>12} {'high]':>12} {'algbw_GBps':>11} {'busbw_GBps':>11} tiers")]  # fmt: skip
     for row in frame.itertuples(index=False):
         d = row._asdict()
         lines.append(

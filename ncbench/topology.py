@@ -305,19 +305,24 @@ def with_tiers(topology: Topology, tiers, **changes) -> Topology:
 def dumps(topology: Topology) -> str:
     """Return the topology as TOML (the format `load` reads), fit results included."""
     lines = [f"name = {_toml(topology.name)}", f"description = {_toml(topology.description)}"]
+    defaults = Topology(name="", tiers=())
     for key in ("gpus", "planes", "rail_optimized", "base_latency_us", "jitter_us", "degraded_link_fraction",
                 "degraded_link_speed"):  # fmt: skip
-        lines.append(f"{key} = {_toml(getattr(topology, key))}")
+        value = getattr(topology, key)
+        if key in ("gpus", "rail_optimized") or key in topology.sources or value != getattr(defaults, key):
+            lines.append(f"{key} = {_toml(value)}")
     lines.append("")
     lines += _table("sources", topology.sources)
     for name in ("init", "failures"):
         lines += _table(name, getattr(topology, name))
     for tier in topology.tiers:
         lines.append("[[tier]]")
+        defaults = Tier(name="", bandwidth_GBps=0.0, latency_us=0.0)
         for key in ("name", *TIER_NUMBERS, "reduction"):
             value = getattr(tier, key)
-            if value is not None and value != "":
-                lines.append(f"{key} = {_toml(value)}")
+            if value is None or value == "" or (value == getattr(defaults, key) and key not in tier.sources):
+                continue  # a default nobody sourced stays implicit, as in the file it came from
+            lines.append(f"{key} = {_toml(value)}")
         if tier.switch:
             sw = tier.switch
             lines.append(f"switch = {{ model = {_toml(sw.model)}, radix = {sw.radix}, power_W = {_toml(sw.power_W)} }}")
@@ -389,8 +394,8 @@ def describe(topology: Topology, gpus: int, *, added: int = 0) -> str:
         f"{len(topology.tiers) - 1} in the file; {topology.planes} plane(s)"
         + (f"; {added} tier(s) added by copying the outermost one" if added else ""),
         "",
-        f"{'tier':<16} {'GPUs/group':>11} {'switches':>9} {'model':<26} {'links':>10} {'transceivers':>13} "
-        f"{'switch kW':>10} {'optics kW':>10}",
+        (f"{'tier':<16} {'GPUs/group':>11} {'switches':>9} {'model':<26} {'links':>10} {'transceivers':>13} "
+        f"{'switch kW':>10} {'optics kW':>10}"),
     ]  # fmt: skip
     for c, tier in zip(counts, topology.tiers[1:], strict=False):
         model = tier.switch.model if tier.switch else "-"
@@ -399,12 +404,12 @@ def describe(topology: Topology, gpus: int, *, added: int = 0) -> str:
     switches = sum(c.switches for c in counts)
     power = sum(c.switch_W + c.optics_W for c in counts)
     lines += [
-        f"{'total':<16} {'':>11} {switches:>9,} {'':<26} {sum(c.links for c in counts):>10,} "
+        (f"{'total':<16} {'':>11} {switches:>9,} {'':<26} {sum(c.links for c in counts):>10,} "
         f"{sum(c.transceivers for c in counts):>13,} {sum(c.switch_W for c in counts) / 1e3:>10,.1f} "
-        f"{sum(c.optics_W for c in counts) / 1e3:>10,.1f}",
+        f"{sum(c.optics_W for c in counts) / 1e3:>10,.1f}"),
         "",
-        f"network power {power / 1e6:,.2f} MW = {power / gpus:,.1f} W per GPU (switches + transceivers; NICs and "
-        "NVLink switches not counted)",
+        (f"network power {power / 1e6:,.2f} MW = {power / gpus:,.1f} W per GPU (switches + transceivers; NICs and "
+        "NVLink switches not counted)"),
     ]  # fmt: skip
     notes = sorted({v for t in topology.tiers[1:ntiers] for k, v in t.sources.items() if k.startswith("switch.power")})
     lines += [f"switch power: {n}" for n in notes]

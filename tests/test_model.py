@@ -1,0 +1,244 @@
+"""Topology files, the cost model, fit and predict: pure functions, no MPI, no GPU."""
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ncbench import algorithms as alg
+from ncbench import fit as fit_mod
+from ncbench import predict as pred
+from ncbench import topology as topo
+from ncbench.errors import NcbenchError
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = sorted(p for p in (ROOT / "topologies").glob("*.toml") if not p.name.endswith(".fitted.toml"))
+SUPERPOD = ROOT / "topologies" / "dgx-h100-superpod-ndr.toml"
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.stem)
+def test_shipped_topologies_load_with_a_source_for_every_number(path):
+    design = topo.load(path)
+    assert design.tiers[0].size >= 1
+    for tier in design.tiers:
+        assert "bandwidth_GBps" in tier.sources and "latency_us" in tier.sources
+
+
+def test_at_least_the_designs_the_issue_asks_for_are_shipped():
+    names = {topo.load(p).name for p in SHIPPED}
+    assert {"this-machine", "dgx-h100-superpod-ndr", "colossus-spectrum-x-200k", "gb200-nvl72-ndr"} <= names
+    assert len([n for n in names if "1m" in n]) >= 2
+
+
+@pytest.mark.parametrize(("name", "gpus", "tiers", "switches"), [
+    ("colossus-spectrum-x-200k", 200_000, 3, 7_813),  # 5N/k at k=128: 7,812.5
+    ("colossus-1m-4tier", 1_000_000, 4, 54_688),  # 7N/k: 54,687.5
+    ("colossus-1m-2plane", 1_000_000, 3, 39_066),  # 2 planes x 5N/k at k=256
+    ("dgx-h100-superpod-ndr", 65_536, 3, 5_120),  # a full k=64 three-tier fat tree: 5 k^2/4
+])  # fmt: skip
+def test_fat_tree_sizing_matches_the_clos_formulas(name, gpus, tiers, switches):
+    design = topo.load(ROOT / "topologies" / f"{name}.toml")
+    counts = topo.size(design, gpus)
+    assert len(counts) == tiers
+    assert sum(c.switches for c in counts) == switches
+    assert counts[0].links == gpus * design.planes
+
+
+def test_a_design_too_small_says_so_and_extended_grows_it():
+    design = topo.load(SUPERPOD)
+    with pytest.raises(NcbenchError, match="65,536"):
+        topo.size(design, 1_000_000)
+    grown, added = topo.extended(design, 1_000_000)
+    assert added == 1 and topo.capacity(grown, len(grown.tiers)) >= 1_000_000
+    assert grown.tiers[-1].latency_us > design.tiers[-1].latency_us
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda t: t.replace('efficiency = 0.96\noversubscription', 'efficiency = 1.5\noversubscription'), "efficiency = 1.5 is above 1"),
+    (lambda t: t.replace('latency_us = "NCCL hwLatencies NET Ring/Simple = 14 us per step (reference/models.md 3.2)"\n', ""), "tier 'leaf': latency_us = 14.0 has no source"),
+    (lambda t: t.replace('name = "spine"\n', 'name = "spine"\nradix = 3\n'), "unknown key 'radix'"),
+    (lambda t: t.replace("bandwidth_GBps = 450.0", 'bandwidth_GBps = "fast"'), "bandwidth_GBps = 'fast' is not a number"),
+    (lambda t: t + "\n[[tier\n", "not valid TOML"),
+])  # fmt: skip
+def test_a_bad_topology_file_gets_one_sentence_naming_file_tier_key_and_value(tmp_path, edit, message):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(edit(SUPERPOD.read_text()))
+    with pytest.raises(NcbenchError) as err:
+        topo.load(bad)
+    assert err.value.exit_code == 65
+    assert str(bad) in str(err.value) and message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_fitted_topology_round_trips_through_toml(tmp_path):
+    design = topo.load(SUPERPOD)
+    design = replace(design, fit={"algorithm": "ring", "points": 3, "parameters": ["a"], "log_covariance": [[0.1]],
+                                  "parameter": {"leaf.latency_us": {"value": 2.0, "constrained": True}}})  # fmt: skip
+    again = topo.load(topo.save(design, tmp_path / "x.toml"))
+    assert again.tiers == tuple(replace(t) for t in design.tiers) or [t.latency_us for t in again.tiers] == [
+        t.latency_us for t in design.tiers
+    ]
+    assert again.fit["parameter"]["leaf.latency_us"]["value"] == 2.0
+    assert again.init == design.init
+
+
+# ------------------------------------------------------------------------------------------------ cost model
+
+
+def _flat(alpha=(2.0, 10.0), bw=(100.0, 20.0), g=8, base=5.0):
+    spec = {
+        "name": "flat", "base_latency_us": base, "rail_optimized": False, "sources": {"base_latency_us": "test"},
+        "tier": [
+            {"name": "nvlink", "size": g, "bandwidth_GBps": bw[0], "latency_us": alpha[0],
+             "sources": {"size": "t", "bandwidth_GBps": "t", "latency_us": "t"}},
+            {"name": "net", "size": 4096, "bandwidth_GBps": bw[1], "latency_us": alpha[1],
+             "sources": {"size": "t", "bandwidth_GBps": "t", "latency_us": "t"}},
+        ],
+    }  # fmt: skip
+    return topo.from_dict(spec)
+
+
+def _time(design, op, algorithm, p, nbytes, protocol="simple"):
+    terms = alg.with_protocol(alg.cost(op, algorithm, alg.shape(design, [p])), alg.PROTOCOLS[protocol])
+    return alg.evaluate(terms, alg.nominal(design), [nbytes])[0, 0]
+
+
+def test_ring_allreduce_in_one_domain_is_the_textbook_formula():
+    design = _flat()
+    n = 1 << 20
+    expected = 5.0 + 2 * 7 * 2.0 + 2 * 7 / 8 * n / (100.0 * 1e3)
+    assert _time(design, "allreduce", "ring", 8, n) == pytest.approx(expected)
+
+
+def test_ring_across_domains_charges_network_steps_and_runs_at_the_slowest_link():
+    design = _flat()
+    n, p = 1 << 30, 64  # 8 domains: 8 of the 64 ring edges cross the network
+    steps = 2 * (p - 1)
+    expected = 5.0 + steps * (56 / 64 * 2.0 + 8 / 64 * 10.0) + 2 * (p - 1) / p * n / (20.0 * 1e3)
+    assert _time(design, "allreduce", "ring", p, n) == pytest.approx(expected)
+
+
+def test_busbw_of_a_large_ring_allreduce_approaches_the_bottleneck_bandwidth():
+    design = _flat()
+    out = pred.predict(design, ops=("allreduce",), gpus=[64], nbytes=[16 << 30], algorithms=("ring",), samples=2)
+    assert out["busbw_GBps"].iloc[0] == pytest.approx(20.0, rel=0.01)
+
+
+def test_tree_latency_grows_with_log_p_and_ring_latency_with_p():
+    design = _flat()
+    ring = [_time(design, "allreduce", "ring", p, 8) for p in (64, 128, 256)]
+    tree = [_time(design, "allreduce", "tree", p, 8) for p in (64, 128, 256)]
+    assert ring[2] - ring[1] == pytest.approx(2 * (ring[1] - ring[0]), rel=0.05)
+    assert tree[2] - tree[1] == pytest.approx(tree[1] - tree[0], rel=1e-6)
+    assert tree[1] - tree[0] == pytest.approx(2 * 10.0, rel=1e-3)  # one more level, up and down (+ an 8 B fill)
+
+
+def test_alltoall_peers_and_hierarchical_phases_add_up():
+    design = _flat()
+    shape = alg.shape(design, [64])
+    assert shape.peers.sum() == 63 and shape.peers[0, 0] == 7
+    n = 1 << 30
+    expected = 5.0 + 2 * 7 * 2.0 + 2 * 7 * 10.0 + 2 * 7 / 8 * n / 100e3 + 2 * 7 / 8 / 8 * n / 20e3
+    assert _time(design, "allreduce", "hierarchical", 64, n) == pytest.approx(expected)
+
+
+def test_enablement_follows_nccl_rules():
+    design = topo.load(SUPERPOD)
+    shape = alg.shape(design, [8, 64])
+    assert list(alg.enabled("allreduce", "nvls", shape)) == [True, True]  # SHARP in every switch tier
+    assert list(alg.enabled("allreduce", "nvlstree", shape)) == [False, True]
+    assert list(alg.enabled("allgather", "pat", shape)) == [False, False]  # PAT needs one GPU per node
+    colossus = topo.load(ROOT / "topologies" / "colossus-spectrum-x-200k.toml")
+    assert list(alg.enabled("allreduce", "collnet", alg.shape(colossus, [64]))) == [False]  # no SHARP on Ethernet
+
+
+# ------------------------------------------------------------------------------------------------ fit
+
+
+def _synthetic(truth, scales, ops=("allreduce", "sendrecv"), noise=0.02, seed=3):
+    rng = np.random.default_rng(seed)
+    params = alg.nominal(truth)
+    rows = []
+    for op in ops:
+        algorithm = "ring" if op == "allreduce" else "p2p"
+        for p in scales:
+            terms = alg.cost(op, algorithm, alg.shape(truth, [p]))
+            for n in [8 * 4**i for i in range(14)]:
+                t = min(alg.evaluate(alg.with_protocol(terms, pr), params, [n])[0, 0] for pr in alg.PROTOCOLS.values())
+                rows.append({"op": op, "backend": "nccl", "nranks": p, "nnodes": max(1, p // 8),
+                             "ranks_per_node": min(p, 8), "nbytes": n, "time_us": t * (1 + noise * rng.standard_normal()),
+                             "wrong": 0})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_fit_recovers_the_parameters_that_made_the_data_within_5_percent():
+    nominal = topo.load(SUPERPOD)
+    t = nominal.tiers
+    truth = replace(nominal, base_latency_us=6.0, tiers=(
+        replace(t[0], latency_us=2.1, efficiency=0.7), replace(t[1], latency_us=9.0, efficiency=0.8),
+        replace(t[2], latency_us=12.0), t[3]))  # fmt: skip
+    data = _synthetic(truth, [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384])
+    result = fit_mod.fit(data, nominal, algorithm="ring", samples=50)
+    table = result.parameters.assign(truth=alg.nominal(truth).vector())
+    must = ["base_latency_us", "nvlink.latency_us", "leaf.latency_us", "spine.latency_us", "nvlink.inverse_GBps",
+            "leaf.inverse_GBps"]  # fmt: skip
+    assert set(must) <= set(table[table.constrained].parameter)
+    constrained = table[table.constrained]
+    assert np.all(np.abs(constrained.value / constrained.truth - 1) < 0.05), constrained
+    untouched = table[~table.constrained]
+    assert np.all(untouched.value == untouched.nominal)
+    assert result.topology.fit["median_abs_error_pct"] < 3
+
+
+def test_fit_refuses_data_it_cannot_use():
+    with pytest.raises(NcbenchError) as err:
+        fit_mod.fit(pd.DataFrame({"op": ["allreduce"], "backend": ["mpi"], "nranks": [1], "nnodes": [1],
+                                  "ranks_per_node": [1], "nbytes": [8], "time_us": [1.0], "wrong": [0]}),
+                    topo.load(SUPERPOD))  # fmt: skip
+    assert err.value.exit_code == 65
+
+
+# ------------------------------------------------------------------------------------------------ predict
+
+
+def test_predict_covers_the_default_sweep_with_bands_around_the_estimate():
+    design = topo.load(ROOT / "topologies" / "colossus-1m-4tier.toml")
+    out = pred.predict(design, samples=50)
+    assert set(out.op) == set(alg.OPS)
+    assert out.gpus.min() == 200_000 and out.gpus.max() == 1_000_000
+    assert out.bytes.min() == 8 and out.bytes.max() == 16 << 30
+    ok = out.time_us.notna()
+    assert (out.time_us_low[ok] <= out.time_us[ok] * (1 + 1e-9)).all()
+    assert (out.time_us_high[ok] >= out.time_us[ok] * (1 - 1e-9)).all()
+    small = out[(out.op == "allreduce") & (out.bytes == 8) & (out.gpus == 1_000_000)]
+    assert small.algorithm.iloc[0] != "ring"  # at 1M GPUs a ring's 2(p-1) steps lose to a tree's log p
+
+
+def test_a_degraded_link_slows_a_million_gpus_more_than_a_thousand():
+    design = topo.load(ROOT / "topologies" / "colossus-1m-4tier.toml")
+    slow = replace(design, degraded_link_fraction=1e-4, degraded_link_speed=0.5)
+    args = {"ops": ("allreduce",), "gpus": [1000, 1_000_000], "nbytes": [16 << 30], "algorithms": ("tree",), "samples": 2}
+    ratio = pred.predict(slow, **args).time_us.to_numpy() / pred.predict(design, **args).time_us.to_numpy()
+    assert 1.0 < ratio[0] < 1.15 and ratio[1] > 1.8  # 1k GPUs: 10 % odds of a slow link; 1M: certain
+
+
+def test_init_fit_and_failure_rates_give_scale_costs():
+    params = pred.fit_init([16_000, 22_000, 64_000, 98_000], [17, 30, 100, 200])
+    assert 1.0 < params["exponent"] < 1.6
+    center, low, high = pred.init_times(params, [98_000])
+    assert low[0] < center[0] < high[0] and center[0] == pytest.approx(200, rel=0.15)
+    design = topo.load(ROOT / "topologies" / "colossus-1m-2plane.toml")
+    costs = pred.scale_costs(design, [100_000, 1_000_000])
+    mtbf = costs[costs.op == "mtbf"].time_us.to_numpy() / 60e6
+    assert mtbf[0] == pytest.approx(10 * mtbf[1]) and 10 < mtbf[0] < 60  # published: ~18 min at 100k
+
+
+def test_json_has_the_fields_the_issue_names():
+    design = topo.load(SUPERPOD)
+    out = pred.predict(design, ops=("allgather",), gpus=[16384], nbytes=[8, 1 << 20], samples=5)
+    rows = json.loads(pred.render(out, "json"))
+    assert {"gpus", "bytes", "op", "algorithm", "time_us", "time_us_low", "time_us_high", "algbw_GBps",
+            "busbw_GBps"} <= set(rows[0])  # fmt: skip
