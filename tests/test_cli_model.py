@@ -60,3 +60,11 @@ def test_predict_default_sweep_covers_every_shipped_topology(tmp_path):
 def test_predict_rejects_an_unknown_op():
     done = ncbench("predict", "--op", "allreduse", "--topology", "topologies/this-machine.toml")
     assert done.returncode == 64 and "unknown op" in done.stderr
+
+
+def test_extrapolation_script_judges_every_published_curve():
+    done = subprocess.run([sys.executable, "scripts/extrapolate.py", "results/published/published.csv"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Summit" in done.stdout and "init" in done.stdout
+    assert "predictions: median |error|" in done.stdout
