@@ -140,6 +140,10 @@ def predict(topology: Topology, *, ops=alg.OPS, gpus=DEFAULT_GPUS, nbytes=DEFAUL
 
 
 def _candidates(op: str, algorithms) -> list[str]:
+    known = {name for names in alg.ALGORITHMS.values() for name in names} | {"auto", "all"}
+    unknown = [a for a in algorithms if a not in known]
+    if unknown:
+        raise NcbenchError(f"unknown algorithm {unknown[0]!r}; choose auto, all or from {', '.join(sorted(known - {'auto', 'all'}))}")
     names = []
     for a in algorithms:
         if a == "auto":
@@ -293,6 +297,7 @@ def render(frame, fmt: str) -> str:
     """Return predictions as an aligned table, CSV, or a JSON list of objects (NaN as null)."""
     import json
 
+    frame = frame.astype({c: "Int64" for c in ("gpus", "bytes", "tiers", "tiers_added") if c in frame})
     if fmt == "csv":
         return frame.to_csv(index=False, float_format="%.6g")
     if fmt == "json":

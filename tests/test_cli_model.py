@@ -68,3 +68,8 @@ def test_extrapolation_script_judges_every_published_curve():
     assert done.returncode == 0, done.stderr
     assert "Summit" in done.stdout and "init" in done.stdout
     assert "predictions: median |error|" in done.stdout
+
+
+def test_predict_rejects_an_unknown_algorithm():
+    done = ncbench("predict", "--algo", "ring,bogus", "--topology", "topologies/this-machine.toml", "--gpus", "4")
+    assert done.returncode == 64 and "unknown algorithm 'bogus'" in done.stderr
