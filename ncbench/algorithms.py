@@ -275,35 +275,44 @@ class Params:
         return cls(float(theta[0]), theta[1 : 1 + ntiers], theta[1 + ntiers :])
 
 
-def nominal(topology: Topology) -> Params:
-    """Return the topology's parameters; traffic above an r:1 tier shares its uplinks (bandwidth / r)."""
+def parameter_names(topology: Topology) -> list[str]:
+    """Return the name of each entry of Params.vector() for this topology."""
+    tiers = [t.name for t in topology.tiers]
+    return (["base_latency_us"] + [f"{t}.latency_us" for t in tiers] + [f"{t}.inverse_GBps" for t in tiers]
+            + [f"{t}.inverse_reduction_GBps" for t in tiers])  # fmt: skip
+
+
+def shared(topology: Topology) -> np.ndarray:
+    """Return, per tier, how many GPUs share each uplink below it: traffic above an r:1 tier gets bandwidth / r."""
     tiers = topology.tiers
-    shared = np.cumprod([1.0, 1.0] + [t.oversubscription for t in tiers[1:-1]])[: len(tiers)]
-    bw = np.array([t.effective_GBps for t in tiers]) / shared
-    reduce_bw = np.array([t.bandwidth_GBps * t.reduction_efficiency for t in tiers]) / shared
+    return np.cumprod([1.0, 1.0] + [t.oversubscription for t in tiers[1:-1]])[: len(tiers)]
+
+
+def nominal(topology: Topology) -> Params:
+    """Return the topology's parameters (effective bandwidths, divided by the uplink sharing below them)."""
+    tiers = topology.tiers
+    bw = np.array([t.effective_GBps for t in tiers]) / shared(topology)
+    reduce_bw = np.array([t.bandwidth_GBps * t.reduction_efficiency for t in tiers]) / shared(topology)
     return Params(topology.base_latency_us, np.array([t.latency_us for t in tiers]), np.concatenate([1 / bw, 1 / reduce_bw]))
 
 
 def evaluate(terms: Terms, params: Params, nbytes) -> np.ndarray:
-    """Return time_us [P, S] for every GPU count (rows) and size (columns)."""
+    """Return time_us [P, N] for every GPU count (rows) and size (columns)."""
+    return evaluate_draws(terms, params.vector()[None, :], nbytes)[0]
+
+
+def evaluate_draws(terms: Terms, theta: np.ndarray, nbytes) -> np.ndarray:
+    """Return time_us [S, P, N] for parameter vectors theta [S, 1+3L] (Params.vector() layout)."""
     nbytes = np.atleast_1d(np.asarray(nbytes, dtype=float))
-    latency = params.base_us + terms.fixed_us + params.alpha_us @ terms.steps
-    per_byte = per_byte_us(terms, params)
-    return latency[:, None] + per_byte[:, None] * nbytes[None, :] + fill_us(terms, params.inv_GBps[None, :], nbytes)[0]
-
-
-def fill_us(terms: Terms, inverse: np.ndarray, nbytes: np.ndarray) -> np.ndarray:
-    """Return the pipeline-fill time [S, P, N] for inverse bandwidths [S, 2L] (zero for non-tree algorithms)."""
-    if terms.fill is None:
-        return np.zeros((inverse.shape[0], terms.steps.shape[1], nbytes.size))
-    chunk = np.minimum(nbytes, terms.chunk_bytes)
-    return (inverse @ terms.fill)[:, :, None] * chunk[None, None, :] / 1e3
-
-
-def per_byte_us(terms: Terms, params: Params) -> np.ndarray:
-    """Return microseconds per payload byte [P]: the slowest phase, or the sum of phases."""
-    costs = np.array([params.inv_GBps @ v for v in terms.phases]) / 1e3
-    return costs.max(axis=0) if terms.pipelined else costs.sum(axis=0)
+    tiers = terms.steps.shape[0]
+    latency = theta[:, :1] + terms.fixed_us[None, :] + theta[:, 1 : 1 + tiers] @ terms.steps
+    inverse = theta[:, 1 + tiers :]
+    costs = np.einsum("sk,fkp->sfp", inverse, np.stack(terms.phases)) / 1e3
+    per_byte = costs.max(axis=1) if terms.pipelined else costs.sum(axis=1)
+    time = latency[:, :, None] + per_byte[:, :, None] * nbytes[None, None, :]
+    if terms.fill is not None:  # a tree level waits for one chunk (or the whole message, if smaller)
+        time += (inverse @ terms.fill)[:, :, None] * np.minimum(nbytes, terms.chunk_bytes)[None, None, :] / 1e3
+    return time
 
 
 def linear_rows(terms: Terms, params: Params, nbytes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

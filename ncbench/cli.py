@@ -5,6 +5,7 @@ arguments are compared); NcbenchError becomes one line and its exit code, in one
 """
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -41,6 +42,11 @@ Format = Annotated[str, typer.Option("--format", help="stdout: table | csv | jso
 ThreadLevel = Annotated[str, typer.Option("--thread-level", help="MPI thread level: auto | single | funneled | serialized | multiple.")]
 
 
+def _check_format(fmt: str) -> None:
+    if fmt not in ("table", "csv", "json"):
+        raise NcbenchError(f"--format {fmt!r}: choose table, csv or json")
+
+
 def _list(text: str, everything: tuple[str, ...]) -> tuple[str, ...]:
     return everything if text == "all" else tuple(x.strip() for x in text.split(",") if x.strip())
 
@@ -75,8 +81,7 @@ def _collective_command(name: str):
         from .measure import Sweep
         from .units import parse_int_list, parse_size
 
-        if fmt not in ("table", "csv", "json"):
-            raise NcbenchError(f"--format {fmt!r}: choose table, csv or json")
+        _check_format(fmt)
         operation = ops.op(name)
         if redop and not operation.reduction:
             raise NcbenchError(f"{name} takes no reduction op (-o {redop}); it only moves data")
@@ -132,8 +137,7 @@ def p2p_cmd(
     from .p2p import PairSweep
     from .units import parse_size
 
-    if fmt not in ("table", "csv", "json"):
-        raise NcbenchError(f"--format {fmt!r}: choose table, csv or json")
+    _check_format(fmt)
     sweep = PairSweep(
         tests=tuple(t.strip() for t in tests.split(",") if t.strip()), pairs=pairs, concurrent=concurrent,
         min_bytes=parse_size(minbytes, what="-b"), max_bytes=parse_size(maxbytes, what="-e"), step_factor=stepfactor,
@@ -175,7 +179,6 @@ def import_cmd(
 
 topo_app = typer.Typer(help="Fabric designs: topologies/*.toml.", no_args_is_help=True)
 app.add_typer(topo_app, name="topo")
-SHIPPED = Path("topologies")
 
 
 @topo_app.command("show")
@@ -211,12 +214,10 @@ def fit_cmd(
 
     frame = records.load(*results)
     if op:
-        frame = frame[frame["op"].isin([x.strip() for x in op.split(",")])]
+        frame = frame[frame["op"].isin(_list(op, ()))]
     nominal = topology.load(topology_path)
     result = fit.fit(frame, nominal, algorithm=algo)
-    sources = [str(p) for p in results]
-    fitted = result.topology
-    fitted = type(fitted)(**{**fitted.__dict__, "fit": {"results": sources, **fitted.fit}})
+    fitted = replace(result.topology, fit={"results": [str(p) for p in results], **result.topology.fit})
     target = out or topology_path.with_name(f"{topology_path.stem}.fitted.toml")
     topology.save(fitted, target)
     print(fit.summary(result), end="")
@@ -239,18 +240,17 @@ def predict_cmd(
     from . import algorithms, predict, topology
     from .units import parse_int_list, parse_size
 
-    if fmt not in ("table", "csv", "json"):
-        raise NcbenchError(f"--format {fmt!r}: choose table, csv or json")
-    paths = topology_paths or sorted(p for p in SHIPPED.glob("*.toml") if not p.name.endswith(".fitted.toml"))
+    _check_format(fmt)
+    paths = topology_paths or topology.shipped()
     if not paths:
         raise NcbenchError("no topology given and none in topologies/; pass --topology FILE")
-    ops = algorithms.OPS if op == "all" else tuple(x.strip() for x in op.split(","))
+    ops = _list(op, algorithms.OPS)
     counts = parse_int_list(gpus, what="--gpus")
     sizes = [parse_size(x, what="--bytes") for x in nbytes.split(",")] if nbytes else list(predict.DEFAULT_BYTES)
     frames = []
     for path in paths:
         design = topology.load(path)
-        frames.append(predict.predict(design, ops=ops, gpus=counts, nbytes=sizes, algorithms=tuple(algo.split(","))))
+        frames.append(predict.predict(design, ops=ops, gpus=counts, nbytes=sizes, algorithms=_list(algo, ("all",))))
         frames.append(predict.scale_costs(design, counts))
     frame = pd.concat([f for f in frames if not f.empty], ignore_index=True)
     text = predict.render(frame, fmt)

@@ -53,59 +53,47 @@ def _algorithm_for(op: str, algorithm: str) -> str:
     return algorithm if algorithm in alg.ALGORITHMS[op] else alg.ALGORITHMS[op][0]
 
 
-def _groups(frame, topology: Topology):
-    """Yield (index array, Shape) per ranks-per-node layout found in the rows."""
+def _groups(frame, topology: Topology, algorithm: str):
+    """Yield (row indices, Terms) per ranks-per-node layout and op: the costs the fit's iterations reuse."""
     per_node = frame["ranks_per_node"].astype(float).fillna(0).to_numpy()
     nranks = frame["nranks"].astype(float).to_numpy()
     nnodes = frame["nnodes"].astype(float).fillna(0).to_numpy() if "nnodes" in frame else np.zeros(len(frame))
     g = np.where(per_node > 0, per_node, np.where(nnodes > 0, np.ceil(nranks / np.maximum(nnodes, 1)), topology.gpus_per_domain))
+    ops = frame["op"].to_numpy()
     for value in np.unique(g):
-        index = np.flatnonzero(g == value)
         layout = replace(topology, tiers=(replace(topology.tiers[0], size=int(value)), *topology.tiers[1:]))
         most = topo_mod.capacity(layout, len(layout.tiers))
-        if nranks[index].max() > most:
-            raise NcbenchError(
-                f"results span {nranks[index].max():.0f} ranks at {value:.0f} per node, but {topology.name} "
-                f"connects at most {most}; use a larger topology", EXIT_DATAERR,
-            )  # fmt: skip
-        yield index, alg.shape(layout, nranks[index], g=int(value))
+        for op in np.unique(ops[g == value]):
+            rows = np.flatnonzero((g == value) & (ops == op))
+            if nranks[rows].max() > most:
+                raise NcbenchError(
+                    f"results span {nranks[rows].max():.0f} ranks at {value:.0f} per node, but {topology.name} "
+                    f"connects at most {most}; use a larger topology", EXIT_DATAERR,
+                )  # fmt: skip
+            shape = alg.shape(layout, nranks[rows], g=int(value))
+            yield rows, alg.cost(op, _algorithm_for(op, algorithm), shape)
 
 
-def _linearise(frame, topology: Topology, algorithm: str, theta: np.ndarray, groups) -> _Rows:
-    ntiers = len(topology.tiers)
-    params = alg.Params.from_vector(theta, ntiers)
+def _linearise(frame, topology: Topology, theta: np.ndarray, groups) -> _Rows:
+    """Return the rows' linear coefficients at theta, each under its fastest allowed protocol."""
+    params = alg.Params.from_vector(theta, len(topology.tiers))
     nbytes = frame["nbytes"].astype(float).to_numpy()
-    ops = frame["op"].to_numpy()
     nccl = frame["backend"].isin(NCCL_BACKENDS).to_numpy()
     constant = np.zeros(len(frame))
-    design = np.zeros((len(frame), 1 + 3 * ntiers))
+    design = np.zeros((len(frame), theta.size))
     choices = []
-    for index, shape in groups:
-        for op in np.unique(ops[index]):
-            pick = ops[index] == op
-            rows = index[pick]
-            sub = _subshape(shape, pick)
-            terms = alg.cost(op, _algorithm_for(op, algorithm), sub)
-            best_time = np.full(rows.size, np.inf)
-            for name, protocol in alg.PROTOCOLS.items():
-                allowed = nccl[rows] if name != "simple" else np.ones(rows.size, bool)
-                t = alg.with_protocol(terms, protocol)
-                c, a = alg.linear_rows(t, params, nbytes[rows])
-                time = c + a @ theta
-                better = allowed & (time < best_time)
-                best_time = np.where(better, time, best_time)
-                constant[rows[better]] = c[better]
-                design[rows[better]] = a[better]
-                choices.append((name, tuple(np.flatnonzero(better))))
+    for rows, terms in groups:
+        best_time = np.full(rows.size, np.inf)
+        for name, protocol in alg.PROTOCOLS.items():
+            allowed = nccl[rows] if name != "simple" else np.ones(rows.size, bool)
+            c, a = alg.linear_rows(alg.with_protocol(terms, protocol), params, nbytes[rows])
+            time = c + a @ theta
+            better = allowed & (time < best_time)
+            best_time = np.where(better, time, best_time)
+            constant[rows[better]] = c[better]
+            design[rows[better]] = a[better]
+            choices.append((name, tuple(np.flatnonzero(better))))
     return _Rows(constant, design, tuple(choices))
-
-
-def _subshape(shape: alg.Shape, pick: np.ndarray) -> alg.Shape:
-    return alg.Shape(
-        p=shape.p[pick], g=shape.g, domains=shape.domains[pick], edges=shape.edges[:, pick], chain=shape.chain[pick],
-        levels=shape.levels[:, pick], peers=shape.peers[:, pick], top=shape.top[pick], reduction=shape.reduction,
-        ntiers=shape.ntiers,
-    )  # fmt: skip
 
 
 def _solve(rows: _Rows, measured: np.ndarray, theta0: np.ndarray, free: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -147,14 +135,14 @@ def fit(results, topology: Topology, *, algorithm: str = "ring", samples: int = 
         raise NcbenchError("no usable rows to fit: every row was untimed, wrong, or had fewer than 2 ranks", EXIT_DATAERR)
     measured = frame["time_us"].astype(float).to_numpy()
     theta0 = alg.nominal(topology).vector()
-    groups = list(_groups(frame, topology))
+    groups = list(_groups(frame, topology, algorithm))
     used = np.zeros(theta0.size, bool)
     theta = theta0.copy()
-    rows = _linearise(frame, topology, algorithm, theta, groups)
+    rows = _linearise(frame, topology, theta, groups)
     for _ in range(ITERATIONS):
         used = np.any(rows.design != 0, axis=0)
         theta, resolution = _solve(rows, measured, theta0, used)
-        again = _linearise(frame, topology, algorithm, theta, groups)
+        again = _linearise(frame, topology, theta, groups)
         settled = again.choices == rows.choices
         rows = again
         if settled:
@@ -166,7 +154,7 @@ def fit(results, topology: Topology, *, algorithm: str = "ring", samples: int = 
     per_doubling = _extrapolation_error(rows, measured, frame["nranks"].astype(float).to_numpy(), theta0, constrained)
     predicted = rows.constant + rows.design @ theta
     log_error = np.log(measured / predicted)
-    names = _names(topology)
+    names = alg.parameter_names(topology)
     low, high = np.percentile(boot, [2.5, 97.5], axis=0)
     table = pd.DataFrame({
         "parameter": names, "nominal": theta0, "value": theta, "low": np.where(constrained, low, theta0),
@@ -222,16 +210,10 @@ def _bootstrap(rows: _Rows, measured, theta0, free, theta, samples: int, seed: i
     return np.array(out)
 
 
-def _names(topology: Topology) -> list[str]:
-    from .predict import parameter_names
-
-    return parameter_names(topology)
-
-
 def _fitted_topology(topology: Topology, theta, constrained, table, summary: dict) -> Topology:
     ntiers = len(topology.tiers)
     params = alg.Params.from_vector(theta, ntiers)
-    shared = np.cumprod([1.0, 1.0] + [t.oversubscription for t in topology.tiers[1:-1]])[:ntiers]
+    shared = alg.shared(topology)
     tiers = []
     for i, tier in enumerate(topology.tiers):
         sources = dict(tier.sources)

@@ -45,7 +45,7 @@ def draws(topology: Topology, *, samples: int = SAMPLES, seed: int = 0) -> Draws
     center = alg.nominal(topology).vector()
     log_sd = np.full(center.size, NOMINAL_LOG_SD)
     fit = topology.fit
-    names = parameter_names(topology)
+    names = alg.parameter_names(topology)
     noise = rng.standard_normal((samples, center.size))
     if fit.get("parameters") and fit.get("log_covariance"):
         fitted = list(fit["parameters"])
@@ -64,12 +64,6 @@ def draws(topology: Topology, *, samples: int = SAMPLES, seed: int = 0) -> Draws
                  float(fit.get("extrapolation_log_sd_per_doubling", 0.0)), float(fit.get("max_gpus", np.inf)))  # fmt: skip
 
 
-def parameter_names(topology: Topology) -> list[str]:
-    tiers = [t.name for t in topology.tiers]
-    return (["base_latency_us"] + [f"{t}.latency_us" for t in tiers] + [f"{t}.inverse_GBps" for t in tiers]
-            + [f"{t}.inverse_reduction_GBps" for t in tiers])  # fmt: skip
-
-
 def _extend_draws(theta: np.ndarray, base_tiers: int, tiers: int) -> np.ndarray:
     """Give tiers that `extended` added the draws of the outermost fitted tier (latency plus its step)."""
     if tiers == base_tiers:
@@ -85,16 +79,6 @@ def _extend_draws(theta: np.ndarray, base_tiers: int, tiers: int) -> np.ndarray:
     return np.hstack([theta[:, :1], alpha, inv, red])
 
 
-def _times(terms: alg.Terms, theta: np.ndarray, tiers: int, nbytes: np.ndarray) -> np.ndarray:
-    """Return time_us [S, P, N] for every parameter draw, GPU count and size."""
-    latency = theta[:, :1] + terms.fixed_us[None, :] + theta[:, 1 : 1 + tiers] @ terms.steps
-    inverse = theta[:, 1 + tiers :]
-    costs = np.einsum("sk,fkp->sfp", inverse, np.stack(terms.phases)) / 1e3
-    per_byte = costs.max(axis=1) if terms.pipelined else costs.sum(axis=1)
-    fill = alg.fill_us(terms, inverse, nbytes)
-    return latency[:, :, None] + per_byte[:, :, None] * nbytes[None, None, :] + fill
-
-
 def _stragglers(times: np.ndarray, terms: alg.Terms, theta, topology: Topology, p: np.ndarray) -> np.ndarray:
     """Add the wait for the latest rank (jitter) and the slowest link (degraded links) of a synchronous op."""
     jitter = topology.jitter_us * np.sqrt(2 * np.log(np.maximum(p, 1)))  # E[max of p] ~ mu + sd sqrt(2 ln p)
@@ -102,7 +86,7 @@ def _stragglers(times: np.ndarray, terms: alg.Terms, theta, topology: Topology, 
     if f > 0 and speed < 1:
         hit = 1 - (1 - f) ** p  # chance the communicator's links include a degraded one
         slow = 1 + hit * (1 / speed - 1)
-        latency_only = _times(terms, theta, len(topology.tiers), np.zeros(1))
+        latency_only = alg.evaluate_draws(terms, theta, np.zeros(1))
         times = latency_only + (times - latency_only) * slow[None, :, None]
     return times + jitter[None, :, None]
 
@@ -130,7 +114,7 @@ def predict(topology: Topology, *, ops=alg.OPS, gpus=DEFAULT_GPUS, nbytes=DEFAUL
     for op in ops:
         if op not in alg.ALGORITHMS:
             raise NcbenchError(f"unknown op {op!r}; choose from {', '.join(alg.OPS)}")
-        frames.append(_predict_op(topology, grown, op, shape, theta, nbytes, algorithms, z, base_tiers))
+        frames.append(_predict_op(grown, op, shape, theta, nbytes, algorithms, z))
     frame = pd.concat(frames, ignore_index=True)
     used = frame["gpus"].to_numpy()
     frame["tiers"] = shape.top[np.searchsorted(gpus, used)] + 1
@@ -155,10 +139,9 @@ def _candidates(op: str, algorithms) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _predict_op(topology, grown, op, shape, theta, nbytes, algorithms, z, base_tiers):
+def _predict_op(topology, op, shape, theta, nbytes, algorithms, z):
     import pandas as pd
 
-    tiers = len(grown.tiers)
     want_auto = "auto" in algorithms
     names = _candidates(op, algorithms)
     if not names:
@@ -170,7 +153,7 @@ def _predict_op(topology, grown, op, shape, theta, nbytes, algorithms, z, base_t
         ok = alg.enabled(op, name, shape)
         for proto, protocol in alg.PROTOCOLS.items():
             t = alg.with_protocol(terms, protocol)
-            times = _stragglers(_times(t, theta, tiers, nbytes), t, theta, grown, shape.p)
+            times = _stragglers(alg.evaluate_draws(t, theta, nbytes), t, theta, topology, shape.p)
             results[(name, proto)] = (times * np.exp(z), ok)
     rows = []
     explicit = [a for a in algorithms if a != "auto"]

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .errors import EXIT_DATAERR, NcbenchError
+from .errors import EXIT_DATAERR, EXIT_USAGE, NcbenchError
 
 REDUCTIONS = ("", "nvls", "sharp")
 # Keys every tier needs; the rest default to the values below. Units are in the names.
@@ -63,7 +63,6 @@ class Topology:
     failures: Mapping[str, float] = field(default_factory=dict)  # interruptions per GPU per day
     fit: Mapping = field(default_factory=dict)  # written by `ncbench fit`: what was fitted, how well, covariance
     sources: Mapping[str, str] = field(default_factory=dict)
-    path: str = ""
 
     @property
     def gpus_per_domain(self) -> int:
@@ -120,7 +119,7 @@ def tiers_needed(topology: Topology, gpus: int) -> int:
     raise NcbenchError(
         f"{topology.name}: {gpus:,} GPUs exceed what its {len(topology.tiers) - 1} switch tier(s) connect "
         f"({most:,}); add a tier or planes to the file, or pass --extend to copy its outermost tier",
-        64,
+        EXIT_USAGE,
     )
 
 
@@ -140,6 +139,7 @@ def size(topology: Topology, gpus: int) -> list[TierCount]:
     ntiers = tiers_needed(topology, gpus)
     groups = group_gpus(topology)
     counts = []
+    planes = topology.planes
     down = gpus  # links arriving from below, per plane: every GPU has one port in each plane
     for i in range(1, ntiers):
         tier = topology.tiers[i]
@@ -147,7 +147,6 @@ def size(topology: Topology, gpus: int) -> list[TierCount]:
         width = children(tier, top=top)  # down ports used on each switch
         switches = math.ceil(down / width) if tier.switch else 0
         up = 0 if top or tier.switch is None else switches * (tier.switch.radix - width)
-        planes = topology.planes
         counts.append(TierCount(
             tier=tier.name, group_gpus=gpus if top else groups[i], switches=switches * planes,
             links=down * planes, transceivers=2 * down * planes if tier.link_W > 0 else 0,
@@ -167,7 +166,7 @@ def load(path: Path | str) -> Topology:
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise NcbenchError(f"{path}: no such topology file", 64) from None
+        raise NcbenchError(f"{path}: no such topology file", EXIT_USAGE) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise NcbenchError(f"{path}: not valid TOML ({err})", EXIT_DATAERR) from None
     return from_dict(data, str(path))
@@ -215,7 +214,7 @@ def from_dict(data: dict, where: str = "<topology>") -> Topology:
         degraded_link_fraction=float(data.get("degraded_link_fraction", 0.0)),
         degraded_link_speed=float(data.get("degraded_link_speed", 1.0)),
         init=dict(data.get("init", {})), failures=dict(data.get("failures", {})), fit=dict(data.get("fit", {})),
-        sources=dict(top_sources), path=where,
+        sources=dict(top_sources),
     )  # fmt: skip
 
 
@@ -291,12 +290,8 @@ def extended(topology: Topology, gpus: int) -> tuple[Topology, int]:
         topology = replace(topology, tiers=(*topology.tiers, tier))
         added += 1
         if added > 64:
-            raise NcbenchError(f"{topology.name}: cannot grow to {gpus:,} GPUs by copying its outer tier", 64)
+            raise NcbenchError(f"{topology.name}: cannot grow to {gpus:,} GPUs by copying its outer tier", EXIT_USAGE)
     return topology, added
-
-
-def with_tiers(topology: Topology, tiers, **changes) -> Topology:
-    return replace(topology, tiers=tuple(tiers), **changes)
 
 
 # ----------------------------------------------------------------------------------------------- writing
@@ -306,8 +301,7 @@ def dumps(topology: Topology) -> str:
     """Return the topology as TOML (the format `load` reads), fit results included."""
     lines = [f"name = {_toml(topology.name)}", f"description = {_toml(topology.description)}"]
     defaults = Topology(name="", tiers=())
-    for key in ("gpus", "planes", "rail_optimized", "base_latency_us", "jitter_us", "degraded_link_fraction",
-                "degraded_link_speed"):  # fmt: skip
+    for key in ("rail_optimized", *TOP_NUMBERS):
         value = getattr(topology, key)
         if key in ("gpus", "rail_optimized") or key in topology.sources or value != getattr(defaults, key):
             lines.append(f"{key} = {_toml(value)}")
@@ -315,33 +309,20 @@ def dumps(topology: Topology) -> str:
     lines += _table("sources", topology.sources)
     for name in ("init", "failures"):
         lines += _table(name, getattr(topology, name))
+    tier_defaults = Tier(name="", bandwidth_GBps=0.0, latency_us=0.0)
     for tier in topology.tiers:
         lines.append("[[tier]]")
-        defaults = Tier(name="", bandwidth_GBps=0.0, latency_us=0.0)
         for key in ("name", *TIER_NUMBERS, "reduction"):
             value = getattr(tier, key)
-            if value is None or value == "" or (value == getattr(defaults, key) and key not in tier.sources):
+            if value is None or value == "" or (value == getattr(tier_defaults, key) and key not in tier.sources):
                 continue  # a default nobody sourced stays implicit, as in the file it came from
             lines.append(f"{key} = {_toml(value)}")
         if tier.switch:
             sw = tier.switch
             lines.append(f"switch = {{ model = {_toml(sw.model)}, radix = {sw.radix}, power_W = {_toml(sw.power_W)} }}")
         lines += ["[tier.sources]", *(f"{_key(k)} = {_toml(v)}" for k, v in tier.sources.items()), ""]
-    if topology.fit:
-        lines += _fit_tables(topology.fit)
+    lines += _table("fit", topology.fit)
     return "\n".join(lines) + "\n"
-
-
-def _fit_tables(fit: Mapping) -> list[str]:
-    lines = ["[fit]"]
-    nested = {k: v for k, v in fit.items() if isinstance(v, dict)}
-    for key, value in fit.items():
-        if key not in nested:
-            lines.append(f"{_key(key)} = {_toml(value)}")
-    lines.append("")
-    for key, value in nested.items():
-        lines += _table(f"fit.{key}", value)
-    return lines
 
 
 def _table(name: str, values: Mapping) -> list[str]:
@@ -372,6 +353,11 @@ def _toml(value) -> str:
     return f'"{text}"'
 
 
+def shipped(folder: Path | str = "topologies") -> list[Path]:
+    """Return the fabric designs in `folder` (not the *.fitted.toml files `ncbench fit` writes beside them)."""
+    return sorted(p for p in Path(folder).glob("*.toml") if not p.name.endswith(".fitted.toml"))
+
+
 def save(topology: Topology, path: Path | str) -> Path:
     """Write the topology TOML atomically."""
     import os
@@ -387,7 +373,7 @@ def save(topology: Topology, path: Path | str) -> Path:
 def describe(topology: Topology, gpus: int, *, added: int = 0) -> str:
     """Return the bill of materials of the fabric sized for `gpus` GPUs, as text a person reads."""
     counts = size(topology, gpus)
-    ntiers = tiers_needed(topology, gpus)
+    ntiers = len(counts) + 1
     lines = [
         f"{topology.name}: {topology.description}",
         f"{gpus:,} GPUs in domains of {topology.gpus_per_domain}; {ntiers - 1} switch tier(s) of "

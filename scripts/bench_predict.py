@@ -31,8 +31,7 @@ def sweep(designs, gpus) -> tuple[float, int]:
 
 def main() -> int:
     repeat = int(sys.argv[sys.argv.index("--repeat") + 1]) if "--repeat" in sys.argv else 5
-    paths = sorted(p for p in (ROOT / "topologies").glob("*.toml") if not p.name.endswith(".fitted.toml"))
-    designs = [topology.load(p) for p in paths]
+    designs = [topology.load(p) for p in topology.shipped(ROOT / "topologies")]
     scales = {
         "2k-10k": (2_000, 4_000, 6_000, 8_000, 10_000),
         "200k-1M (default)": predict.DEFAULT_GPUS,

@@ -78,9 +78,7 @@ def test_fitted_topology_round_trips_through_toml(tmp_path):
     design = replace(design, fit={"algorithm": "ring", "points": 3, "parameters": ["a"], "log_covariance": [[0.1]],
                                   "parameter": {"leaf.latency_us": {"value": 2.0, "constrained": True}}})  # fmt: skip
     again = topo.load(topo.save(design, tmp_path / "x.toml"))
-    assert again.tiers == tuple(replace(t) for t in design.tiers) or [t.latency_us for t in again.tiers] == [
-        t.latency_us for t in design.tiers
-    ]
+    assert again.tiers == design.tiers
     assert again.fit["parameter"]["leaf.latency_us"]["value"] == 2.0
     assert again.init == design.init
 
