@@ -177,6 +177,102 @@ def import_cmd(
     print(f"wrote {rows} rows to {target}")
 
 
+health_app = typer.Typer(help="Nightly fabric health: find the slow node, NIC or link.")
+app.add_typer(health_app, name="health")
+
+
+@health_app.callback(invoke_without_command=True)
+def health_cmd(
+    ctx: typer.Context,
+    suite: Annotated[str, typer.Option("--suite", help="quick (local, pairs, confirm) | nightly (+ fabric shifts, whole-job allreduce).")] = "nightly",
+    baseline: Annotated[Path | None, typer.Option("--baseline", help="Baseline JSON, or a directory of them keyed by fingerprint.")] = None,
+    update_baseline: Annotated[bool, typer.Option("--update-baseline", help="Add a clean night to the baseline (starts one after an upgrade).")] = False,
+    out: Annotated[Path | None, typer.Option("--out", help="Directory for records, verdict, textfile, JUnit (default results/health/<run_id>/).")] = None,
+    prom_dir: Annotated[Path | None, typer.Option("--prom-dir", help="Also write ncbench_health.prom here (node_exporter textfile directory).")] = None,
+    drain: Annotated[bool, typer.Option("--drain", help="Run the Slurm drain commands (default: print them).")] = False,
+    max_drain: Annotated[float, typer.Option("--max-drain", help="Drain nothing when more than this share of nodes fails (a shared cause).")] = 0.01,
+    nbytes: Annotated[str, typer.Option("--bytes", help="Message size of loopback, pair and flow tests (default: the suite's).")] = "",
+    slow_ratio: Annotated[float, typer.Option("--slow-ratio", help="A test is a strike below this share of its peers (and baseline).")] = 0.90,
+    z: Annotated[float, typer.Option("--z", help="... and this many robust sd below the peers (when there are 5 or more).")] = 6.0,
+    timeout: Annotated[float, typer.Option("-T", "--timeout", help="Seconds a round may take; ranks silent longer are UNKNOWN.")] = 60.0,
+    ranks_per_node: RanksPerNode = 0,
+    hosts_per_leaf: Annotated[int, typer.Option("--hosts-per-leaf", help="Nodes per leaf switch, in launch order (default: topology, else all).")] = 0,
+    leaves_per_pod: Annotated[int, typer.Option("--leaves-per-pod", help="Leaves per spine group (default: topology, else all).")] = 0,
+    topology_path: Annotated[Path | None, typer.Option("--topology", help="Topology TOML giving leaf and pod sizes.")] = None,
+    adaptive_routing: Annotated[bool, typer.Option("--adaptive-routing", help="Paths are not fixed: skip link tomography.")] = False,
+    exit_zero: Annotated[bool, typer.Option("--exit-zero", help="Exit 0 whatever the verdict (it is in the files).")] = False,
+    cluster: Annotated[str, typer.Option("--cluster", help="Cluster name in the verdict (default $SLURM_CLUSTER_NAME or the first host).")] = "",
+    thread_level: ThreadLevel = "auto",
+) -> None:
+    """Run the health suite under mpirun: `mpiexec -n N ncbench health --suite nightly --baseline results/baselines/`.
+
+    Exit codes: 0 OK, 1 WARN, 2 FAIL, 3 UNKNOWN (ranks silent), 64 usage, 65 bad baseline, 66 missing baseline.
+    """
+    if ctx.invoked_subcommand:
+        return
+    from .health import command
+    from .health.judge import Criteria
+    from .units import parse_size
+
+    opts = command.Options(
+        suite=suite, nbytes=parse_size(nbytes, what="--bytes") if nbytes else None,
+        criteria=Criteria(slow_ratio=slow_ratio, z_slow=z, max_drain_fraction=max_drain), timeout_s=timeout,
+        ranks_per_node=ranks_per_node or None, hosts_per_leaf=hosts_per_leaf or None, leaves_per_pod=leaves_per_pod or None,
+        topology=topology_path, adaptive_routing=adaptive_routing, baseline=baseline, update_baseline=update_baseline,
+        out=out, prom_dir=prom_dir, drain=drain, max_drain_fraction=max_drain, exit_zero=exit_zero, cluster=cluster,
+    )  # fmt: skip
+    Outcome.code = command.run(opts)
+
+
+@health_app.command("history")
+def health_history_cmd(
+    folder: Annotated[Path, typer.Argument(help="Directory of health runs.")] = Path("results/health"),
+    node: Annotated[str, typer.Option("--node", help="One node's trend (its name as the verdict gives it).")] = "",
+    last: Annotated[int, typer.Option("--last", help="Only the last N nights.")] = 30,
+    fmt: Annotated[str, typer.Option("--format", help="table | json (one object per night).")] = "table",
+) -> None:
+    """Show the fleet's (or one node's) health over nights from the stored verdicts."""
+    from .health import history
+
+    if fmt not in ("table", "json"):
+        raise NcbenchError(f"--format {fmt!r}: choose table or json")
+    print(history.render(history.rows(history.load(folder), node or None)[-max(last, 1):], fmt), end="")
+
+
+@health_app.command("simulate")
+def health_simulate_cmd(
+    nodes: Annotated[str, typer.Option("--nodes", help="Nodes (scale-up domains) in the fabric, e.g. 25000 or 125k.")] = "25000",
+    bad_nodes: Annotated[int, typer.Option("--bad-nodes", help="Nodes slow in every inter-node test.")] = 5,
+    bad_links: Annotated[int, typer.Option("--bad-links", help="Slow switch-to-switch links.")] = 3,
+    bad_nics: Annotated[int, typer.Option("--bad-nics", help="Slow NICs (one rail of one node, loopback included).")] = 0,
+    topology_path: Annotated[Path, typer.Option("--topology", help="Topology TOML: leaf, pod and rail counts.")] = Path("topologies/colossus-spectrum-x-200k.toml"),
+    trials: Annotated[int, typer.Option("--trials", help="Independent seeded trials (seed, seed+1, ...).")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="First random seed.")] = 0,
+    factor: Annotated[float, typer.Option("--factor", help="A faulty element runs at this share of its bandwidth.")] = 0.5,
+    noise: Annotated[float, typer.Option("--noise", help="Log-normal measurement noise (sd) of every test.")] = 0.02,
+    round_s: Annotated[float, typer.Option("--round-s", help="Wall time per round, for the estimate (seconds).")] = 10.0,
+    suite: Annotated[str, typer.Option("--suite", help="quick | nightly.")] = "nightly",
+    fmt: Annotated[str, typer.Option("--format", help="table | json.")] = "table",
+) -> None:
+    """Plan at scale: the suite's scheduling and attribution on a simulated fabric with injected faults."""
+    from .health import simulate
+    from .health import suite as suites
+    from .topology import load
+    from .units import parse_int_list
+
+    if fmt not in ("table", "json"):
+        raise NcbenchError(f"--format {fmt!r}: choose table or json")
+    if suite not in suites.SUITES:
+        raise NcbenchError(f"unknown suite {suite!r}; choose {' or '.join(suites.SUITES)}")
+    if trials < 1:
+        raise NcbenchError(f"--trials must be at least 1, not {trials}")
+    design = load(topology_path)
+    count = parse_int_list(nodes, what="--nodes")[0]
+    result = simulate.trials(design, trials=trials, seed=seed, round_s=round_s, nodes=count, bad_nodes=bad_nodes,
+                             bad_links=bad_links, bad_nics=bad_nics, factor=factor, noise=noise, suite=suite)  # fmt: skip
+    print(simulate.render(result, fmt), end="")
+
+
 topo_app = typer.Typer(help="Fabric designs: topologies/*.toml.", no_args_is_help=True)
 app.add_typer(topo_app, name="topo")
 
@@ -279,7 +375,7 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     comm = None
     try:
-        if argv and argv[0] in session.MEASURE_COMMANDS and not {"-h", "--help"} & set(argv):
+        if session.needs_mpi(argv):
             comm = session.start(argv)
         quiet = comm is not None and comm.rank != 0
         try:

@@ -9,6 +9,8 @@ EXIT_FAIL = 2  # wrong data, a failed check
 EXIT_UNKNOWN = 3  # could not measure: a rank that never arrived, a timeout
 EXIT_USAGE = 64  # EX_USAGE: bad flags, impossible sizes, an unavailable backend
 EXIT_DATAERR = 65  # EX_DATAERR: a file that is not what it claims to be
+EXIT_NOINPUT = 66  # EX_NOINPUT: a named input (a baseline file) does not exist
+EXIT_UNAVAILABLE = 69  # EX_UNAVAILABLE: a tool the command needs (scontrol for --drain) is not here
 EXIT_SOFTWARE = 70  # EX_SOFTWARE: a bug in ncbench
 
 

@@ -99,6 +99,15 @@ class Injector:
     def pre_p2p(self, peer: int):
         """Return the hook to run before each message to or from world rank `peer`, or None."""
         us = self.delay_us + self.peer_delay_us.get(peer, 0.0)
+        if self.stall_after is not None:  # count messages too, so after=N stalls a p2p or health run mid-test
+            extra = self.peer_delay_us.get(peer, 0.0)
+
+            def count_delay_stall():
+                self._count_then_stall()
+                if extra:
+                    sleep_us(extra)
+
+            return count_delay_stall
         return (lambda: sleep_us(us)) if us else None
 
     def _count_then_stall(self) -> None:

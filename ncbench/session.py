@@ -18,6 +18,15 @@ MEMORY_SHARE = 0.8  # of MemAvailable that a node's ranks may use for buffers
 SLOWEST_SHARE = 0.25  # the summary names a slow rank only if it was late in this share of measurements
 
 
+def needs_mpi(argv: list[str]) -> bool:
+    """Return whether this command line runs under MPI (measurements and the health run, not its planning)."""
+    if not argv or {"-h", "--help"} & set(argv):
+        return False
+    if argv[0] == "health":
+        return not any(a in ("simulate", "history") for a in argv[1:])
+    return argv[0] in MEASURE_COMMANDS
+
+
 class Started:
     """The MPI side of this process once `start` ran (module state: one MPI job per process)."""
 

@@ -1,0 +1,440 @@
+"""The health suite's stages, one orchestrator for the real run and the simulation.
+
+Runner (executes one round of tests: MPI ranks, or a simulated fabric) + Fabric + Suite + Criteria
++ baseline -> Outcome (entities with state and reason code, per-stage counts, rounds used).
+Stages: local (node-local, attributes for free) -> pairs (per rail, in-leaf matching) -> confirm
+(suspects with known-good partners: a second strike) -> retest (pairs neither end explains) ->
+fabric (contention-free shifts; tomography names links) -> scale (whole-job collectives vs baseline).
+"""
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from . import FAIL, PASS, SKIPPED, UNKNOWN, WARN, judge, plan
+from .judge import Criteria, Reference
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    nbytes: int  # message size of loopback, pair and flow tests
+    scale_bytes: tuple[int, ...] = ()  # whole-job allreduce sizes; () skips the scale stage
+    fabric: bool = False  # run the shift rounds that name fabric links
+    samples: int = 3  # timed samples per test; the best one counts (a check passes on its best repeat)
+    iters: int = 4  # exchanges per sample
+
+
+SUITES = {
+    "quick": Suite("quick", nbytes=256 << 10, samples=5, iters=16),
+    "nightly": Suite("nightly", nbytes=4 << 20, scale_bytes=(8, 4 << 20), fabric=True, samples=5, iters=16),
+}
+
+
+KIND = "U9"  # test kinds: loopback allreduce pair confirm retest flow world
+
+
+@dataclass
+class Tests:
+    """One round: test i runs `kind[i]` between nodes a[i] and b[i] (-1: none) on rail[i] (-1: all)."""
+
+    kind: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    rail: np.ndarray
+    nbytes: np.ndarray
+
+    @classmethod
+    def of(cls, kind, a, b, rail, nbytes) -> "Tests":
+        n = len(a)
+        arr = np.asarray
+        full = np.full
+        return cls(full(n, kind, dtype=KIND) if isinstance(kind, str) else arr(kind, dtype=KIND),
+                   arr(a, dtype=np.int64), arr(b, dtype=np.int64), arr(rail, dtype=np.int64),
+                   full(n, nbytes, dtype=np.int64) if np.isscalar(nbytes) else arr(nbytes, dtype=np.int64))  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def take(self, pick) -> "Tests":
+        """Return the tests selected by an index or mask array."""
+        return Tests(self.kind[pick], self.a[pick], self.b[pick], self.rail[pick], self.nbytes[pick])
+
+    def __add__(self, other: "Tests") -> "Tests":
+        return Tests(*(np.concatenate([getattr(self, k), getattr(other, k)]) for k in ("kind", "a", "b", "rail", "nbytes")))
+
+
+@dataclass
+class Results:
+    value: np.ndarray  # busbw GB/s of each test (the best sample); NaN: no answer
+    wrong_a: np.ndarray  # data sent from a arrived wrong
+    wrong_b: np.ndarray
+
+    @property
+    def answered(self) -> np.ndarray:
+        return np.isfinite(self.value)
+
+
+class Runner(Protocol):
+    names: list[str]  # node names (host names)
+    unreachable: np.ndarray  # nodes that stopped answering (bool per node), kept up to date by `round`
+    node_allreduce: bool  # nodes hold more than one rank, so an intra-node allreduce means something
+
+    def round(self, stage: str, tests: Tests) -> Results: ...
+
+
+@dataclass
+class Outcome:
+    entities: list[dict] = field(default_factory=list)
+    stages: list[dict] = field(default_factory=list)
+    rounds: int = 0
+    classes: dict[str, float] = field(default_factory=dict)  # class key -> tonight's median busbw
+    nodes: int = 0
+    unknown_nodes: int = 0
+
+
+class Orchestrator:
+    """Runs the stages in order over one Runner, keeping what each stage learned."""
+
+    def __init__(self, runner: Runner, fabric: plan.Fabric, suite: Suite, criteria: Criteria, baseline: dict | None):
+        self.runner, self.fabric, self.suite, self.criteria = runner, fabric, suite, criteria
+        self.baseline = baseline or {}
+        self.failed = np.zeros((fabric.nodes, fabric.rails), dtype=bool)  # confirmed bad (node, rail): left out after
+        self.out = Outcome(nodes=fabric.nodes)
+        self.record = None  # optional callback(stage, round, tests, results, refs) for records.jsonl
+
+    # ------------------------------------------------------------------------------------ plumbing
+
+    def _round(self, stage: str, tests: Tests) -> Results:
+        results = self.runner.round(stage, tests)
+        self.out.rounds += 1
+        return results
+
+    def _reference(self, key: str, values: np.ndarray) -> Reference:
+        ref = judge.reference(values, self.baseline.get(key, {}).get("p50", float("nan")))
+        if ref.count:
+            self.out.classes[key] = float(np.median(values[np.isfinite(values)]))
+        return ref
+
+    def _entity(self, kind, ident, status, code, *, node=None, rail=None, evidence=(), **extra) -> None:
+        entry = {"kind": kind, "id": ident, "status": status, "code": code}
+        if node is not None:
+            entry["node"] = self.runner.names[node]
+        if rail is not None:
+            entry["rail"] = int(rail)
+        self.out.entities.append({**entry, **extra, "evidence": list(evidence)})
+
+    def _stage(self, name: str, tests: int, slow: int, unanswered: int, status: str = PASS, note: str = "") -> None:
+        self.out.stages.append({"stage": name, "tests": int(tests), "slow": int(slow), "unanswered": int(unanswered),
+                                "status": status, "note": note})  # fmt: skip
+
+    def alive(self) -> np.ndarray:
+        return ~self.runner.unreachable
+
+    def _corrupt(self, stage: str, tests: Tests, res: Results) -> None:
+        for end, wrong in (("a", res.wrong_a), ("b", res.wrong_b)):
+            for i in np.flatnonzero(wrong):
+                node = int(getattr(tests, end)[i])
+                rail = int(tests.rail[i])
+                self._entity("nic", f"{self.runner.names[node]}/rail{rail}", FAIL, "NCB-DATA-CORRUPT", node=node, rail=rail,
+                             evidence=[{"stage": stage, "test": str(tests.kind[i]), "from": self.runner.names[node]}])  # fmt: skip
+                if rail >= 0:
+                    self.failed[node, rail] = True
+
+    def _unreachable(self, stage: str) -> None:
+        known = {e["node"] for e in self.out.entities if e["code"] == "NCB-UNREACHABLE"}
+        for node in np.flatnonzero(self.runner.unreachable):
+            if self.runner.names[node] not in known:
+                self._entity("node", self.runner.names[node], UNKNOWN, "NCB-UNREACHABLE", node=node,
+                             evidence=[{"stage": stage, "note": "no answer within the round's deadline"}])  # fmt: skip
+                self.failed[node, :] = True
+
+    # ------------------------------------------------------------------------------------ stages
+
+    def local(self) -> None:
+        """Loopback per (node, rail), and an allreduce inside each node: attribution needs no partner.
+
+        A strike is re-measured alone in a second round before it counts: two strikes, as for pairs.
+        """
+        nodes = np.flatnonzero(self.alive())
+        R = self.fabric.rails
+        tests = Tests.of("loopback", np.repeat(nodes, R), np.repeat(nodes, R), np.tile(np.arange(R), len(nodes)), self.suite.nbytes)
+        if self.runner.node_allreduce:
+            tests = tests + Tests.of("allreduce", nodes, np.full(len(nodes), -1), np.full(len(nodes), -1), self.suite.nbytes)
+        res = self._round("local", tests)
+        self._unreachable("local")
+        refs, slow = {}, np.zeros(len(tests), dtype=bool)
+        for kind, key in (("loopback", "local.loopback"), ("allreduce", "local.allreduce")):
+            pick = tests.kind == kind
+            if pick.any():
+                refs[kind] = self._reference(key, res.value[pick])
+                slow[pick] = judge.strikes(res.value[pick], refs[kind], self.criteria)
+        self._corrupt("local", tests, res)
+        cleared = 0
+        if slow.any():
+            again = tests.take(slow)
+            second = self._round("local retest", again)
+            self._unreachable("local retest")
+            for j, i in enumerate(np.flatnonzero(slow)):
+                ref = refs[str(tests.kind[i])]
+                if not judge.strikes(second.value[j : j + 1], ref, self.criteria)[0]:
+                    cleared += 1
+                    continue
+                node, rail = int(tests.a[i]), int(tests.rail[i])
+                ev = [judge.evidence(res.value[i], ref, stage="local", test=str(tests.kind[i])),
+                      judge.evidence(second.value[j], ref, stage="local retest", test=str(tests.kind[i]))]  # fmt: skip
+                if rail >= 0:
+                    self._entity("nic", f"{self.runner.names[node]}/rail{rail}", FAIL, "NCB-NIC-LOOPBACK", node=node,
+                                 rail=rail, evidence=ev)  # fmt: skip
+                    self.failed[node, rail] = True
+                else:
+                    self._entity("node", self.runner.names[node], FAIL, "NCB-NODE-LOCAL", node=node, evidence=ev)
+                    self.failed[node, :] = True
+        note = f"{cleared} strike(s) cleared on a second measurement" if cleared else ""
+        self._stage("local", len(tests), int(slow.sum()) - cleared, int((~res.answered).sum()), note=note)
+
+    def _pair_tests(self, kind: str, a, b, rails=None) -> Tests:
+        """Tests for node pairs on every rail neither end has failed on (or on the given rails)."""
+        R = self.fabric.rails
+        a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+        rail = np.tile(np.arange(R), len(a)) if rails is None else np.asarray(rails, dtype=np.int64)
+        if rails is None:
+            a, b = np.repeat(a, R), np.repeat(b, R)
+        keep = ~self.failed[a, rail] & ~self.failed[b, rail]
+        return Tests.of(kind, a[keep], b[keep], rail[keep], self.suite.nbytes)
+
+    def pairs(self) -> None:
+        """Round 1: every healthy node with a neighbour on its leaf, every rail at once."""
+        usable = self.alive() & ~self.failed.all(axis=1)
+        a, b = plan.matching(self.fabric, usable)
+        tests = self._pair_tests("pair", a, b)
+        self.unpaired = plan.unpaired(self.fabric, usable, a, b)
+        self.first_partner = {**{int(x): int(y) for x, y in zip(a, b)}, **{int(y): int(x) for x, y in zip(a, b)}}
+        if len(tests) == 0:
+            self.pair_ref = judge.reference(np.array([]))
+            self.suspects = np.zeros_like(self.failed)
+            self.slow_pairs = Tests.of("pair", [], [], [], 0)
+            self._stage("pairs", 0, 0, 0, SKIPPED, "fewer than two healthy nodes")
+            return
+        res = self._round("pairs", tests)
+        self._unreachable("pairs")
+        self.pair_ref = self._reference("pairs.intra_leaf", res.value)
+        slow = judge.strikes(res.value, self.pair_ref, self.criteria)
+        self.suspects = np.zeros_like(self.failed)
+        self.suspects[tests.a[slow], tests.rail[slow]] = True
+        self.suspects[tests.b[slow], tests.rail[slow]] = True
+        self.slow_pairs = tests.take(slow)
+        self.slow_values = res.value[slow]
+        self._corrupt("pairs", tests, res)
+        self._record_unanswered("pairs", tests, res)
+        self._stage("pairs", len(tests), int(slow.sum()), int((~res.answered).sum()))
+
+    def _record_unanswered(self, stage: str, tests: Tests, res: Results) -> None:
+        """A test that timed out between two ends that both still answer: the path, UNKNOWN."""
+        for i in np.flatnonzero(~res.answered):
+            a, b = int(tests.a[i]), int(tests.b[i])
+            if self.runner.unreachable[a] or (b >= 0 and self.runner.unreachable[b]):
+                continue
+            self._entity("pair", f"{self.runner.names[a]}<->{self.runner.names[b]}/rail{tests.rail[i]}", UNKNOWN,
+                         "NCB-UNREACHABLE", rail=tests.rail[i], evidence=[{"stage": stage, "note": "test timed out"}])  # fmt: skip
+
+    def confirm(self) -> None:
+        """Round 2: each suspect (and the node the matching left out) with a distinct known-good partner."""
+        alive = self.alive()
+        good = alive & ~self.suspects.any(axis=1) & ~self.failed.any(axis=1)
+        suspect_nodes = np.flatnonzero(self.suspects.any(axis=1) & alive)
+        candidates = list(suspect_nodes) + [int(n) for n in self.unpaired if alive[n]]
+        if not candidates:
+            self._stage("confirm", 0, 0, 0, SKIPPED, "no suspects")
+            return
+        chosen = plan.confirm_partners(self.fabric, candidates, good, self.first_partner)
+        partnered = {s for s, _ in chosen}
+        for s in candidates:
+            if s not in partnered:
+                self._flag_unconfirmed(s, "no known-good partner was left to confirm with")
+        if not chosen:
+            self._stage("confirm", 0, 0, 0, WARN, "no known-good partners")
+            return
+        s_arr, g_arr = np.array([c[0] for c in chosen]), np.array([c[1] for c in chosen])
+        tests = self._pair_tests("confirm", s_arr, g_arr)
+        res = self._round("confirm", tests)
+        self._unreachable("confirm")
+        slow = judge.strikes(res.value, self.pair_ref, self.criteria)
+        was_unpaired = {int(n) for n in self.unpaired}
+        confirmed = np.zeros_like(self.failed)
+        for i in np.flatnonzero(slow):
+            confirmed[tests.a[i], tests.rail[i]] = True
+        for node in np.unique(tests.a):
+            rails = np.flatnonzero(confirmed[node])
+            if not len(rails):
+                continue
+            mine = np.flatnonzero((tests.a == node) & slow)
+            ev = [judge.evidence(res.value[i], self.pair_ref, stage="confirm", partner=self.runner.names[tests.b[i]],
+                                 rail=int(tests.rail[i])) for i in mine]  # fmt: skip
+            ev = self._first_strike(node) + ev
+            status = WARN if node in was_unpaired else FAIL  # an unpaired node had one test, not two
+            if len(rails) == self.fabric.rails:
+                self._entity("node", self.runner.names[node], status, "NCB-NODE-SLOW", node=node, evidence=ev,
+                             rails=[int(r) for r in rails])  # fmt: skip
+            else:
+                for r in rails:
+                    self._entity("nic", f"{self.runner.names[node]}/rail{r}", status, "NCB-RAIL-SLOW", node=node, rail=r,
+                                 evidence=[e for e in ev if e.get("rail") == r])  # fmt: skip
+            if status == FAIL:
+                self.failed[node, rails] = True
+        self._corrupt("confirm", tests, res)
+        self._record_unanswered("confirm", tests, res)
+        self.confirm_tested = np.zeros_like(self.failed)
+        self.confirm_tested[tests.a[res.answered], tests.rail[res.answered]] = True
+        self._stage("confirm", len(tests), int(slow.sum()), int((~res.answered).sum()))
+
+    def _first_strike(self, node: int) -> list[dict]:
+        sp = self.slow_pairs
+        mine = np.flatnonzero((sp.a == node) | (sp.b == node))
+        return [judge.evidence(self.slow_values[i], self.pair_ref, stage="pairs", rail=int(sp.rail[i]),
+                               partner=self.runner.names[sp.b[i] if sp.a[i] == node else sp.a[i]]) for i in mine]  # fmt: skip
+
+    def _flag_unconfirmed(self, node: int, why: str) -> None:
+        if self.suspects[node].any():
+            self._entity("node", self.runner.names[node], WARN, "NCB-NODE-SLOW", node=node,
+                         evidence=self._first_strike(node) + [{"stage": "confirm", "note": why}])  # fmt: skip
+        else:
+            self._entity("node", self.runner.names[node], UNKNOWN, "NCB-SETUP", node=node,
+                         evidence=[{"stage": "pairs", "note": f"left without a partner; {why}"}])  # fmt: skip
+
+    def retest(self) -> None:
+        """Round 3 (only when needed): slow pairs neither of whose ends was slow with a known-good node."""
+        sp = self.slow_pairs
+        tested = getattr(self, "confirm_tested", np.zeros_like(self.failed))
+        cleared_a = tested[sp.a, sp.rail] & ~self.failed[sp.a, sp.rail]
+        cleared_b = tested[sp.b, sp.rail] & ~self.failed[sp.b, sp.rail]
+        pick = np.flatnonzero(cleared_a & cleared_b & self.alive()[sp.a] & self.alive()[sp.b])
+        if not len(pick):
+            self._stage("retest", 0, 0, 0, SKIPPED, "every slow pair was explained by a slow node")
+            return
+        tests = Tests.of("retest", sp.a[pick], sp.b[pick], sp.rail[pick], self.suite.nbytes)
+        res = self._round("retest", tests)
+        self._unreachable("retest")
+        slow = judge.strikes(res.value, self.pair_ref, self.criteria)
+        for j, i in enumerate(pick):
+            a, b, r = int(sp.a[i]), int(sp.b[i]), int(sp.rail[i])
+            if not res.answered[j]:
+                continue
+            ev = [judge.evidence(self.slow_values[i], self.pair_ref, stage="pairs", rail=r),
+                  judge.evidence(res.value[j], self.pair_ref, stage="retest", rail=r)]  # fmt: skip
+            if slow[j]:
+                self._entity("pair", f"{self.runner.names[a]}<->{self.runner.names[b]}/rail{r}", FAIL, "NCB-PAIR-SLOW",
+                             rail=r, ends=[self.runner.names[a], self.runner.names[b]], evidence=ev)  # fmt: skip
+        self._record_unanswered("retest", tests, res)
+        cleared = int((res.answered & ~slow).sum())
+        note = f"{cleared} slow pair(s) cleared: fast on retest, and both ends fast with others" if cleared else ""
+        self._stage("retest", len(tests), int(slow.sum()), int((~res.answered).sum()), note=note)
+
+    def fabric_rounds(self) -> None:
+        """Contention-free shift rounds; a link is named when it alone explains slow flows."""
+        rounds = plan.shift_rounds(self.fabric)
+        if not rounds:
+            self._stage("fabric", 0, 0, 0, SKIPPED, "one leaf: no switch-to-switch link to test")
+            return
+        if self.fabric.adaptive_routing:
+            self._stage("fabric", 0, 0, 0, SKIPPED, "adaptive routing: paths are not fixed, tomography cannot name links")
+            return
+        cleared = np.zeros(self.fabric.rails * 4 * self.fabric.link_space, dtype=bool)
+        slow_rows, ev_of, counts = [], {}, np.zeros(3, dtype=np.int64)  # tests, slow, unanswered
+        for kind, offset in rounds:
+            alive = self.alive()
+            src, dst = plan.shift_flows(self.fabric, alive, kind, offset)
+            tests = self._pair_tests("flow", src, dst)
+            res = self._round(f"fabric {kind} +{offset}", tests)
+            self._unreachable("fabric")
+            ref = self._reference(f"fabric.{kind}", res.value)
+            slow = judge.strikes(res.value, ref, self.criteria)
+            links = plan.flow_links(self.fabric, tests.a, tests.b, tests.rail)
+            good = links[res.answered & ~slow].ravel()
+            cleared[good[good >= 0]] = True
+            slow_rows.append(links[slow])
+            for i in np.flatnonzero(slow):
+                for link in links[i][links[i] >= 0]:
+                    ev_of.setdefault(int(link), []).append(judge.evidence(
+                        res.value[i], ref, stage="fabric", round=f"{kind} +{offset}",
+                        flow=f"{self.runner.names[tests.a[i]]}->{self.runner.names[tests.b[i]]}"))  # fmt: skip
+            counts += (len(tests), int(slow.sum()), int((~res.answered).sum()))
+            self._corrupt("fabric", tests, res)
+        found = judge.localize_links(np.concatenate(slow_rows), cleared)
+        for link, count in found.blamed.items():
+            name = plan.describe_link(self.fabric, link)
+            self._entity("link", name, FAIL if count >= 2 else WARN, "NCB-LINK-SLOW", rail=link // (4 * self.fabric.link_space),
+                         evidence=ev_of.get(link, [])[:4], slow_flows=count)  # fmt: skip
+        for candidates in found.ambiguous[:100]:
+            names = [plan.describe_link(self.fabric, c) for c in candidates]
+            self._entity("link", " | ".join(names), WARN, "NCB-LINK-SUSPECT", evidence=ev_of.get(candidates[0], [])[:2],
+                         candidates=names)  # fmt: skip
+        note = f"{found.unexplained} slow flow(s) every link of which also carried a good flow" if found.unexplained else ""
+        self._stage("fabric", *counts, note=note)
+
+    def scale(self) -> None:
+        """Whole-job allreduce at the suite's sizes, judged against the baseline (there are no peers)."""
+        if self.runner.unreachable.any():
+            self._stage("scale", 0, 0, 0, UNKNOWN, "ranks stopped answering: a whole-job collective would hang")
+            return
+        sizes = self.suite.scale_bytes
+        tests = Tests.of("world", np.full(len(sizes), -1), np.full(len(sizes), -1), np.full(len(sizes), -1), list(sizes))
+        res = self._round("scale", tests)
+        slow_count = 0
+        for i, nbytes in enumerate(sizes):
+            key = f"scale.allreduce.{nbytes}"
+            ref = self._reference(key, res.value[i : i + 1])
+            if np.isfinite(ref.baseline_p50) and res.value[i] < self.criteria.slow_ratio * ref.baseline_p50:
+                slow_count += 1
+                self._entity("job", f"allreduce {nbytes} B", WARN, "NCB-SCALE-SLOW",
+                             evidence=[judge.evidence(res.value[i], ref, stage="scale", nbytes=int(nbytes))])  # fmt: skip
+        note = "" if any(f"scale.allreduce.{n}" in self.baseline for n in sizes) else "no baseline: recorded, not judged"
+        self._stage("scale", len(tests), slow_count, int((~res.answered).sum()), note=note)
+
+    # ------------------------------------------------------------------------------------ shared causes
+
+    def shared_causes(self) -> None:
+        """Fleet below its baseline, or a rail or leaf failing together: one shared cause, not many bad nodes."""
+        for key, median in self.out.classes.items():
+            p50 = self.baseline.get(key, {}).get("p50")
+            if p50 and median < self.criteria.slow_ratio * p50 and not key.startswith("scale."):
+                self._entity("fleet", key, FAIL, "NCB-SHARED-CAUSE", drain=False,
+                             evidence=[{"class": key, "median_tonight": round(median, 4), "baseline_p50": p50,
+                                        "ratio_to_baseline": round(median / p50, 4)}])  # fmt: skip
+        failing = [e for e in self.out.entities if e["status"] == FAIL and e["kind"] in ("node", "nic") and "node" in e]
+        groups: dict[str, list[dict]] = {}
+        for e in failing:
+            node = self.runner.names.index(e["node"])
+            rails = [e["rail"]] if "rail" in e else list(range(self.fabric.rails))
+            for r in rails:
+                groups.setdefault(f"rail{r}", []).append(e)
+                groups.setdefault(f"rail{r} leaf{self.fabric.leaf(node)}", []).append(e)
+        members = {f"rail{r}": self.fabric.nodes for r in range(self.fabric.rails)}
+        for key in groups:
+            if " leaf" in key:
+                leaf = int(key.split("leaf")[1])
+                members[key] = min(self.fabric.hosts_per_leaf, self.fabric.nodes - leaf * self.fabric.hosts_per_leaf)
+        grouped: set[int] = set()
+        for key, entries in sorted(groups.items(), key=lambda kv: len(kv[0])):
+            nodes = {e["node"] for e in entries}
+            if len(nodes) >= max(self.criteria.shared_min, self.criteria.shared_fraction * members[key]):
+                if all(id(e) in grouped for e in entries):
+                    continue
+                self._entity("group", key, FAIL, "NCB-SHARED-CAUSE", drain=False, members=sorted(nodes)[:10],
+                             evidence=[{"failing_nodes": len(nodes), "members": members[key]}])  # fmt: skip
+                grouped.update(id(e) for e in entries)
+        self.out.entities = [e for e in self.out.entities if id(e) not in grouped]
+
+    def run(self) -> Outcome:
+        self.local()
+        self.pairs()
+        self.confirm()
+        self.retest()
+        if self.suite.fabric:
+            self.fabric_rounds()
+        if self.suite.scale_bytes:
+            self.scale()
+        self.shared_causes()
+        self.out.unknown_nodes = int(self.runner.unreachable.sum())
+        return self.out
