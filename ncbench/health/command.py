@@ -103,13 +103,21 @@ def facts(opts: Options, suite, mpi_library: str, rails: int, fabric: plan.Fabri
             "topology": opts.topology.stem if opts.topology else ""}  # fmt: skip
 
 
+def _agree(comm, error: NcbenchError | None) -> None:
+    """Raise the same NcbenchError, with its exit code, on every rank if any rank found one."""
+    found = comm.allgather((str(error), error.exit_code) if error else None)
+    first = next((f for f in found if f), None)
+    if first:
+        raise NcbenchError(*first)
+
+
 def setup(comm, opts: Options):
     """Return (job, names, fabric, suite, run facts) after every rank agreed the run can start."""
     from dataclasses import replace
 
     from mpi4py import MPI
 
-    from ..session import Launch, agree, describe_job
+    from ..session import Launch, describe_job
 
     error, prepared = None, None
     try:
@@ -123,8 +131,8 @@ def setup(comm, opts: Options):
         fabric = fabric_for(opts, job.nnodes, rails)
         prepared = (job, node_names(job), fabric, suite)
     except NcbenchError as err:
-        error = str(err)
-    agree(comm, error)
+        error = err
+    _agree(comm, error)
     job, names, fabric, suite = prepared
     library = MPI.Get_library_version().strip().splitlines()[0].strip()
     return job, names, fabric, suite, facts(opts, suite, library, fabric.rails, fabric)
@@ -132,20 +140,13 @@ def setup(comm, opts: Options):
 
 def load_baseline(comm, opts: Options, fp_id: str, fp: dict) -> tuple[dict, str]:
     """Return (baseline classes, note) on rank 0; a missing, corrupt or foreign file stops every rank."""
-    from ..session import agree
-
-    error, classes, note, code = None, {}, "none (judged against peers only)", 0
+    error, classes, note = None, {}, "none (judged against peers only)"
     if comm.rank == 0 and opts.baseline is not None:
         try:
             classes, note = baselines.load(opts.baseline, fp_id, fp, update=opts.update_baseline)
         except NcbenchError as err:
-            error, code = str(err), err.exit_code
-    codes = comm.allgather(code)
-    try:
-        agree(comm, error)
-    except NcbenchError as err:
-        err.exit_code = max(codes)
-        raise
+            error = err
+    _agree(comm, error)
     return classes, note
 
 

@@ -20,8 +20,10 @@ from .suite import Results, Suite, Tests
 ASSIGN_TAG, RESULT_TAG = 7101, 7102
 TEST_TAG_BASE = 8000  # + round number: a late message from an abandoned test can never match a later round
 REPORT_GRACE_S = 2.0  # rank 0 waits this much past the test deadline for reports
+SAMPLE_GAP_S = 1e-3  # between samples: spread over time, the best sample escapes a disturbance of a few ms
 ASSIGN_WAIT = 2.5  # a rank gives rank 0 this many test deadlines (+10 s) to send the next round
-POLL_MIN_S, POLL_MAX_S = 1e-4, 5e-3  # idle ranks poll with backoff: quiet while others measure, quick to start
+POLL_MIN_S, POLL_MAX_S = 2e-3, 5e-3  # idle ranks poll this rarely: at 0.1 ms their wakeups on shared cores
+# moved clean exchanges from 0.88-1.19x to 0.60-1.35x of their peers (24 confirm tests each, 2-core VM)
 
 
 def _say(message: str) -> None:
@@ -65,6 +67,27 @@ def _abandon(requests) -> None:
             pass
 
 
+def _best_time(once, suite: Suite) -> float | None:
+    """Return the best sample's seconds per operation (None past the deadline).
+
+    Samples are spread over time with a short gap, each after an untimed operation that re-aligns
+    both ends: a check passes on its best repeat, and a best repeat must escape a passing disturbance.
+    """
+    from mpi4py import MPI
+
+    best = float("inf")
+    for _ in range(suite.samples):
+        time.sleep(SAMPLE_GAP_S)
+        if not once():
+            return None
+        t0 = MPI.Wtime()
+        for _ in range(suite.iters):
+            if not once():
+                return None
+        best = min(best, (MPI.Wtime() - t0) / suite.iters)
+    return best
+
+
 def _exchange(where: Where, dst, src, nbytes: int, tag: int, round_no: int, deadline: float, buffers):
     """Send nbytes to dst while receiving nbytes from src (either may be None), timed.
 
@@ -93,15 +116,9 @@ def _exchange(where: Where, dst, src, nbytes: int, tag: int, round_no: int, dead
             return False
         return True
 
-    if not once():  # warm-up: both ends reach the loop together
+    best = _best_time(once, where.suite)
+    if best is None:
         return None, 0
-    best = float("inf")
-    for _ in range(where.suite.samples):
-        t0 = MPI.Wtime()
-        for _ in range(where.suite.iters):
-            if not once():
-                return None, 0
-        best = min(best, (MPI.Wtime() - t0) / where.suite.iters)
     sbuf[:] = pattern(nbytes, comm.rank, round_no)
     if inj.corrupt:
         sbuf[::97] ^= 0x5A  # this rank's data goes out wrong
@@ -129,17 +146,8 @@ def _allreduce(where: Where, comm, nbytes: int, deadline: float):
             return False
         return True
 
-    if not once():
-        return None, 0
-    best = float("inf")
-    for _ in range(where.suite.samples):
-        t0 = MPI.Wtime()
-        for _ in range(where.suite.iters):
-            if not once():
-                return None, 0
-        best = min(best, (MPI.Wtime() - t0) / where.suite.iters)
-    wrong = int((recv != comm.size).sum())
-    return best, wrong
+    best = _best_time(once, where.suite)
+    return best, int((recv != comm.size).sum()) if best is not None else 0
 
 
 def execute(where: Where, tasks: list[dict], round_no: int, deadline: float, buffers) -> list[dict]:

@@ -161,7 +161,7 @@ def shift_flows(fabric: Fabric, alive: np.ndarray, kind: str, offset: int) -> tu
 
 
 def flow_links(fabric: Fabric, src: np.ndarray, dst: np.ndarray, rail: np.ndarray) -> np.ndarray:
-    """Return the switch links each flow crosses (flows x 4, -1 where a flow crosses fewer).
+    """Return the switch links each flow crosses, in path order (flows x 4, -1 where it crosses fewer).
 
     Static D-mod-k routing: the spine is chosen by the destination's port and the core by the
     destination's leaf position, so every hop is a function of (src, dst). Link ids are
@@ -174,10 +174,10 @@ def flow_links(fabric: Fabric, src: np.ndarray, dst: np.ndarray, rail: np.ndarra
     cross_leaf = leaf_s != leaf_d
     cross_pod = pod_s != pod_d
     out = np.full((len(src), 4), -1, dtype=np.int64)
-    out[:, 0] = np.where(cross_leaf, base + 0 * K + leaf_s * H + port_d, -1)
-    out[:, 1] = np.where(cross_leaf, base + 1 * K + leaf_d * H + port_d, -1)
-    out[:, 2] = np.where(cross_pod, base + 2 * K + (pod_s * H + port_d) * Lp + lp_d, -1)
-    out[:, 3] = np.where(cross_pod, base + 3 * K + (pod_d * H + port_d) * Lp + lp_d, -1)
+    out[:, 0] = np.where(cross_leaf, base + 0 * K + leaf_s * H + port_d, -1)  # in path order
+    out[:, 1] = np.where(cross_pod, base + 2 * K + (pod_s * H + port_d) * Lp + lp_d, -1)
+    out[:, 2] = np.where(cross_pod, base + 3 * K + (pod_d * H + port_d) * Lp + lp_d, -1)
+    out[:, 3] = np.where(cross_leaf, base + 1 * K + leaf_d * H + port_d, -1)
     return out
 
 

@@ -21,6 +21,7 @@ class Faults:
     nodes: tuple[int, ...] = ()  # slow in every inter-node test (host-side: node-local tests do not see it)
     nics: tuple[tuple[int, int], ...] = ()  # (node, rail): slow in everything on that rail, loopback included
     links: tuple[int, ...] = ()  # switch link ids (plan.flow_links numbering)
+    paths: tuple[tuple[int, int, int], ...] = ()  # (a, b, rail): slow only between these two nodes (a bad path)
     factor: float = 0.5  # a faulty element runs at this fraction of its bandwidth
 
 
@@ -37,8 +38,8 @@ def draw_faults(fabric: plan.Fabric, rng, *, nodes: int, nics: int, links: int, 
         i = rng.integers(len(src))
         path = plan.flow_links(fabric, src[i : i + 1], dst[i : i + 1], rng.integers(fabric.rails, size=1))[0]
         chosen.add(int(rng.choice(path[path >= 0])))
-    return Faults(tuple(int(n) for n in bad_nodes), tuple(zip(map(int, nic_nodes), map(int, nic_rails))),
-                  tuple(sorted(chosen)), factor)  # fmt: skip
+    return Faults(nodes=tuple(int(n) for n in bad_nodes), nics=tuple(zip(map(int, nic_nodes), map(int, nic_rails))),
+                  links=tuple(sorted(chosen)), factor=factor)  # fmt: skip
 
 
 class SimRunner:
@@ -70,6 +71,8 @@ class SimRunner:
         both_ways = tests.kind[pair] != "flow"  # pair tests exchange; fabric flows go one way
         path |= self._crosses_slow_link(a, b, r)
         path[both_ways] |= self._crosses_slow_link(b[both_ways], a[both_ways], r[both_ways])
+        for x, y, rail_xy in self.faults.paths:
+            path |= (((a == x) & (b == y)) | ((a == y) & (b == x))) & (r == rail_xy)
         hit[pair] = path
         value = NOMINAL_GBPS * np.where(hit, self.faults.factor, 1.0) * np.exp(self.rng.normal(0.0, self.noise, n))
         none = np.zeros(n, dtype=bool)

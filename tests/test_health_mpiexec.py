@@ -1,0 +1,130 @@
+"""`ncbench health` through real mpiexec, ranks standing in for nodes: each injected fault named, bad input refused.
+
+The VM running these has 2 cores for 4 ranks, so tests of a round run one after another (the verdict
+says so) and the strike ratio is 0.5 instead of 0.9: the injected faults slow their tests about 50x.
+"""
+
+import json
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+from conftest import requires_mpi, run_mpi
+
+pytestmark = [requires_mpi, pytest.mark.mpi]
+QUICK = ("--suite", "quick", "--ranks-per-node", "1", "-T", "5", "--slow-ratio", "0.5")
+SLOW_US = "3000"  # per message: a quick-suite exchange of 256 KiB takes ~30-60 us here
+
+
+def health(tmp_path, *args, inject="", name="run"):
+    out = tmp_path / name
+    done = run_mpi(4, "health", *QUICK, "--out", out, *args, env={"NCBENCH_INJECT": inject}, timeout=90)
+    verdict = json.loads((out / "verdict.json").read_text()) if (out / "verdict.json").exists() else None
+    return done, verdict, out
+
+
+def failing(verdict):
+    return [(e["kind"], e.get("node", e["id"]).split("#")[-1], e["code"]) for e in verdict["entities"]]
+
+
+def test_clean_run_is_ok_and_writes_every_output(tmp_path):
+    done, v, out = health(tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert v["status"] == "PASS" and v["entities"] == [] and v["coverage"] == {"nodes_expected": 4, "nodes_tested": 4, "unknown": 0}
+    assert v["tests_serialized"]  # 4 ranks on 2 cores: the verdict says tests ran one at a time
+    rows = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
+    assert {r["stage"] for r in rows} == {"local", "pairs"} and all(r["busbw_GBps"] > 0 for r in rows)
+    assert "ncbench_health_status{entity=\"run\",suite=\"quick\"} 0" in (out / "ncbench_health.prom").read_text()
+    assert ET.parse(out / "junit.xml").getroot().get("tests") == str(4 + 4)  # 4 nodes, 4 stages
+    assert "scontrol" not in (out / "drain.sh").read_text()
+    assert "ncbench health quick: PASS (exit 0)" in done.stdout
+
+
+def test_slow_rank_is_named_and_fails(tmp_path):
+    done, v, _ = health(tmp_path, inject=f"delay:rank=1:us={SLOW_US}")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert failing(v) == [("nic", "1", "NCB-NIC-LOOPBACK")]
+    assert [e["stage"] for e in v["entities"][0]["evidence"]] == ["local", "local retest"]  # two strikes
+    assert list(v["drain"]["nodes"]) == [v["entities"][0]["node"]]
+
+
+def test_corrupting_rank_is_named_as_the_sender(tmp_path):
+    done, v, _ = health(tmp_path, inject="corrupt:rank=2")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert failing(v) == [("nic", "2", "NCB-DATA-CORRUPT")]
+
+
+def test_slowed_pair_is_the_path_and_neither_node(tmp_path):
+    done, v, _ = health(tmp_path, inject=f"delay:rank=2:us={SLOW_US}:peer=3")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert [(e["kind"], e["code"], e["status"]) for e in v["entities"]] == [("pair", "NCB-PAIR-SLOW", "FAIL")]
+    assert [n.split("#")[-1] for n in v["entities"][0]["ends"]] == ["2", "3"]
+    assert v["drain"]["nodes"] == {}  # a path is no node to drain
+
+
+@pytest.mark.parametrize("inject, rank", [("stall:rank=2", "2"), ("stall:rank=3:after=20", "3")])
+def test_stalled_rank_ends_the_check_unknown_and_named(tmp_path, inject, rank):
+    start = time.monotonic()
+    done, v, _ = health(tmp_path, inject=inject)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert time.monotonic() - start < 60
+    assert failing(v) == [("node", rank, "NCB-UNREACHABLE")] and v["status"] == "UNKNOWN"
+    assert f"rank {rank} (" in done.stderr and "did not report" in done.stderr
+
+
+def test_baseline_starts_then_judges_the_next_night(tmp_path):
+    first, v1, _ = health(tmp_path, "--baseline", tmp_path / "baselines", "--update-baseline", name="n1")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert v1["baseline"]["update"].startswith("added tonight to")
+    stored = list((tmp_path / "baselines").glob("*.json"))
+    assert [p.stem for p in stored] == [v1["fingerprint_id"]]
+    second, v2, _ = health(tmp_path, "--baseline", tmp_path / "baselines", name="n2")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "1 night(s)" in v2["baseline"]["note"] and "pairs.intra_leaf" in v2["baseline"]["classes"]
+    nights = run_mpi(1, "health", "history", tmp_path)
+    assert nights.returncode == 0 and nights.stdout.count("PASS") >= 2, nights.stdout + nights.stderr
+
+
+def test_nightly_suite_runs_fabric_shifts_and_a_whole_job_allreduce(tmp_path):
+    done, v, _ = health(tmp_path, "--suite", "nightly", "--bytes", "256K", "--hosts-per-leaf", "2")
+    assert done.returncode == 0, done.stdout + done.stderr
+    stages = {s["stage"]: s for s in v["stages"]}
+    assert stages["fabric"]["tests"] == 4 and stages["scale"]["tests"] == 2
+    assert v["rounds"] == 4  # local, pairs, one pod shift, scale; nothing to confirm
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (("--suite", "weekly"), 64, "unknown suite 'weekly'"),
+    (("--baseline", "missing.json"), 66, "does not exist"),
+    (("--update-baseline",), 64, "--update-baseline needs --baseline"),
+    (("--drain",), 69, "scontrol"),
+    (("--slow-ratio", "1.5"), 64, "0 < r < 1"),
+])  # fmt: skip
+def test_bad_input_is_one_sentence_and_its_exit_code(tmp_path, args, code, message):
+    done, v, out = health(tmp_path, *args)
+    assert done.returncode == code, done.stdout + done.stderr
+    assert message in done.stderr and done.stderr.count("ncbench:") == 1
+    assert v is None and not out.exists()
+
+
+def test_corrupt_or_foreign_baseline_is_refused_and_left_alone(tmp_path):
+    corrupt = tmp_path / "corrupt.json"
+    corrupt.write_text("{oops")
+    done, _, _ = health(tmp_path, "--baseline", corrupt, name="a")
+    assert done.returncode == 65 and "not a readable baseline" in done.stderr
+    assert corrupt.read_text() == "{oops"
+    foreign = tmp_path / "foreign.json"
+    text = json.dumps({"schema": "ncbench.health.baseline/1", "fingerprint_id": "0" * 16,
+                       "fingerprint": {"mpi_library": "Open MPI 5"}, "classes": {}, "nights": []})  # fmt: skip
+    foreign.write_text(text)
+    done, _, _ = health(tmp_path, "--baseline", foreign, name="b")
+    assert done.returncode == 65 and "baseline of another configuration" in done.stderr
+    assert foreign.read_text() == text
+
+
+def test_existing_results_are_never_overwritten(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "verdict.json").write_text("{}")
+    done, _, _ = health(tmp_path)
+    assert done.returncode == 64 and "not empty" in done.stderr
+    assert (tmp_path / "run" / "verdict.json").read_text() == "{}"
