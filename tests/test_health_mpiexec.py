@@ -24,7 +24,9 @@ def health(tmp_path, *args, inject="", name="run"):
 
 
 def failing(verdict):
-    return [(e["kind"], e.get("node", e["id"]).split("#")[-1], e["code"]) for e in verdict["entities"]]
+    """Return the FAIL and UNKNOWN entities (a WARN is one strike: on 2 shared cores, noise may earn one)."""
+    return [(e["kind"], e.get("node", e["id"]).split("#")[-1], e["code"]) for e in verdict["entities"]
+            if e["status"] in ("FAIL", "UNKNOWN")]  # fmt: skip
 
 
 def test_clean_run_is_ok_and_writes_every_output(tmp_path):
@@ -57,8 +59,9 @@ def test_corrupting_rank_is_named_as_the_sender(tmp_path):
 def test_slowed_pair_is_the_path_and_neither_node(tmp_path):
     done, v, _ = health(tmp_path, inject=f"delay:rank=2:us={SLOW_US}:peer=3")
     assert done.returncode == 2, done.stdout + done.stderr
-    assert [(e["kind"], e["code"], e["status"]) for e in v["entities"]] == [("pair", "NCB-PAIR-SLOW", "FAIL")]
-    assert [n.split("#")[-1] for n in v["entities"][0]["ends"]] == ["2", "3"]
+    assert [(kind, code) for kind, _, code in failing(v)] == [("pair", "NCB-PAIR-SLOW")]  # no node blamed
+    pair = next(e for e in v["entities"] if e["status"] == "FAIL")
+    assert [n.split("#")[-1] for n in pair["ends"]] == ["2", "3"]
     assert v["drain"]["nodes"] == {}  # a path is no node to drain
 
 

@@ -9,12 +9,12 @@ import json
 import os
 import platform
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .. import records
+from .. import records, sysinfo
 from ..errors import EXIT_UNAVAILABLE, EXIT_USAGE, NcbenchError
 from . import baseline as baselines
 from . import outputs, plan
@@ -183,7 +183,8 @@ def run(opts: Options) -> int:
     run_facts = {"run_id": run_id, "cluster": opts.cluster or os.environ.get("SLURM_CLUSTER_NAME", job.hosts[0]),
                  "suite": suite.name, "started": started, "finished": records.now_iso(),
                  "fingerprint_id": fp_id, "fingerprint": fp, "nodes_emulated": job.emulated,
-                 "tests_serialized": SERIAL_NOTE if serial else ""}  # fmt: skip
+                 "tests_serialized": SERIAL_NOTE if serial else "", "env": sysinfo.recorded_env(os.environ),
+                 "criteria": asdict(opts.criteria), "timeout_s": opts.timeout_s}  # fmt: skip
     base = {"note": note, "classes": classes, "path": str(opts.baseline) if opts.baseline else None}
     fabric_facts = {"nodes": fabric.nodes, "rails": fabric.rails, "hosts_per_leaf": fabric.hosts_per_leaf,
                     "leaves": fabric.leaves, "pods": fabric.pods, "adaptive_routing": fabric.adaptive_routing}  # fmt: skip

@@ -175,8 +175,11 @@ def line(e: dict) -> str:
     where = f" rail{e['rail']}" if "rail" in e and e["kind"] != "nic" else ""
     ev = next((x for x in reversed(e["evidence"]) if x.get("value") is not None), None)
     if ev:
-        base = f", baseline {ev['baseline_p50']:.3g}" if ev.get("baseline_p50") else ""
-        ratio = f" ({ev['ratio_to_peers']:.2f}x peers {ev['peer_ref']:.3g}{base})" if ev.get("ratio_to_peers") else ""
+        base = f"baseline {ev['baseline_p50']:.3g}" if ev.get("baseline_p50") else ""
+        if ev.get("peers", 0) > 1:
+            ratio = f" ({ev['ratio_to_peers']:.2f}x peers {ev['peer_ref']:.3g}{', ' + base if base else ''})"
+        else:
+            ratio = f" ({ev['ratio_to_baseline']:.2f}x {base})" if base else ""
         how = f" {ev['value']:.3g} GB/s{ratio}"
     else:
         how = " " + "; ".join(str(x.get("note") or x) for x in e["evidence"][:1])

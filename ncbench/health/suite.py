@@ -311,7 +311,8 @@ class Orchestrator:
         cleared_b = tested[sp.b, sp.rail] & ~self.failed[sp.b, sp.rail]
         pick = np.flatnonzero(cleared_a & cleared_b & self.alive()[sp.a] & self.alive()[sp.b])
         if not len(pick):
-            self._stage("retest", 0, 0, 0, SKIPPED, "every slow pair was explained by a slow node")
+            why = "every slow pair was explained by a slow node" if len(sp) else "no slow pairs"
+            self._stage("retest", 0, 0, 0, SKIPPED, why)
             return
         tests = Tests.of("retest", sp.a[pick], sp.b[pick], sp.rail[pick], self.suite.nbytes)
         res = self._round("retest", tests)
