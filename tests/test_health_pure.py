@@ -127,6 +127,22 @@ def test_slow_node_is_confirmed_with_a_known_good_partner():
     assert stages.count("pairs") == 2 and stages.count("confirm") == 2  # two strikes on each rail
 
 
+def test_a_rail_slow_only_in_the_confirm_round_is_one_strike():
+    from ncbench.health import suite
+
+    class OnlyConfirmSlowOnRail1(SimRunner):
+        def round(self, stage, tests):
+            res = super().round(stage, tests)
+            res.value[(tests.kind == "confirm") & (tests.a == 9) & (tests.rail == 1)] *= 0.5
+            return res
+
+    runner = OnlyConfirmSlowOnRail1(FABRIC, Faults(nics=(), paths=((8, 9, 0),)), noise=0.0, rng=np.random.default_rng(0))
+    out = suite.Orchestrator(runner, FABRIC, SUITES["quick"], judge.Criteria(), None).run()
+    states = {(e["id"], e["status"]) for e in out.entities}
+    assert ("node000009/rail1", WARN) in states  # slow on rail 1 once: a first strike only
+    assert not any(s == FAIL and i.startswith("node000009") for i, s in states)
+
+
 def test_slow_nic_is_named_with_its_rail_at_the_local_stage():
     out = run(Faults(nics=((20, 1),)))
     e = by_id(out)["node000020/rail1"]
@@ -145,6 +161,11 @@ def test_slow_switch_link_is_named_by_the_shift_rounds():
     out = run(Faults(links=(int(links[1]),)))  # spine1(pod0) -> core1.1 on rail 1
     assert list(by_id(out)) == ["rail1 spine1(pod0)->core1.1"]
     assert out.entities[0]["status"] == FAIL and out.entities[0]["slow_flows"] == 2
+
+
+def test_one_node_has_nothing_to_pair_and_is_not_unknown():
+    out = run(Faults(), fabric=plan.Fabric(nodes=1, rails=2, hosts_per_leaf=4, leaves_per_pod=4), suite="quick")
+    assert out.entities == [] and {s["stage"]: s["status"] for s in out.stages}["confirm"] == "SKIPPED"
 
 
 def test_adaptive_routing_skips_tomography_and_says_why():
@@ -215,8 +236,8 @@ def test_drain_plan_needs_a_confirmed_failure_and_respects_the_cap():
     assert outputs.drain_commands(plan_)[0].startswith("scontrol update NodeName=node000009 State=DRAIN Reason=")
     held = outputs.drain_plan(v, max_drain_fraction=0.01, emulated=False)  # cap 1
     assert held["nodes"] == {} and held["held_back"]
-    warn_only = verdict(run(Faults(paths=((4, 5, 0),))))
-    assert outputs.drain_plan(warn_only, max_drain_fraction=0.5, emulated=False)["nodes"] == {}  # a path is no node
+    path_only = verdict(run(Faults(paths=((4, 5, 0),))))
+    assert outputs.drain_plan(path_only, max_drain_fraction=0.5, emulated=False)["nodes"] == {}  # a path is no node
 
 
 def test_drains_leave_nodes_a_person_took_out_alone():

@@ -214,7 +214,7 @@ class Orchestrator:
         if len(tests) == 0:
             self.pair_ref = judge.reference(np.array([]))
             self.suspects = np.zeros_like(self.failed)
-            self.slow_pairs = Tests.of("pair", [], [], [], 0)
+            self.slow_pairs, self.slow_values = Tests.of("pair", [], [], [], 0), np.array([])
             self._stage("pairs", 0, 0, 0, SKIPPED, "fewer than two healthy nodes")
             return
         res = self._round("pairs", tests)
@@ -242,6 +242,9 @@ class Orchestrator:
     def confirm(self) -> None:
         """Round 2: each suspect (and the node the matching left out) with a distinct known-good partner."""
         alive = self.alive()
+        if alive.sum() < 2:
+            self._stage("confirm", 0, 0, 0, SKIPPED, "one node: nobody to pair with")
+            return
         good = alive & ~self.suspects.any(axis=1) & ~self.failed.any(axis=1)
         suspect_nodes = np.flatnonzero(self.suspects.any(axis=1) & alive)
         candidates = list(suspect_nodes) + [int(n) for n in self.unpaired if alive[n]]
@@ -261,28 +264,25 @@ class Orchestrator:
         res = self._round("confirm", tests)
         self._unreachable("confirm")
         slow = judge.strikes(res.value, self.pair_ref, self.criteria)
-        was_unpaired = {int(n) for n in self.unpaired}
-        confirmed = np.zeros_like(self.failed)
-        for i in np.flatnonzero(slow):
-            confirmed[tests.a[i], tests.rail[i]] = True
-        for node in np.unique(tests.a):
-            rails = np.flatnonzero(confirmed[node])
-            if not len(rails):
-                continue
+        second = slow & self.suspects[tests.a, tests.rail]  # slow again on the rail it was slow on: two strikes
+        for node in np.unique(tests.a[slow]):
             mine = np.flatnonzero((tests.a == node) & slow)
-            ev = [judge.evidence(res.value[i], self.pair_ref, stage="confirm", partner=self.runner.names[tests.b[i]],
-                                 rail=int(tests.rail[i])) for i in mine]  # fmt: skip
-            ev = self._first_strike(node) + ev
-            status = WARN if node in was_unpaired else FAIL  # an unpaired node had one test, not two
-            if len(rails) == self.fabric.rails:
-                self._entity("node", self.runner.names[node], status, "NCB-NODE-SLOW", node=node, evidence=ev,
-                             rails=[int(r) for r in rails])  # fmt: skip
-            else:
-                for r in rails:
-                    self._entity("nic", f"{self.runner.names[node]}/rail{r}", status, "NCB-RAIL-SLOW", node=node, rail=r,
-                                 evidence=[e for e in ev if e.get("rail") == r])  # fmt: skip
-            if status == FAIL:
-                self.failed[node, rails] = True
+            ev = self._first_strike(node) + [
+                judge.evidence(res.value[i], self.pair_ref, stage="confirm", partner=self.runner.names[tests.b[i]],
+                               rail=int(tests.rail[i])) for i in mine]  # fmt: skip
+            for status, pick in ((FAIL, second), (WARN, slow & ~second)):  # one strike (a new rail, or unpaired): WARN
+                rails = np.unique(tests.rail[(tests.a == node) & pick])
+                if not len(rails):
+                    continue
+                if len(rails) == self.fabric.rails:
+                    self._entity("node", self.runner.names[node], status, "NCB-NODE-SLOW", node=node, evidence=ev,
+                                 rails=[int(r) for r in rails])  # fmt: skip
+                else:
+                    for r in rails:
+                        self._entity("nic", f"{self.runner.names[node]}/rail{r}", status, "NCB-RAIL-SLOW", node=node,
+                                     rail=r, evidence=[e for e in ev if e.get("rail") == r])  # fmt: skip
+                if status == FAIL:
+                    self.failed[node, rails] = True
         self._corrupt("confirm", tests, res)
         self._record_unanswered("confirm", tests, res)
         self.confirm_tested = np.zeros_like(self.failed)
@@ -405,8 +405,9 @@ class Orchestrator:
                                         "ratio_to_baseline": round(median / p50, 4)}])  # fmt: skip
         failing = [e for e in self.out.entities if e["status"] == FAIL and e["kind"] in ("node", "nic") and "node" in e]
         groups: dict[str, list[dict]] = {}
+        index = {name: n for n, name in enumerate(self.runner.names)} if failing else {}
         for e in failing:
-            node = self.runner.names.index(e["node"])
+            node = index[e["node"]]
             rails = [e["rail"]] if "rail" in e else list(range(self.fabric.rails))
             for r in rails:
                 groups.setdefault(f"rail{r}", []).append(e)
