@@ -154,6 +154,8 @@ def test_slow_path_between_two_good_nodes_is_the_pair_not_either_node():
     out = run(Faults(paths=((4, 5, 0),)))
     assert list(by_id(out)) == ["node000004<->node000005/rail0"]
     assert out.entities[0]["status"] == FAIL and out.entities[0]["code"] == "NCB-PAIR-SLOW"
+    v = verdict(out)
+    assert v["node_status"] == {} and v["summary_nodes"]["PASS"] == 64 and v["exit_code"] == 2
 
 
 def test_slow_switch_link_is_named_by_the_shift_rounds():
@@ -187,6 +189,12 @@ def test_a_whole_rail_failing_is_one_shared_cause_not_many_bad_nodes():
     assert [(e["kind"], e["id"], e["code"]) for e in out.entities] == [("group", "rail1", "NCB-SHARED-CAUSE")]
 
 
+def test_one_slow_pair_of_two_does_not_drag_the_fleet_below_its_baseline():
+    fabric = plan.Fabric(nodes=4, rails=1, hosts_per_leaf=4, leaves_per_pod=1)
+    out = run(Faults(paths=((2, 3, 0),)), fabric=fabric, suite="quick", base={"pairs.intra_leaf": {"p50": 48.0}})
+    assert [e["code"] for e in out.entities] == ["NCB-PAIR-SLOW"]  # no NCB-SHARED-CAUSE from a 2-test median
+
+
 def test_fleet_below_its_baseline_is_a_shared_cause_and_drains_nobody():
     base = {"pairs.intra_leaf": {"p50": 60.0}, "local.loopback": {"p50": 48.0}}
     out = run(Faults(), suite="quick", base=base)  # tonight everything runs at 48: pairs are 0.8 of baseline
@@ -211,12 +219,12 @@ def test_verdict_exit_codes_follow_nagios():
 
 
 def test_prometheus_textfile_is_well_formed():
-    text = outputs.prometheus(verdict(run(Faults(nodes=(9,)))), 1.7e9)
+    text = outputs.prometheus(verdict(run(Faults(nodes=(9,)))), 1796140373.25)
     sample = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-z_]+="([^"\\]|\\.)*",?)*\})? -?[0-9.e+]+$')
     for line in text.splitlines():
         assert line.startswith(("# HELP ", "# TYPE ")) or sample.match(line), line
     assert 'ncbench_health_status{entity="node",id="node000009",node="node000009",rail="",code="NCB-NODE-SLOW"} 2' in text
-    assert "ncbench_health_last_run_timestamp_seconds 1.7e+09" in text
+    assert "ncbench_health_last_run_timestamp_seconds 1796140373" in text  # to the second
     assert "last_success" not in text  # only a passing run sets it
 
 

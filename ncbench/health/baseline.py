@@ -1,7 +1,7 @@
 """Baselines keyed by a fingerprint of what moves the numbers; an upgrade starts a new one.
 
 facts (hardware, versions, backend, suite, topology) -> fingerprint id; --baseline FILE | DIR ->
-{class key: {p50, mad, nights}}; tonight's class medians -> the next baseline (rolling window of
+{class key: {p50, mad, nights}}; tonight's class peer references -> the next baseline (rolling window of
 healthy nights, written whole or not at all). reference/health/conventions.md section 8.
 """
 
@@ -76,7 +76,7 @@ def read(target: Path) -> dict:
 
 
 def update(path: Path, fp_id: str, facts: dict, classes: dict[str, float], run_id: str, date: str) -> Path:
-    """Add tonight's class medians to the baseline (the last WINDOW_NIGHTS nights) and write it atomically."""
+    """Add tonight's class peer references to the baseline (the last WINDOW_NIGHTS nights), written atomically."""
     target = locate(path, fp_id)
     doc = read(target) if target.exists() else {"schema": SCHEMA, "fingerprint_id": fp_id, "fingerprint": facts, "nights": []}
     nights = [n for n in doc["nights"] if n["run_id"] != run_id] + [{"run_id": run_id, "date": date, "classes": classes}]
@@ -87,7 +87,7 @@ def update(path: Path, fp_id: str, facts: dict, classes: dict[str, float], run_i
         median = float(np.median(values))
         stats[key] = {"p50": round(median, 6), "mad": round(float(np.median(np.abs(values - median))), 6),
                       "nights": len(values), "unit": "GBps"}  # fmt: skip
-    doc.update(nights=nights, classes=stats, method=f"median of the last {WINDOW_NIGHTS} healthy nights' class medians")
+    doc.update(nights=nights, classes=stats, method=f"median of the last {WINDOW_NIGHTS} healthy nights' class peer references")
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}")
     tmp.write_text(json.dumps(doc, indent=1) + "\n")

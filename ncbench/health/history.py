@@ -1,6 +1,6 @@
 """A node's or the fleet's trend over nights, from the verdicts kept under results/health/.
 
-results/health/<run_id>/verdict.json (any number) -> one row per night: state, counts, class medians,
+results/health/<run_id>/verdict.json (any number) -> one row per night: state, counts, class peer references,
 and for one node its state, reason and ratio -> a table or JSON lines.
 """
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from ..errors import EXIT_DATAERR, EXIT_NOINPUT, NcbenchError
 from .outputs import SCHEMA
 
-TREND_CLASS = "pairs.intra_leaf"  # the fleet column: median pair busbw, the night's most comparable number
+TREND_CLASS = "pairs.intra_leaf"  # the fleet column: pair busbw peer reference, the night's most comparable number
 
 
 def load(folder: Path) -> list[dict]:
@@ -40,8 +40,8 @@ def rows(nights: list[dict], node: str | None = None) -> list[dict]:
         if node is None:
             row.update(v.get("summary_nodes", {}))
             row["rounds"] = v.get("rounds")
-            median = v.get("classes", {}).get(TREND_CLASS)
-            row[f"{TREND_CLASS}_GBps"] = round(median, 3) if median is not None else None
+            reference = v.get("classes", {}).get(TREND_CLASS)
+            row[f"{TREND_CLASS}_GBps"] = round(reference, 3) if reference is not None else None
         else:
             mine = [e for e in v.get("entities", []) if e.get("node") == node or node in e.get("ends", [])]
             row["node_status"] = v.get("node_status", {}).get(node, "PASS")

@@ -31,8 +31,8 @@ def verdict(outcome, *, run: dict, names: list[str], fabric: dict, baseline: dic
         e.setdefault("hardware_impact", CODES[e["code"]][1])
     by_node: dict[str, list[str]] = {}
     for e in outcome.entities:
-        for name in [e["node"]] if "node" in e else e.get("ends", []):
-            by_node.setdefault(name, []).append(e["status"])
+        if "node" in e:  # a path's two ends are not blamed: the pair entity stands on its own
+            by_node.setdefault(e["node"], []).append(e["status"])
     node_states = {n: worst(by_node.get(n, [PASS])) for n in names}
     stage_states = [s["status"] for s in outcome.stages if s["status"] == UNKNOWN]
     status = worst([e["status"] for e in outcome.entities] + stage_states)
@@ -103,7 +103,7 @@ def _label(value) -> str:
 
 
 def prometheus(v: dict, finished_s: float) -> str:
-    """Return node_exporter textfile metrics: run, stage and non-PASS entity states, class medians, staleness."""
+    """Return node_exporter textfile metrics: run, stage and non-PASS entity states, class references, staleness."""
     out = []
 
     def metric(name, help_text, samples):
@@ -111,7 +111,7 @@ def prometheus(v: dict, finished_s: float) -> str:
         out.append(f"# TYPE {name} gauge")
         for labels, value in samples:
             text = ",".join(f'{k}="{_label(x)}"' for k, x in labels.items())
-            out.append(f"{name}{{{text}}} {value:.6g}" if text else f"{name} {value:.6g}")
+            out.append(f"{name}{{{text}}} {value:.10g}" if text else f"{name} {value:.10g}")  # a timestamp needs 10 digits
 
     metric("ncbench_health_status", "Verdict of the last ncbench health run (0=PASS,1=WARN,2=FAIL,3=UNKNOWN,4=SKIPPED).",
            [({"entity": "run", "suite": v["suite"]}, STATE_VALUE[v["status"]])]
@@ -120,11 +120,11 @@ def prometheus(v: dict, finished_s: float) -> str:
     metric("ncbench_health_stage_status", "State of each stage of the last run (same encoding).",
            [({"stage": s["stage"]}, STATE_VALUE[s["status"]]) for s in v["stages"]])
     metric("ncbench_health_nodes", "Nodes per state in the last run.", [({"state": k}, n) for k, n in v["summary_nodes"].items()])
-    metric("ncbench_health_busbw_bytes_per_second", "Median bus bandwidth of each test class in the last run.",
+    metric("ncbench_health_busbw_bytes_per_second", "Peer reference bus bandwidth of each test class (median; best below 5 tests).",
            [({"class": k}, x * 1e9) for k, x in v["classes"].items()])
     ratios = [({"class": k}, v["classes"][k] / b["p50"]) for k, b in v["baseline"].get("classes", {}).items() if k in v["classes"]]
     if ratios:
-        metric("ncbench_health_ratio_to_baseline", "Class median divided by the baseline p50.", ratios)
+        metric("ncbench_health_ratio_to_baseline", "Class peer reference divided by the baseline p50.", ratios)
     metric("ncbench_health_rounds", "Rounds the last run used.", [({}, v["rounds"])])
     metric("ncbench_health_last_run_timestamp_seconds", "Unix time the last run finished (alert when stale).", [({}, finished_s)])
     if v["status"] == PASS:

@@ -89,7 +89,7 @@ class Outcome:
     entities: list[dict] = field(default_factory=list)
     stages: list[dict] = field(default_factory=list)
     rounds: int = 0
-    classes: dict[str, float] = field(default_factory=dict)  # class key -> tonight's median busbw
+    classes: dict[str, float] = field(default_factory=dict)  # class key -> tonight's peer reference busbw
     nodes: int = 0
     unknown_nodes: int = 0
 
@@ -113,8 +113,8 @@ class Orchestrator:
 
     def _reference(self, key: str, values: np.ndarray) -> Reference:
         ref = judge.reference(values, self.baseline.get(key, {}).get("p50", float("nan")))
-        if ref.count:
-            self.out.classes[key] = float(np.median(values[np.isfinite(values)]))
+        if ref.count:  # the peer reference, not a plain median: with 2 tests, one slow pair must not halve it
+            self.out.classes[key] = ref.value
         return ref
 
     def _entity(self, kind, ident, status, code, *, node=None, rail=None, evidence=(), **extra) -> None:
@@ -397,12 +397,12 @@ class Orchestrator:
 
     def shared_causes(self) -> None:
         """Fleet below its baseline, or a rail or leaf failing together: one shared cause, not many bad nodes."""
-        for key, median in self.out.classes.items():
+        for key, tonight in self.out.classes.items():
             p50 = self.baseline.get(key, {}).get("p50")
-            if p50 and median < self.criteria.slow_ratio * p50 and not key.startswith("scale."):
+            if p50 and tonight < self.criteria.slow_ratio * p50 and not key.startswith("scale."):
                 self._entity("fleet", key, FAIL, "NCB-SHARED-CAUSE", drain=False,
-                             evidence=[{"class": key, "median_tonight": round(median, 4), "baseline_p50": p50,
-                                        "ratio_to_baseline": round(median / p50, 4)}])  # fmt: skip
+                             evidence=[{"class": key, "peer_ref_tonight": round(tonight, 4), "baseline_p50": p50,
+                                        "ratio_to_baseline": round(tonight / p50, 4)}])  # fmt: skip
         failing = [e for e in self.out.entities if e["status"] == FAIL and e["kind"] in ("node", "nic") and "node" in e]
         groups: dict[str, list[dict]] = {}
         index = {name: n for n, name in enumerate(self.runner.names)} if failing else {}
