@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Health planning at scale: rounds, wall time and findings of the nightly suite on simulated fabrics.
 
 Runs the real scheduling and attribution (ncbench.health) on 25,000 and 125,000 nodes (200k and 1M

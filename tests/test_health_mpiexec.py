@@ -32,11 +32,15 @@ def failing(verdict):
 def test_clean_run_is_ok_and_writes_every_output(tmp_path):
     done, v, out = health(tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert v["status"] == "PASS" and v["entities"] == [] and v["coverage"] == {"nodes_expected": 4, "nodes_tested": 4, "unknown": 0}
+    assert (
+        v["status"] == "PASS"
+        and v["entities"] == []
+        and v["coverage"] == {"nodes_expected": 4, "nodes_tested": 4, "unknown": 0}
+    )
     assert v["tests_serialized"]  # 4 ranks on 2 cores: the verdict says tests ran one at a time
     rows = [json.loads(line) for line in (out / "records.jsonl").read_text().splitlines()]
     assert {r["stage"] for r in rows} == {"local", "pairs"} and all(r["busbw_GBps"] > 0 for r in rows)
-    assert "ncbench_health_status{entity=\"run\",suite=\"quick\"} 0" in (out / "ncbench_health.prom").read_text()
+    assert 'ncbench_health_status{entity="run",suite="quick"} 0' in (out / "ncbench_health.prom").read_text()
     assert ET.parse(out / "junit.xml").getroot().get("tests") == str(4 + 4)  # 4 nodes, 4 stages
     assert "scontrol" not in (out / "drain.sh").read_text()
     assert "ncbench health quick: PASS (exit 0)" in done.stdout

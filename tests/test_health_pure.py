@@ -52,7 +52,10 @@ def test_shift_rounds_are_contention_free_permutations(kind, offset):
 def test_flow_links_name_the_hops_of_static_routing():
     f = FABRIC
     same_pod = plan.flow_links(f, np.array([0]), np.array([5]), np.array([1]))[0]  # leaf 0 -> leaf 1, port 1
-    assert [plan.describe_link(f, x) for x in same_pod[same_pod >= 0]] == ["rail1 leaf0->spine1(pod0)", "rail1 spine1(pod0)->leaf1"]
+    assert [plan.describe_link(f, x) for x in same_pod[same_pod >= 0]] == [
+        "rail1 leaf0->spine1(pod0)",
+        "rail1 spine1(pod0)->leaf1",
+    ]
     assert (same_pod[1:3] == -1).all()
     far = plan.flow_links(f, np.array([0]), np.array([16 + 5]), np.array([0]))[0]  # pod 0 -> pod 1, leaf 1, port 1
     names = [plan.describe_link(f, x) for x in far]
@@ -136,7 +139,9 @@ def test_a_rail_slow_only_in_the_confirm_round_is_one_strike():
             res.value[(tests.kind == "confirm") & (tests.a == 9) & (tests.rail == 1)] *= 0.5
             return res
 
-    runner = OnlyConfirmSlowOnRail1(FABRIC, Faults(nics=(), paths=((8, 9, 0),)), noise=0.0, rng=np.random.default_rng(0))
+    runner = OnlyConfirmSlowOnRail1(
+        FABRIC, Faults(nics=(), paths=((8, 9, 0),)), noise=0.0, rng=np.random.default_rng(0)
+    )
     out = suite.Orchestrator(runner, FABRIC, SUITES["quick"], judge.Criteria(), None).run()
     states = {(e["id"], e["status"]) for e in out.entities}
     assert ("node000009/rail1", WARN) in states  # slow on rail 1 once: a first strike only
@@ -208,8 +213,15 @@ def test_fleet_below_its_baseline_is_a_shared_cause_and_drains_nobody():
 
 def verdict(outcome, fabric=FABRIC):
     names = [f"node{n:06d}" for n in range(fabric.nodes)]
-    run_facts = {"run_id": "r1", "suite": "nightly", "started": "2026-12-01T02:00:00+00:00", "finished": "2026-12-01T02:01:00+00:00"}
-    return outputs.verdict(outcome, run=run_facts, names=names, fabric={"rails": fabric.rails}, baseline={"classes": {}})
+    run_facts = {
+        "run_id": "r1",
+        "suite": "nightly",
+        "started": "2026-12-01T02:00:00+00:00",
+        "finished": "2026-12-01T02:01:00+00:00",
+    }
+    return outputs.verdict(
+        outcome, run=run_facts, names=names, fabric={"rails": fabric.rails}, baseline={"classes": {}}
+    )
 
 
 def test_verdict_exit_codes_follow_nagios():
@@ -223,7 +235,9 @@ def test_prometheus_textfile_is_well_formed():
     sample = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-z_]+="([^"\\]|\\.)*",?)*\})? -?[0-9.e+]+$')
     for line in text.splitlines():
         assert line.startswith(("# HELP ", "# TYPE ")) or sample.match(line), line
-    assert 'ncbench_health_status{entity="node",id="node000009",node="node000009",rail="",code="NCB-NODE-SLOW"} 2' in text
+    assert (
+        'ncbench_health_status{entity="node",id="node000009",node="node000009",rail="",code="NCB-NODE-SLOW"} 2' in text
+    )
     assert "ncbench_health_last_run_timestamp_seconds 1796140373" in text  # to the second
     assert "last_success" not in text  # only a passing run sets it
 
@@ -310,7 +324,10 @@ def test_history_reads_nights_and_rejects_a_damaged_file(tmp_path):
              "entities": [{"node": "n1", "code": "NCB-NODE-SLOW", "evidence": [{"ratio_to_peers": 0.4}]}] if i else []}  # fmt: skip
         (d / "verdict.json").write_text(json.dumps(v))
     rows = history.rows(history.load(tmp_path), node="n1")
-    assert [(r["status"], r["node_status"], r["ratio_to_peers"]) for r in rows] == [(PASS, PASS, None), (WARN, WARN, 0.4)]
+    assert [(r["status"], r["node_status"], r["ratio_to_peers"]) for r in rows] == [
+        (PASS, PASS, None),
+        (WARN, WARN, 0.4),
+    ]
     assert "pairs.intra_leaf_GBps" in history.render(history.rows(history.load(tmp_path)), "table")
     (tmp_path / "run1" / "verdict.json").write_text("{")
     with pytest.raises(NcbenchError, match="damaged verdict") as bad:

@@ -41,7 +41,8 @@ def load(path: Path, fp_id: str, facts: dict, *, update: bool) -> tuple[dict, st
             others = sorted(p.stem for p in path.glob("*.json"))
             seen = f" (it holds baselines for {len(others)} other fingerprint(s))" if others else ""
             return {}, f"no baseline for fingerprint {fp_id} in {path}{seen}: judged against peers only" + (
-                "; tonight starts one" if update else "; --update-baseline starts one")
+                "; tonight starts one" if update else "; --update-baseline starts one"
+            )
         if update:
             return {}, f"{target} does not exist yet: judged against peers only; tonight starts it"
         raise NcbenchError(
@@ -66,7 +67,9 @@ def read(target: Path) -> dict:
     try:
         doc = json.loads(target.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise NcbenchError(f"{target}: not a readable baseline ({err}); restore it or start a new one", EXIT_DATAERR) from None
+        raise NcbenchError(
+            f"{target}: not a readable baseline ({err}); restore it or start a new one", EXIT_DATAERR
+        ) from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or not isinstance(doc.get("classes"), dict):
         raise NcbenchError(f"{target}: not an ncbench health baseline (schema {SCHEMA} expected)", EXIT_DATAERR)
     for key, stats in doc["classes"].items():
@@ -78,8 +81,14 @@ def read(target: Path) -> dict:
 def update(path: Path, fp_id: str, facts: dict, classes: dict[str, float], run_id: str, date: str) -> Path:
     """Add tonight's class peer references to the baseline (the last WINDOW_NIGHTS nights), written atomically."""
     target = locate(path, fp_id)
-    doc = read(target) if target.exists() else {"schema": SCHEMA, "fingerprint_id": fp_id, "fingerprint": facts, "nights": []}
-    nights = [n for n in doc["nights"] if n["run_id"] != run_id] + [{"run_id": run_id, "date": date, "classes": classes}]
+    doc = (
+        read(target)
+        if target.exists()
+        else {"schema": SCHEMA, "fingerprint_id": fp_id, "fingerprint": facts, "nights": []}
+    )
+    nights = [n for n in doc["nights"] if n["run_id"] != run_id] + [
+        {"run_id": run_id, "date": date, "classes": classes}
+    ]
     nights = nights[-WINDOW_NIGHTS:]
     stats = {}
     for key in sorted({k for n in nights for k in n["classes"]}):
@@ -87,7 +96,9 @@ def update(path: Path, fp_id: str, facts: dict, classes: dict[str, float], run_i
         median = float(np.median(values))
         stats[key] = {"p50": round(median, 6), "mad": round(float(np.median(np.abs(values - median))), 6),
                       "nights": len(values), "unit": "GBps"}  # fmt: skip
-    doc.update(nights=nights, classes=stats, method=f"median of the last {WINDOW_NIGHTS} healthy nights' class peer references")
+    doc.update(
+        nights=nights, classes=stats, method=f"median of the last {WINDOW_NIGHTS} healthy nights' class peer references"
+    )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}")
     tmp.write_text(json.dumps(doc, indent=1) + "\n")

@@ -67,8 +67,10 @@ def check_options(opts: Options) -> None:
         raise NcbenchError(f"{opts.out} is not empty; health results are never overwritten, choose another --out")
 
 
-SERIAL_NOTE = ("ranks outnumber cores on a host: each round's tests ran one after another, since concurrent "
-               "tests would measure the CPU scheduler, not the fabric")
+SERIAL_NOTE = (
+    "ranks outnumber cores on a host: each round's tests ran one after another, since concurrent "
+    "tests would measure the CPU scheduler, not the fabric"
+)
 
 
 def oversubscribed(job) -> bool:
@@ -205,6 +207,7 @@ def run(opts: Options) -> int:
 
 def _recorder(log, run_id: str, names: list[str]):
     """Return the callback that appends each round's tests to records.jsonl, flushed (nothing lost)."""
+
     def record(stage, round_no, tests, results):
         for i in range(len(tests)):
             a, b = int(tests.a[i]), int(tests.b[i])

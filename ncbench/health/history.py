@@ -16,7 +16,9 @@ TREND_CLASS = "pairs.intra_leaf"  # the fleet column: pair busbw peer reference,
 def load(folder: Path) -> list[dict]:
     """Return every verdict under `folder`, oldest first; one sentence for a missing folder or a damaged file."""
     if not folder.is_dir():
-        raise NcbenchError(f"{folder}: no such directory of health runs (ncbench health writes results/health/)", EXIT_NOINPUT)
+        raise NcbenchError(
+            f"{folder}: no such directory of health runs (ncbench health writes results/health/)", EXIT_NOINPUT
+        )
     paths = sorted(folder.glob("*/verdict.json")) or sorted(folder.glob("verdict.json"))
     if not paths:
         raise NcbenchError(f"{folder}: no health runs in it (no */verdict.json)", EXIT_NOINPUT)
@@ -25,7 +27,9 @@ def load(folder: Path) -> list[dict]:
         try:
             v = json.loads(path.read_text())
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise NcbenchError(f"{path}: damaged verdict ({err}); move it aside to read the rest", EXIT_DATAERR) from None
+            raise NcbenchError(
+                f"{path}: damaged verdict ({err}); move it aside to read the rest", EXIT_DATAERR
+            ) from None
         if not isinstance(v, dict) or v.get("schema") != SCHEMA or "status" not in v or "started" not in v:
             raise NcbenchError(f"{path}: not an ncbench health verdict (schema {SCHEMA}); move it aside", EXIT_DATAERR)
         nights.append(v)

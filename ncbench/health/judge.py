@@ -68,6 +68,7 @@ def strikes(values: np.ndarray, ref: Reference, criteria: Criteria) -> np.ndarra
 
 def evidence(value: float, ref: Reference, **where) -> dict:
     """Return one evidence record: the raw value beside the peer reference and the baseline."""
+
     def rounded(x):  # significant figures: an 8 B allreduce's busbw is 1e-4 GB/s
         return None if x is None or not np.isfinite(x) else float(f"{x:.5g}")
 

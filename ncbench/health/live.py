@@ -232,7 +232,13 @@ class MPIRunner:
         """Return world rank -> its tasks; a pair is a task on each end, a flow a send task and a receive task."""
         tasks: dict[int, list[dict]] = {}
         for i in range(len(tests)):
-            kind, a, b, rail, nbytes = str(tests.kind[i]), int(tests.a[i]), int(tests.b[i]), int(tests.rail[i]), int(tests.nbytes[i])
+            kind, a, b, rail, nbytes = (
+                str(tests.kind[i]),
+                int(tests.a[i]),
+                int(tests.b[i]),
+                int(tests.rail[i]),
+                int(tests.nbytes[i]),
+            )
             if kind == "world":
                 ranks = [(r, "a", {}) for r in range(self.where.comm.size)]
             elif kind == "allreduce":
@@ -245,7 +251,10 @@ class MPIRunner:
                 ranks = [(ra, "a", {"dst": rb, "src": None}), (rb, "b", {"dst": None, "src": ra, "from": (i, "a")})]
             else:  # pair, confirm, retest: an exchange, each end checking what the other sent
                 ra, rb = self.rank_of[a][rail], self.rank_of[b][rail]
-                ranks = [(ra, "a", {"dst": rb, "src": rb, "from": (i, "b")}), (rb, "b", {"dst": ra, "src": ra, "from": (i, "a")})]
+                ranks = [
+                    (ra, "a", {"dst": rb, "src": rb, "from": (i, "b")}),
+                    (rb, "b", {"dst": ra, "src": ra, "from": (i, "a")}),
+                ]
             for rank, role, extra in ranks:
                 tasks.setdefault(rank, []).append({"i": i, "kind": kind, "role": role, "nbytes": nbytes, **extra})
         return {r: sorted(t, key=lambda x: x["kind"] not in ("loopback",)) for r, t in tasks.items()}
@@ -290,7 +299,11 @@ class MPIRunner:
             from ..inject import stall_forever
 
             stall_forever()
-        reports = {0: execute(self.where, tasks.get(0, []), self.round_no, start + budget, self.buffers)} if 0 in alive_ranks else {}
+        reports = (
+            {0: execute(self.where, tasks.get(0, []), self.round_no, start + budget, self.buffers)}
+            if 0 in alive_ranks
+            else {}
+        )
         waiting = set(alive_ranks) - {0}
         status, nap = MPI.Status(), POLL_MIN_S
         while waiting and time.monotonic() < start + budget + REPORT_GRACE_S:

@@ -44,8 +44,11 @@ def verdict(outcome, *, run: dict, names: list[str], fabric: dict, baseline: dic
         **run,
         "status": status,
         "exit_code": EXIT[status],
-        "coverage": {"nodes_expected": len(names), "nodes_tested": len(names) - outcome.unknown_nodes,
-                     "unknown": outcome.unknown_nodes},
+        "coverage": {
+            "nodes_expected": len(names),
+            "nodes_tested": len(names) - outcome.unknown_nodes,
+            "unknown": outcome.unknown_nodes,
+        },
         "rounds": outcome.rounds,
         "fabric": fabric,
         "baseline": baseline,
@@ -94,7 +97,11 @@ def execute_drains(plan: dict, run=None) -> list[str]:
             done.append(f"{node}: left alone, Slurm state {current!r} reason {old_reason!r} is not ours")
             continue
         result = run(["scontrol", "update", f"NodeName={node}", "State=DRAIN", f"Reason={reason}"])
-        done.append(f"{node}: drained ({reason})" if result.returncode == 0 else f"{node}: scontrol failed: {result.stderr.strip()}")
+        done.append(
+            f"{node}: drained ({reason})"
+            if result.returncode == 0
+            else f"{node}: scontrol failed: {result.stderr.strip()}"
+        )
     return done
 
 
@@ -111,29 +118,54 @@ def prometheus(v: dict, finished_s: float) -> str:
         out.append(f"# TYPE {name} gauge")
         for labels, value in samples:
             text = ",".join(f'{k}="{_label(x)}"' for k, x in labels.items())
-            out.append(f"{name}{{{text}}} {value:.10g}" if text else f"{name} {value:.10g}")  # a timestamp needs 10 digits
+            out.append(
+                f"{name}{{{text}}} {value:.10g}" if text else f"{name} {value:.10g}"
+            )  # a timestamp needs 10 digits
 
     metric("ncbench_health_status", "Verdict of the last ncbench health run (0=PASS,1=WARN,2=FAIL,3=UNKNOWN,4=SKIPPED).",
            [({"entity": "run", "suite": v["suite"]}, STATE_VALUE[v["status"]])]
            + [({"entity": e["kind"], "id": e["id"], "node": e.get("node", ""), "rail": e.get("rail", ""), "code": e["code"]},
                STATE_VALUE[e["status"]]) for e in v["entities"]])  # fmt: skip
-    metric("ncbench_health_stage_status", "State of each stage of the last run (same encoding).",
-           [({"stage": s["stage"]}, STATE_VALUE[s["status"]]) for s in v["stages"]])
-    metric("ncbench_health_nodes", "Nodes per state in the last run.", [({"state": k}, n) for k, n in v["summary_nodes"].items()])
-    metric("ncbench_health_busbw_bytes_per_second", "Peer reference bus bandwidth of each test class (median; best below 5 tests).",
-           [({"class": k}, x * 1e9) for k, x in v["classes"].items()])
-    ratios = [({"class": k}, v["classes"][k] / b["p50"]) for k, b in v["baseline"].get("classes", {}).items() if k in v["classes"]]
+    metric(
+        "ncbench_health_stage_status",
+        "State of each stage of the last run (same encoding).",
+        [({"stage": s["stage"]}, STATE_VALUE[s["status"]]) for s in v["stages"]],
+    )
+    metric(
+        "ncbench_health_nodes",
+        "Nodes per state in the last run.",
+        [({"state": k}, n) for k, n in v["summary_nodes"].items()],
+    )
+    metric(
+        "ncbench_health_busbw_bytes_per_second",
+        "Peer reference bus bandwidth of each test class (median; best below 5 tests).",
+        [({"class": k}, x * 1e9) for k, x in v["classes"].items()],
+    )
+    ratios = [
+        ({"class": k}, v["classes"][k] / b["p50"])
+        for k, b in v["baseline"].get("classes", {}).items()
+        if k in v["classes"]
+    ]
     if ratios:
         metric("ncbench_health_ratio_to_baseline", "Class peer reference divided by the baseline p50.", ratios)
     metric("ncbench_health_rounds", "Rounds the last run used.", [({}, v["rounds"])])
-    metric("ncbench_health_last_run_timestamp_seconds", "Unix time the last run finished (alert when stale).", [({}, finished_s)])
+    metric(
+        "ncbench_health_last_run_timestamp_seconds",
+        "Unix time the last run finished (alert when stale).",
+        [({}, finished_s)],
+    )
     if v["status"] == PASS:
-        metric("ncbench_health_last_success_timestamp_seconds", "Unix time of the last run that passed.", [({}, finished_s)])
+        metric(
+            "ncbench_health_last_success_timestamp_seconds",
+            "Unix time of the last run that passed.",
+            [({}, finished_s)],
+        )
     return "\n".join(out) + "\n"
 
 
 def junit(v: dict, names: list[str]) -> str:
     """Return JUnit XML: a suite of nodes, one of fabric findings, one of stages (WARN passes with system-out)."""
+
     def case(classname, name, status, message="", kind=""):
         head = f"    <testcase classname={quoteattr(classname)} name={quoteattr(name)}"
         if status == FAIL:
@@ -152,7 +184,11 @@ def junit(v: dict, names: list[str]) -> str:
         first.setdefault(e.get("node"), e)
     nodes = [case("ncbench.health.nodes", n, s, line(first[n]) if n in first else "", first[n]["code"] if n in first else "")
              for n, s in [(n, v["node_status"].get(n, PASS)) for n in names]]  # fmt: skip
-    fabric = [case("ncbench.health.fabric", e["id"], e["status"], line(e), e["code"]) for e in v["entities"] if "node" not in e]
+    fabric = [
+        case("ncbench.health.fabric", e["id"], e["status"], line(e), e["code"])
+        for e in v["entities"]
+        if "node" not in e
+    ]
     stages = [case("ncbench.health.stages", s["stage"], s["status"], s["note"] or f"{s['tests']} tests, {s['slow']} slow")
               for s in v["stages"]]  # fmt: skip
     suites = []
@@ -191,14 +227,20 @@ def summary(v: dict, plan: dict) -> list[str]:
     """Return the lines a person reads first: status, coverage, stages, one line per finding, drains."""
     cov = v["coverage"]
     lines = [
-        (f"ncbench health {v['suite']}: {v['status']} (exit {v['exit_code']}) - {cov['nodes_expected']} nodes x "
-        f"{v['fabric']['rails']} rail(s), {v['rounds']} rounds, run {v['run_id']}"),
-        (f"coverage: tested {cov['nodes_tested']} / {cov['nodes_expected']} nodes; {cov['unknown']} UNKNOWN; "
-        f"baseline: {v['baseline'].get('note') or 'none'}"),
+        (
+            f"ncbench health {v['suite']}: {v['status']} (exit {v['exit_code']}) - {cov['nodes_expected']} nodes x "
+            f"{v['fabric']['rails']} rail(s), {v['rounds']} rounds, run {v['run_id']}"
+        ),
+        (
+            f"coverage: tested {cov['nodes_tested']} / {cov['nodes_expected']} nodes; {cov['unknown']} UNKNOWN; "
+            f"baseline: {v['baseline'].get('note') or 'none'}"
+        ),
     ]
     for s in v["stages"]:
         extra = f"; {s['note']}" if s["note"] else ""
-        lines.append(f"  stage {s['stage']:<8} {s['status']:<7} {s['tests']} tests, {s['slow']} slow, {s['unanswered']} unanswered{extra}")
+        lines.append(
+            f"  stage {s['stage']:<8} {s['status']:<7} {s['tests']} tests, {s['slow']} slow, {s['unanswered']} unanswered{extra}"
+        )
     for e in v["entities"]:
         lines.append(f"{e['id']} | {line(e)}")
     if plan["note"]:
@@ -225,8 +267,10 @@ def write_all(out_dir: Path, v: dict, plan: dict, names: list[str], *, prom_dir:
         "verdict": write_atomic(out_dir / "verdict.json", json.dumps({**v, "drain": plan}, indent=1) + "\n"),
         "prom": write_atomic(out_dir / "ncbench_health.prom", prom),
         "junit": write_atomic(out_dir / "junit.xml", junit(v, names)),
-        "drain": write_atomic(out_dir / "drain.sh", "#!/bin/sh\n# ncbench health: confirmed failures only\n"
-                              + "".join(c + "\n" for c in drain_commands(plan))),
+        "drain": write_atomic(
+            out_dir / "drain.sh",
+            "#!/bin/sh\n# ncbench health: confirmed failures only\n" + "".join(c + "\n" for c in drain_commands(plan)),
+        ),
     }
     if prom_dir is not None:
         files["textfile"] = write_atomic(prom_dir / "ncbench_health.prom", prom)

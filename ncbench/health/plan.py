@@ -68,7 +68,9 @@ def from_topology(topology, nodes: int, *, adaptive_routing: bool = False) -> Fa
         per_pod = max(1, children(switch_tiers[1], top=len(switch_tiers) == 2) // rails)
     else:
         per_pod = max(1, -(-nodes // hosts))
-    return Fabric(nodes=nodes, rails=rails, hosts_per_leaf=hosts, leaves_per_pod=per_pod, adaptive_routing=adaptive_routing)
+    return Fabric(
+        nodes=nodes, rails=rails, hosts_per_leaf=hosts, leaves_per_pod=per_pod, adaptive_routing=adaptive_routing
+    )
 
 
 def matching(fabric: Fabric, alive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

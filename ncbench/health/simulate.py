@@ -78,7 +78,6 @@ class SimRunner:
         none = np.zeros(n, dtype=bool)
         return Results(value, none, none.copy())
 
-
     def _crosses_slow_link(self, src, dst, rail) -> np.ndarray:
         if not self.faults.links:
             return np.zeros(len(src), dtype=bool)
@@ -105,15 +104,28 @@ def score(entities: list[dict], truth: dict[str, str]) -> dict:
     }
 
 
-def simulate(topology, *, nodes: int, bad_nodes: int, bad_links: int, bad_nics: int = 0, factor: float = 0.5,
-             noise: float = 0.02, seed: int = 0, suite: str = "nightly", criteria: Criteria | None = None) -> dict:
+def simulate(
+    topology,
+    *,
+    nodes: int,
+    bad_nodes: int,
+    bad_links: int,
+    bad_nics: int = 0,
+    factor: float = 0.5,
+    noise: float = 0.02,
+    seed: int = 0,
+    suite: str = "nightly",
+    criteria: Criteria | None = None,
+) -> dict:
     """Run the suite once on a simulated fabric; return rounds and the score."""
     from ..errors import NcbenchError
 
     if nodes < 2:
         raise NcbenchError(f"--nodes {nodes}: a fabric check needs at least 2 nodes")
     if bad_nodes + bad_nics > nodes // 4:
-        raise NcbenchError(f"{bad_nodes} bad nodes and {bad_nics} bad NICs in {nodes} nodes: keep faults under a quarter of the nodes")
+        raise NcbenchError(
+            f"{bad_nodes} bad nodes and {bad_nics} bad NICs in {nodes} nodes: keep faults under a quarter of the nodes"
+        )
     if not 0 < factor < 1:
         raise NcbenchError(f"--factor {factor}: a faulty element runs at a fraction of its bandwidth, 0 < f < 1")
     fabric = plan.from_topology(topology, nodes)
@@ -161,19 +173,26 @@ def render(result: dict, fmt: str) -> str:
         return json.dumps(result, indent=1) + "\n"
     f, fab = result["faults"], result["fabric"]
     lines = [
-        (f"# simulated fabric: {fab['nodes']:,} nodes x {fab['rails']} rails, {fab['hosts_per_leaf']} nodes per leaf, "
-        f"{fab['leaves_per_pod']} leaves per pod per rail ({fab['leaves']:,} leaves, {fab['pods']:,} pods), static D-mod-k routing"),
-        (f"# faults per trial: {f['bad_nodes']} slow nodes, {f['bad_links']} slow links, {f['bad_nics']} slow NICs at "
-        f"{f['factor']:g}x; measurement noise {f['noise']:g} (log sd); {result['trials']} trial(s)"),
+        (
+            f"# simulated fabric: {fab['nodes']:,} nodes x {fab['rails']} rails, {fab['hosts_per_leaf']} nodes per leaf, "
+            f"{fab['leaves_per_pod']} leaves per pod per rail ({fab['leaves']:,} leaves, {fab['pods']:,} pods), static D-mod-k routing"
+        ),
+        (
+            f"# faults per trial: {f['bad_nodes']} slow nodes, {f['bad_links']} slow links, {f['bad_nics']} slow NICs at "
+            f"{f['factor']:g}x; measurement noise {f['noise']:g} (log sd); {result['trials']} trial(s)"
+        ),
         f"rounds            {result['rounds']} (all-pairs sweep: {result['all_pairs_rounds']:,})",
         f"wall time         {result['wall_s']:,.0f} s at {result['wall_s'] / max(result['rounds'], 1):g} s per round",
         f"found             {len(result['found'])}",
-        f"missed            {len(result['missed'])}" + (f": {', '.join(result['missed'][:5])}" if result["missed"] else ""),
+        f"missed            {len(result['missed'])}"
+        + (f": {', '.join(result['missed'][:5])}" if result["missed"] else ""),
         f"wrongly blamed    {len(result['wrongly_blamed'])}"
         + (f": {', '.join(result['wrongly_blamed'][:5])}" if result["wrongly_blamed"] else ""),
         f"suspects (WARN)   {result['suspects']}",
         f"simulation took   {result['simulation_s']:.2f} s",
     ]
     for s in result["stages"]:
-        lines.append(f"  stage {s['stage']:<8} {s['status']:<7} {s['tests']:>9,} tests {s['slow']:>6,} slow  {s['note']}")
+        lines.append(
+            f"  stage {s['stage']:<8} {s['status']:<7} {s['tests']:>9,} tests {s['slow']:>6,} slow  {s['note']}"
+        )
     return "\n".join(lines) + "\n"

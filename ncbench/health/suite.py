@@ -62,7 +62,9 @@ class Tests:
         return Tests(self.kind[pick], self.a[pick], self.b[pick], self.rail[pick], self.nbytes[pick])
 
     def __add__(self, other: "Tests") -> "Tests":
-        return Tests(*(np.concatenate([getattr(self, k), getattr(other, k)]) for k in ("kind", "a", "b", "rail", "nbytes")))
+        return Tests(
+            *(np.concatenate([getattr(self, k), getattr(other, k)]) for k in ("kind", "a", "b", "rail", "nbytes"))
+        )
 
 
 @dataclass
@@ -159,9 +161,13 @@ class Orchestrator:
         """
         nodes = np.flatnonzero(self.alive())
         R = self.fabric.rails
-        tests = Tests.of("loopback", np.repeat(nodes, R), np.repeat(nodes, R), np.tile(np.arange(R), len(nodes)), self.suite.nbytes)
+        tests = Tests.of(
+            "loopback", np.repeat(nodes, R), np.repeat(nodes, R), np.tile(np.arange(R), len(nodes)), self.suite.nbytes
+        )
         if self.runner.node_allreduce:
-            tests = tests + Tests.of("allreduce", nodes, np.full(len(nodes), -1), np.full(len(nodes), -1), self.suite.nbytes)
+            tests = tests + Tests.of(
+                "allreduce", nodes, np.full(len(nodes), -1), np.full(len(nodes), -1), self.suite.nbytes
+            )
         res = self._round("local", tests)
         self._unreachable("local")
         refs, slow = {}, np.zeros(len(tests), dtype=bool)
@@ -339,7 +345,9 @@ class Orchestrator:
             self._stage("fabric", 0, 0, 0, SKIPPED, "one leaf: no switch-to-switch link to test")
             return
         if self.fabric.adaptive_routing:
-            self._stage("fabric", 0, 0, 0, SKIPPED, "adaptive routing: paths are not fixed, tomography cannot name links")
+            self._stage(
+                "fabric", 0, 0, 0, SKIPPED, "adaptive routing: paths are not fixed, tomography cannot name links"
+            )
             return
         cleared = np.zeros(self.fabric.rails * 4 * self.fabric.link_space, dtype=bool)
         slow_rows, ev_of, counts = [], {}, np.zeros(3, dtype=np.int64)  # tests, slow, unanswered
@@ -371,7 +379,11 @@ class Orchestrator:
             names = [plan.describe_link(self.fabric, c) for c in candidates]
             self._entity("link", " | ".join(names), WARN, "NCB-LINK-SUSPECT", evidence=ev_of.get(candidates[0], [])[:2],
                          candidates=names)  # fmt: skip
-        note = f"{found.unexplained} slow flow(s) every link of which also carried a good flow" if found.unexplained else ""
+        note = (
+            f"{found.unexplained} slow flow(s) every link of which also carried a good flow"
+            if found.unexplained
+            else ""
+        )
         self._stage("fabric", *counts, note=note)
 
     def scale(self) -> None:
@@ -380,7 +392,9 @@ class Orchestrator:
             self._stage("scale", 0, 0, 0, UNKNOWN, "ranks stopped answering: a whole-job collective would hang")
             return
         sizes = self.suite.scale_bytes
-        tests = Tests.of("world", np.full(len(sizes), -1), np.full(len(sizes), -1), np.full(len(sizes), -1), list(sizes))
+        tests = Tests.of(
+            "world", np.full(len(sizes), -1), np.full(len(sizes), -1), np.full(len(sizes), -1), list(sizes)
+        )
         res = self._round("scale", tests)
         slow_count = 0
         for i, nbytes in enumerate(sizes):
@@ -390,7 +404,9 @@ class Orchestrator:
                 slow_count += 1
                 self._entity("job", f"allreduce {nbytes} B", WARN, "NCB-SCALE-SLOW",
                              evidence=[judge.evidence(res.value[i], ref, stage="scale", nbytes=int(nbytes))])  # fmt: skip
-        note = "" if any(f"scale.allreduce.{n}" in self.baseline for n in sizes) else "no baseline: recorded, not judged"
+        note = (
+            "" if any(f"scale.allreduce.{n}" in self.baseline for n in sizes) else "no baseline: recorded, not judged"
+        )
         self._stage("scale", len(tests), slow_count, int((~res.answered).sum()), note=note)
 
     # ------------------------------------------------------------------------------------ shared causes
