@@ -1,0 +1,2 @@
+#!/bin/sh
+# ncbench health: confirmed failures only
