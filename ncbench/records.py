@@ -87,9 +87,24 @@ class RunWriter:
         target = sidecar(self.path)
         if exclusive and target.exists():
             raise NcbenchError(f"{target} already exists; results are never overwritten, choose another --out")
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}")
-        tmp.write_text(json.dumps(self.meta, indent=2, default=str) + "\n")
-        os.replace(tmp, target)  # the sidecar is whole or absent, never half-written
+        write_atomic(target, json.dumps(self.meta, indent=2, default=str) + "\n")
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    """Write `text` to `path` whole or not at all (a reader, or a killed run, never sees half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return path
+
+
+def read_json(path: Path, what: str):
+    """Return a JSON file's content, or raise one sentence naming the file and `what` it should be (exit 65)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise NcbenchError(f"{path}: {what} ({err})", EXIT_DATAERR) from None
 
 
 def _cell(value):
@@ -160,7 +175,4 @@ def load_meta(path) -> dict:
     target = sidecar(Path(path))
     if not target.exists():
         return {}
-    try:
-        return json.loads(target.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise NcbenchError(f"{target}: unreadable metadata ({err})", EXIT_DATAERR) from None
+    return read_json(target, "unreadable metadata")

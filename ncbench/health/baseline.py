@@ -7,13 +7,12 @@ healthy nights, written whole or not at all). reference/health/conventions.md se
 
 import hashlib
 import json
-import os
-import time
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import EXIT_DATAERR, EXIT_NOINPUT, NcbenchError
+from ..records import read_json, write_atomic
 
 SCHEMA = "ncbench.health.baseline/1"
 WINDOW_NIGHTS = 14  # the last K healthy nights make the baseline (conventions.md: K ~ 14)
@@ -64,12 +63,7 @@ def load(path: Path, fp_id: str, facts: dict, *, update: bool) -> tuple[dict, st
 
 def read(target: Path) -> dict:
     """Return a baseline document, or raise one sentence saying why it is not one."""
-    try:
-        doc = json.loads(target.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise NcbenchError(
-            f"{target}: not a readable baseline ({err}); restore it or start a new one", EXIT_DATAERR
-        ) from None
+    doc = read_json(target, "not a readable baseline; restore it or start a new one")
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or not isinstance(doc.get("classes"), dict):
         raise NcbenchError(f"{target}: not an ncbench health baseline (schema {SCHEMA} expected)", EXIT_DATAERR)
     for key, stats in doc["classes"].items():
@@ -99,8 +93,4 @@ def update(path: Path, fp_id: str, facts: dict, classes: dict[str, float], run_i
     doc.update(
         nights=nights, classes=stats, method=f"median of the last {WINDOW_NIGHTS} healthy nights' class peer references"
     )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.{time.monotonic_ns()}")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    os.replace(tmp, target)
-    return target
+    return write_atomic(target, json.dumps(doc, indent=1) + "\n")

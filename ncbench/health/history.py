@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from ..errors import EXIT_DATAERR, EXIT_NOINPUT, NcbenchError
+from ..records import read_json
 from .outputs import SCHEMA
 
 TREND_CLASS = "pairs.intra_leaf"  # the fleet column: pair busbw peer reference, the night's most comparable number
@@ -24,12 +25,7 @@ def load(folder: Path) -> list[dict]:
         raise NcbenchError(f"{folder}: no health runs in it (no */verdict.json)", EXIT_NOINPUT)
     nights = []
     for path in paths:
-        try:
-            v = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise NcbenchError(
-                f"{path}: damaged verdict ({err}); move it aside to read the rest", EXIT_DATAERR
-            ) from None
+        v = read_json(path, "damaged verdict; move it aside to read the rest")
         if not isinstance(v, dict) or v.get("schema") != SCHEMA or "status" not in v or "started" not in v:
             raise NcbenchError(f"{path}: not an ncbench health verdict (schema {SCHEMA}); move it aside", EXIT_DATAERR)
         nights.append(v)

@@ -6,11 +6,11 @@ whole or not at all (temp file + rename). reference/health/conventions.md sectio
 
 import json
 import math
-import os
 import time
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
+from ..records import write_atomic
 from . import CODES, FAIL, PASS, SKIPPED, STATE_VALUE, UNKNOWN, WARN
 
 SCHEMA = "ncbench.health.verdict/1"
@@ -248,15 +248,6 @@ def summary(v: dict, plan: dict) -> list[str]:
     for cmd in drain_commands(plan):
         lines.append(f"drain{'' if v.get('drain_executed') else ' (dry run; --drain executes)'}: {cmd}")
     return lines
-
-
-def write_atomic(path: Path, text: str) -> Path:
-    """Write `text` to `path` whole or not at all (node_exporter may read the file at any moment)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
 
 
 def write_all(out_dir: Path, v: dict, plan: dict, names: list[str], *, prom_dir: Path | None = None) -> dict[str, Path]:
