@@ -177,6 +177,30 @@ def import_cmd(
     print(f"wrote {rows} rows to {target}")
 
 
+@app.command("compare")
+def compare_cmd(
+    run_a: Annotated[Path, typer.Argument(help="Results CSV (or directory): the reference, e.g. a baseline copy of a run.")],
+    run_b: Annotated[Path, typer.Argument(help="Results CSV (or directory) to judge against it.")],
+    threshold: Annotated[float, typer.Option("--threshold", help="A regression is significantly slower by more than this many percent.")] = 5.0,
+    alpha: Annotated[float, typer.Option("--alpha", help="Significance level of Welch's t-test on the recorded samples.")] = 0.05,
+    op: Annotated[str, typer.Option("--op", help="Only these ops (comma list).")] = "",
+    fmt: Format = "table",
+) -> None:
+    """Compare two runs per op and size: change in time and busbw, and whether it is significant; exit 2 on a regression."""
+    from . import compare, records
+    from .errors import EXIT_FAIL
+
+    _check_format(fmt)
+    if not 0 < alpha < 1 or threshold < 0:
+        raise NcbenchError(f"--alpha {alpha} must be between 0 and 1 and --threshold {threshold} at least 0 (percent)")
+    a, b = records.load(run_a), records.load(run_b)
+    if op:
+        a, b = (f[f["op"].isin(_list(op, ()))] for f in (a, b))
+    frame = compare.compare(a, b, threshold_pct=threshold, alpha=alpha)
+    print(compare.render(frame, fmt, label_a=str(run_a), label_b=str(run_b), threshold_pct=threshold, alpha=alpha), end="")
+    Outcome.code = EXIT_FAIL if (frame["verdict"] == "regression").any() else 0
+
+
 health_app = typer.Typer(help="Nightly fabric health: find the slow node, NIC or link.")
 app.add_typer(health_app, name="health")
 
