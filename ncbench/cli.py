@@ -201,6 +201,29 @@ def compare_cmd(
     Outcome.code = EXIT_FAIL if (frame["verdict"] == "regression").any() else 0
 
 
+@app.command("report")
+def report_cmd(
+    results: Annotated[list[Path], typer.Argument(help="Results CSV files or directories (runs, imports).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for report.html, report.md and report_files/; must not exist or be empty.")],
+    topology_paths: Annotated[list[Path] | None, typer.Option("--topology", help="Topology TOML (repeat): fitted ones show the fit, all are predicted.")] = None,
+    predictions: Annotated[list[Path] | None, typer.Option("--predictions", help="Prediction sweep CSV (ncbench predict --format csv), e.g. results/predictions/default-sweep.csv.")] = None,
+    health: Annotated[Path | None, typer.Option("--health", help="A health verdict.json, or a folder of health runs for the trend.")] = None,
+    title: Annotated[str, typer.Option("--title", help="The report's title.")] = "ncbench report",
+) -> None:
+    """Write one self-contained HTML report (plots inline, no network needed) and its Markdown twin."""
+    from . import report
+    from .progress import Progress
+
+    step = Progress("report", total=len(report.SECTIONS) + 1)
+    step("reading inputs")
+    inputs = report.gather(results, topologies=topology_paths or (), predictions=predictions or (), health=health)
+    sections = report.build(inputs, progress=step)
+    sources = [str(p) for p in [*results, *(topology_paths or ()), *(predictions or ()), *([health] if health else [])]]
+    path = report.write(out, sections, title=title, sources=sources)
+    step.done()
+    print(f"wrote {path} and {out / 'report.md'}")
+
+
 health_app = typer.Typer(help="Nightly fabric health: find the slow node, NIC or link.")
 app.add_typer(health_app, name="health")
 

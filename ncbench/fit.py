@@ -176,6 +176,25 @@ def fit(results, topology: Topology, *, algorithm: str = "ring", samples: int = 
     return Fit(fitted, table, residuals)
 
 
+def model_times(results, topology: Topology, *, algorithm: str = "ring"):
+    """Return the usable rows with the topology's own model time for each (predicted_us, error_pct).
+
+    NcbenchError (65) when no row is one the model describes, or the rows exceed what the topology connects.
+    """
+    frame = usable(results).reset_index(drop=True)
+    if frame.empty:
+        raise NcbenchError(
+            f"{topology.name} describes none of these results: no timed, correct, multi-rank row of a modelled "
+            f"op ({', '.join(alg.OPS)})", EXIT_DATAERR,
+        )  # fmt: skip
+    theta = alg.nominal(topology).vector()
+    rows = _linearise(frame, topology, theta, list(_groups(frame, topology, algorithm)))
+    out = frame[["run_id", "op", "backend", "nranks", "ranks_per_node", "nbytes", "time_us"]].copy()
+    out["predicted_us"] = rows.constant + rows.design @ theta
+    out["error_pct"] = 100 * (out["predicted_us"] / out["time_us"] - 1)
+    return out
+
+
 def _extrapolation_error(rows: _Rows, measured, nranks, theta0, free) -> float:
     """Return how wrong the model is per doubling of scale beyond its data, measured on the data itself.
 
@@ -200,13 +219,18 @@ def _bootstrap(rows: _Rows, measured, theta0, free, theta, samples: int, seed: i
     The scales and sizes were chosen by whoever measured, so the design stays fixed and the relative
     residuals are resampled onto the fitted times (resampling rows would leave some draws with one scale).
     """
+    from .progress import Progress
+
     rng = np.random.default_rng(seed)
     fitted = rows.constant + rows.design @ theta
     residuals = np.log(measured / fitted)
     out = []
+    step = Progress("fit: bootstrap", samples)
     for _ in range(samples):
         synthetic = fitted * np.exp(rng.choice(residuals, residuals.size))
         out.append(_solve(rows, synthetic, theta0, free)[0])
+        step()
+    step.done()
     return np.array(out)
 
 

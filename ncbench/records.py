@@ -115,7 +115,8 @@ def _cell(value):
     return value
 
 
-def _csv_files(paths) -> list[Path]:
+def files(paths) -> list[Path]:
+    """Return the results CSV files named by `paths` (files, or directories of them), in order."""
     files = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -131,10 +132,10 @@ def load(*paths) -> "pd.DataFrame":  # noqa: F821 - pandas is imported late
     """Return every row of the given run files (or directories of them) as one DataFrame."""
     import pandas as pd
 
-    files = _csv_files(paths)
-    if not files:
+    found = files(paths)
+    if not found:
         raise NcbenchError(f"no results files in {', '.join(map(str, paths))}", EXIT_DATAERR)
-    frames = [_load_one(f) for f in files]
+    frames = [_load_one(f) for f in found]
     return pd.concat(frames, ignore_index=True)
 
 

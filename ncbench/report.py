@@ -1,0 +1,474 @@
+"""Everything -> one document a person reads: self-contained HTML (inline SVG) and its Markdown twin.
+
+runs (CSV + sidecars) + topologies (fitted and nominal) + prediction sweeps + health verdicts ->
+sections (runs, measured, model, predictions, fabrics, health), each a list of blocks -> report.html and
+report.md (+ report_files/*.svg for the Markdown) built in a temporary folder and renamed into place whole.
+"""
+
+import html
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import records
+from .errors import EXIT_DATAERR, EXIT_USAGE, NcbenchError
+from .units import format_size
+
+SECTIONS = (
+    ("runs", "Runs"),
+    ("measured", "Measured"),
+    ("model", "Fitted model against its measurements"),
+    ("predictions", "Predictions from 200k to 1M GPUs"),
+    ("fabrics", "Fabric designs side by side"),
+    ("health", "Fabric health"),
+)
+PREDICTED_OPS = ("allreduce", "allgather", "reducescatter", "alltoall")
+SCALES = (200_000, 1_000_000)
+LARGE = 1 << 30  # the size fabric designs are compared at
+
+
+@dataclass
+class Inputs:
+    results: object  # DataFrame of every row
+    meta: dict  # run_id -> sidecar
+    topologies: list = field(default_factory=list)  # (path, Topology)
+    predictions: object = None  # DataFrame (predict columns) or None
+    health: list = field(default_factory=list)  # verdicts, oldest first
+
+
+@dataclass
+class Section:
+    blocks: list = field(default_factory=list)  # ("p", text) | ("table", header, rows) | ("plot", name, title, svg) | ("pre", text)
+
+    def p(self, text: str) -> None:
+        self.blocks.append(("p", text))
+
+    def table(self, header: list[str], rows: list[list]) -> None:
+        self.blocks.append(("table", header, rows))
+
+    def plot(self, name: str, title: str, svg: str) -> None:
+        self.blocks.append(("plot", name, title, svg))
+
+    def pre(self, text: str) -> None:
+        self.blocks.append(("pre", text))
+
+
+# ----------------------------------------------------------------------------------------------- inputs
+
+
+def gather(results: list[Path], *, topologies=(), predictions=(), health: Path | None = None) -> Inputs:
+    """Load and check every input before anything is drawn; one sentence (exit 65) for the first bad one."""
+    import pandas as pd
+
+    from . import topology as topo_mod
+    from .health import history
+
+    frame = records.load(*results)
+    meta = {f.stem: records.load_meta(f) for f in records.files(results)}
+    designs = [(Path(p), topo_mod.load(p)) for p in topologies]
+    for path, design in designs:
+        if design.fit:
+            _check_fitted_to(path, design, results, set(meta))
+    sweeps = []
+    for path in predictions:
+        try:
+            sweeps.append(pd.read_csv(path))
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+            raise NcbenchError(f"{path}: not a predictions CSV ({err})", EXIT_DATAERR) from None
+        missing = {"topology", "op", "algorithm", "gpus", "bytes", "time_us", "busbw_GBps"} - set(sweeps[-1].columns)
+        if missing:
+            raise NcbenchError(f"{path}: not an ncbench predictions CSV; missing {', '.join(sorted(missing))}", EXIT_DATAERR)
+    nights = []
+    if health is not None:
+        nights = history.load(health) if Path(health).is_dir() else [_verdict(Path(health))]
+    return Inputs(frame, meta, designs, pd.concat(sweeps, ignore_index=True) if sweeps else None, nights)
+
+
+def _verdict(path: Path) -> dict:
+    from .health.outputs import SCHEMA
+
+    v = records.read_json(path, "not a readable health verdict")
+    if not isinstance(v, dict) or v.get("schema") != SCHEMA:
+        raise NcbenchError(f"{path}: not an ncbench health verdict (schema {SCHEMA})", EXIT_DATAERR)
+    return v
+
+
+def _check_fitted_to(path: Path, design, results: list[Path], run_ids: set[str]) -> None:
+    """A fitted topology must have been fitted to (some of) these results, or its residuals mean nothing."""
+    fitted = [Path(p) for p in design.fit.get("results", [])]
+    given = [Path(p).resolve() for p in results]
+    for source in fitted:
+        src = source.resolve()
+        if any(src == g or src in g.parents or g in src.parents for g in given) or source.stem in run_ids:
+            return
+    raise NcbenchError(
+        f"{path} was fitted to {', '.join(map(str, fitted)) or 'unnamed results'}, not to these results; "
+        f"pass those results too, or a nominal topology", EXIT_DATAERR,
+    )  # fmt: skip
+
+
+# ----------------------------------------------------------------------------------------------- sections
+
+
+def _label(run_id: str, meta: dict) -> str:
+    hosts = meta.get("hosts") or ["?"]
+    return f"{run_id[:16]} {hosts[0]}{'+' + str(len(hosts) - 1) if len(hosts) > 1 else ''} n={meta.get('nranks', '?')}"
+
+
+def runs_section(inp: Inputs) -> Section:
+    sec = Section()
+    frame = inp.results
+    sec.p(f"{frame['run_id'].nunique()} run(s), {len(frame):,} rows. Each run is labelled with its hosts, ranks, "
+          "versions and date from its sidecar.")  # fmt: skip
+    rows = []
+    for run_id, part in frame.groupby("run_id", sort=True):
+        m = inp.meta.get(run_id, {})
+        v = m.get("versions", {})
+        rows.append([run_id, ", ".join(sorted(part["op"].unique())), ", ".join(sorted(part["backend"].unique())),
+                     ", ".join(m.get("hosts", [])[:4]) + (" ..." if len(m.get("hosts", [])) > 4 else ""),
+                     m.get("nranks", part["nranks"].max()), m.get("ranks_per_node", ""),
+                     v.get("mpi_library", m.get("sources", [{}])[0].get("nccl_tests_version", "") if m.get("sources") else ""),
+                     v.get("ncbench", ""), v.get("git", ""), (m.get("date") or "")[:19]])  # fmt: skip
+    sec.table(["run", "ops", "backend", "hosts", "ranks", "per node", "MPI / source", "ncbench", "git", "date"], rows)
+    return sec
+
+
+def measured_section(inp: Inputs) -> Section:
+    from . import plots
+    from .table import header, row_line
+
+    sec = Section()
+    frame = inp.results[inp.results["time_us"].astype(float) > 0]
+    for (op, backend), part in frame.groupby(["op", "backend"], sort=True):
+        main = part[~part["in_place"].astype(bool)]
+        common = main.groupby(["dtype", "redop"]).size().idxmax()
+        main = main[(main["dtype"] == common[0]) & (main["redop"] == common[1]) & (main["root"].astype(int) <= 0)]
+        bw, tm = [], []
+        for run_id, run in main.groupby("run_id", sort=True):
+            for nranks, one in run.groupby("nranks"):
+                by = one.groupby("nbytes")[["busbw_GBps", "time_us"]].mean().reset_index()
+                by = by[by["nbytes"] > 0]
+                label = _label(run_id, inp.meta.get(run_id, {})) + (f" ({nranks} ranks)" if run["nranks"].nunique() > 1 else "")
+                bw.append({"label": label, "x": by["nbytes"], "y": by["busbw_GBps"]})
+                tm.append({"label": label, "x": by["nbytes"], "y": by["time_us"]})
+        if not bw:
+            continue
+        title = f"{op} ({backend}, {common[0]}, out-of-place)"
+        svg = plots.figure([
+            {"title": f"{op}: bus bandwidth", "xlabel": "size", "ylabel": "busbw (GB/s)", "sizes": True, "series": bw},
+            {"title": f"{op}: time", "xlabel": "size", "ylabel": "time (us)", "ylog": True, "sizes": True, "series": tm},
+        ])  # fmt: skip
+        sec.plot(f"measured-{op}-{backend}", title, svg)
+        latest = part[part["run_id"] == part["run_id"].max()]
+        latest = latest[latest["nranks"] == latest["nranks"].max()]  # a --nodes run: its largest communicator
+        if op in ("latency", "bw", "bibw"):
+            continue  # p2p rows have no nccl-tests table
+        lines = header()
+        for (nbytes, dtype, redop, root), rows in latest.groupby(["nbytes", "dtype", "redop", "root"], sort=True):
+            oop = rows[~rows["in_place"].astype(bool)].to_dict("records")
+            inp_ = rows[rows["in_place"].astype(bool)].to_dict("records")
+            if oop or inp_:
+                lines.append(row_line((oop or inp_)[0], inp_[0] if oop and inp_ else None))
+        sec.pre(f"# {op}, {backend}: {latest['run_id'].iloc[0]} ({latest['nranks'].iloc[0]} ranks)\n" + "\n".join(lines[:40]))
+    if not sec.blocks:
+        sec.p("No timed rows in these results.")
+    return sec
+
+
+def model_section(inp: Inputs) -> Section:
+    from . import fit, plots
+
+    sec = Section()
+    fitted = [(p, d) for p, d in inp.topologies if d.fit]
+    if not fitted:
+        sec.p("No fitted topology given (--topology T.fitted.toml, written by `ncbench fit`).")
+        return sec
+    for path, design in fitted:
+        f = design.fit
+        times = fit.model_times(inp.results, design, algorithm=f.get("algorithm", "ring"))
+        sec.p(f"{path}: fitted to {', '.join(f.get('results', []))} with algorithm {f.get('algorithm')}, "
+              f"{f.get('points')} points, median |error| {f.get('median_abs_error_pct', float('nan')):.1f} % at fit time. "
+              f"Here against {len(times)} usable rows of these results (every modelled op): median |error| "
+              f"{times['error_pct'].abs().median():.1f} %, max {times['error_pct'].abs().max():.1f} %.")  # fmt: skip
+        scatter, resid = [], []
+        for op, part in times.groupby("op", sort=True):
+            scatter.append({"label": op, "x": part["time_us"], "y": part["predicted_us"], "style": "", "marker": "o"})
+            resid.append({"label": op, "x": part["nbytes"], "y": part["predicted_us"] / part["time_us"], "style": "", "marker": "o"})
+        svg = plots.figure([
+            {"title": "model against measurement", "xlabel": "measured time (us)", "ylabel": "model time (us)",
+             "ylog": True, "series": scatter, "diagonal": True},
+            {"title": "residuals", "xlabel": "size", "ylabel": "model / measured", "sizes": True, "ylog": True,
+             "series": resid, "hline": 1.0},
+        ])  # fmt: skip
+        sec.plot(f"model-{design.name}", f"{design.name}: model against measurements", svg)
+        params = [[k, v.get("nominal"), v.get("value"), v.get("low"), v.get("high"), v.get("constrained")]
+                  for k, v in f.get("parameter", {}).items()]  # fmt: skip
+        if params:
+            sec.table(["parameter", "nominal", "fitted", "low (2.5 %)", "high (97.5 %)", "constrained"], params)
+    return sec
+
+
+def _predictions(inp: Inputs):
+    """Return (per-algorithm predictions of the given designs, automatic-choice predictions of every design)."""
+    import pandas as pd
+
+    from . import predict
+
+    per_algo, auto = [], [inp.predictions] if inp.predictions is not None else []
+    for _, design in inp.topologies:
+        per_algo.append(predict.predict(design, ops=PREDICTED_OPS, gpus=SCALES, algorithms=("all",)))
+        if inp.predictions is None or design.name not in set(inp.predictions["topology"]):
+            auto.append(predict.predict(design, ops=PREDICTED_OPS, gpus=predict.DEFAULT_GPUS, algorithms=("auto",)))
+    join = lambda frames: pd.concat(frames, ignore_index=True) if frames else None  # noqa: E731
+    return join(per_algo), join(auto)
+
+
+def crossovers(auto, topology: str, op: str, gpus: int) -> str:
+    """Return where the automatic choice changes algorithm over size: 'ring <= 64KiB < tree <= ...'."""
+    rows = auto[(auto["topology"] == topology) & (auto["op"] == op) & (auto["gpus"] == gpus) & (auto["bytes"] > 0)]
+    rows = rows.sort_values("bytes")
+    if rows.empty:
+        return ""
+    parts, current, last = [], None, None
+    for r in rows.itertuples():
+        name = r.algorithm if not isinstance(r.protocol, str) else f"{r.algorithm}/{r.protocol}"
+        if name != current:
+            if current is not None:
+                parts.append(f"{current} <= {format_size(int(last))} <")
+            current = name
+        last = r.bytes
+    return " ".join(parts + [current])
+
+
+def predictions_section(inp: Inputs, per_algo, auto) -> Section:
+    from . import plots
+
+    sec = Section()
+    if per_algo is None and auto is None:
+        sec.p("No topology (--topology) or prediction sweep (--predictions) given.")
+        return sec
+    sec.p("Bands are the 95 % range from the fit's (or the nominal design's) parameter uncertainty. "
+          "Per-algorithm curves are NCCL's algorithms each at its best protocol; the automatic choice is "
+          "what NCCL's tuner would pick.")  # fmt: skip
+    if per_algo is not None:
+        for name, part in per_algo.groupby("topology", sort=False):
+            panels = []
+            for op in PREDICTED_OPS:
+                one = part[(part["op"] == op) & (part["gpus"] == SCALES[-1]) & (part["bytes"] > 0)]
+                series = [{"label": algo, "x": g["bytes"], "y": g["busbw_GBps"],
+                           "low": _bw(g, "time_us_high"), "high": _bw(g, "time_us_low")}
+                          for algo, g in one.groupby("algorithm", sort=True)]  # fmt: skip
+                panels.append({"title": f"{op} at 1M GPUs", "xlabel": "size", "ylabel": "busbw (GB/s)", "sizes": True,
+                               "series": series, "legend": True})  # fmt: skip
+            sec.plot(f"predicted-{name}", f"{name}: predicted busbw per algorithm at 1M GPUs",
+                     plots.figure(panels, width_in=10, height_in=2.8))  # fmt: skip
+    if auto is not None:
+        rows = []
+        for name in auto["topology"].unique():
+            for op in PREDICTED_OPS:
+                for gpus in SCALES:
+                    text = crossovers(auto, name, op, gpus)
+                    if text:
+                        rows.append([name, op, f"{gpus:,}", text])
+        sec.p("Where the automatic choice changes algorithm (or protocol) as the message grows:")
+        sec.table(["design", "op", "GPUs", "choice by size"], rows)
+        panels = []
+        for op in ("allreduce", "allgather"):
+            big = auto[(auto["bytes"] == LARGE) & (auto["op"] == op)]
+            series = [{"label": name, "x": g["gpus"], "y": g["time_us"] / 1e3, "low": g["time_us_low"] / 1e3,
+                       "high": g["time_us_high"] / 1e3} for name, g in big.sort_values("gpus").groupby("topology", sort=True)]  # fmt: skip
+            if series:
+                panels.append({"title": f"1 GiB {op}, automatic choice", "xlabel": "GPUs", "ylabel": "time (ms)",
+                               "ylog": True, "series": series, "legend": True})  # fmt: skip
+        if panels:
+            sec.plot("predicted-scale", "1 GiB allreduce and allgather time against GPUs, automatic choice",
+                     plots.figure(panels, width_in=10, height_in=3.4))  # fmt: skip
+    return sec
+
+
+def _bw(group, time_column: str):
+    return group["busbw_GBps"] * group["time_us"] / group[time_column]
+
+
+def fabrics_section(inp: Inputs, auto) -> Section:
+    from . import plots
+    from . import topology as topo_mod
+
+    sec = Section()
+    designs = {d.name: d for _, d in inp.topologies}
+    if auto is not None:
+        for name in auto["topology"].unique():
+            path = Path("topologies") / f"{name}.toml"
+            if name not in designs and path.exists():
+                designs[name] = topo_mod.load(path)
+    flat = [name for name, d in designs.items() if len(d.tiers) < 2 or all(t.switch is None for t in d.tiers[1:])]
+    designs = {name: d for name, d in designs.items() if name not in flat}
+    if not designs:
+        sec.p("No fabric design with switches given.")
+        return sec
+    if flat:
+        sec.p(f"Left out (no switch tier, nothing to size or power): {', '.join(flat)}.")
+    rows, per_mw = [], {f"{g // 1000}k GPUs": [] for g in SCALES}
+    for name, design in designs.items():
+        for gpus in SCALES:
+            sized, added = topo_mod.extended(design, gpus)
+            counts = topo_mod.size(sized, gpus)
+            switches = sum(c.switches for c in counts)
+            optics = sum(c.transceivers for c in counts)
+            mw = sum(c.switch_W + c.optics_W for c in counts) / 1e6
+            bw = {}
+            for op in ("allreduce", "allgather"):
+                hit = auto[(auto["topology"] == name) & (auto["op"] == op) & (auto["gpus"] == gpus) & (auto["bytes"] == LARGE)] if auto is not None else []
+                bw[op] = float(hit["busbw_GBps"].iloc[0]) if len(hit) else float("nan")
+            per = bw["allreduce"] * gpus / 1e3 / mw if mw else float("nan")  # TB/s of allreduce bus bandwidth per MW
+            per_mw[f"{gpus // 1000}k GPUs"].append(per)
+            rows.append([name, f"{gpus:,}", len(counts) + 1 + added, f"{switches:,}", f"{optics:,}", f"{mw:.1f}",
+                         f"{bw['allreduce']:.1f}", f"{bw['allgather']:.1f}", f"{per:.1f}"])  # fmt: skip
+    sec.p("Switch tiers include the scale-up domain; designs too small for the GPU count get copies of their "
+          "outermost tier. Network power is switches plus optics. Per MW: 1 GiB allreduce bus bandwidth summed "
+          "over GPUs (TB/s) per megawatt of network.")  # fmt: skip
+    sec.table(["design", "GPUs", "tiers", "switches", "transceivers", "network MW", "allreduce busbw 1 GiB (GB/s)",
+               "allgather busbw 1 GiB (GB/s)", "allreduce TB/s per MW"], rows)  # fmt: skip
+    sec.plot("fabrics-per-mw", "Allreduce bandwidth per megawatt of network",
+             plots.bars(list(designs), per_mw, title="1 GiB allreduce, TB/s of bus bandwidth per MW", ylabel="TB/s per MW"))
+    return sec
+
+
+def health_section(inp: Inputs) -> Section:
+    from . import plots
+    from .health import history
+    from .health.outputs import line
+
+    sec = Section()
+    if not inp.health:
+        sec.p("No health verdict given (--health results/health/ or a verdict.json).")
+        return sec
+    v = inp.health[-1]
+    cov = v.get("coverage", {})
+    sec.p(f"Tonight ({v['run_id']}, {v.get('suite', '')}): {v['status']} (exit {v.get('exit_code')}); tested "
+          f"{cov.get('nodes_tested')} of {cov.get('nodes_expected')} nodes, {cov.get('unknown')} unknown; "
+          f"{v.get('rounds')} rounds; baseline: {v.get('baseline', {}).get('note', 'none')}.")  # fmt: skip
+    sec.table(["stage", "state", "tests", "slow", "unanswered", "note"],
+              [[s["stage"], s["status"], s["tests"], s["slow"], s["unanswered"], s["note"]] for s in v.get("stages", [])])
+    entities = v.get("entities", [])
+    sec.table(["entity", "kind", "verdict"], [[e["id"], e["kind"], line(e)] for e in entities[:50]] or [["none", "", "every node PASS"]])
+    trend = history.rows(inp.health)
+    key = f"{history.TREND_CLASS}_GBps"
+    sec.table(["night", "status", "PASS", "WARN", "FAIL", "UNKNOWN", key],
+              [[r["started"][:19], r["status"], r.get("PASS"), r.get("WARN"), r.get("FAIL"), r.get("UNKNOWN"), r.get(key)]
+               for r in trend])  # fmt: skip
+    x = np.arange(1, len(trend) + 1)
+    svg = plots.figure([
+        {"title": "pair bandwidth (peer reference)", "xlabel": "night", "ylabel": "GB/s", "xlog": False,
+         "series": [{"label": "pairs", "x": x, "y": [r.get(key) or np.nan for r in trend]}]},
+        {"title": "nodes not passing", "xlabel": "night", "ylabel": "nodes", "xlog": False, "legend": True,
+         "series": [{"label": s, "x": x, "y": [r.get(s, 0) for r in trend]} for s in ("WARN", "FAIL", "UNKNOWN")]},
+    ])  # fmt: skip
+    sec.plot("health-trend", "Health over nights", svg)
+    return sec
+
+
+# ----------------------------------------------------------------------------------------------- documents
+
+
+def build(inp: Inputs, progress=None) -> dict[str, Section]:
+    """Return every section, in order, drawn from the checked inputs."""
+    step = progress or (lambda _: None)
+    out = {}
+    step("runs")
+    out["runs"] = runs_section(inp)
+    step("measured")
+    out["measured"] = measured_section(inp)
+    step("model")
+    out["model"] = model_section(inp)
+    step("predictions")
+    per_algo, auto = _predictions(inp)
+    out["predictions"] = predictions_section(inp, per_algo, auto)
+    step("fabrics")
+    out["fabrics"] = fabrics_section(inp, auto)
+    step("health")
+    out["health"] = health_section(inp)
+    return out
+
+
+def _cell(x) -> str:
+    if isinstance(x, float | np.floating):
+        return "" if np.isnan(x) else f"{x:.4g}"
+    return "" if x is None else str(x)
+
+
+CSS = """body{font:14px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;font-size:12px;margin:.6em 0}td,th{border:1px solid #ddd;padding:2px 6px;text-align:left}
+th{background:#f4f4f4}figure{margin:1em 0}figcaption{font-size:12px;color:#555}figure svg{width:100%;height:auto}
+pre{font-size:11px;background:#f8f8f8;padding:.6em;overflow-x:auto}nav a{margin-right:1em}"""
+
+
+def to_html(sections: dict[str, Section], title: str, sources: list[str]) -> str:
+    e = html.escape
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title><style>{CSS}</style></head><body>",
+             f"<h1>{e(title)}</h1><p>Generated {e(records.now_iso())} from {e(', '.join(sources))}.</p>",
+             "<nav>" + "".join(f"<a href='#{k}'>{e(t)}</a>" for k, t in SECTIONS) + "</nav>"]  # fmt: skip
+    for key, heading in SECTIONS:
+        parts.append(f"<section id='{key}'><h2>{e(heading)}</h2>")
+        for block in sections[key].blocks:
+            if block[0] == "p":
+                parts.append(f"<p>{e(block[1])}</p>")
+            elif block[0] == "pre":
+                parts.append(f"<pre>{e(block[1])}</pre>")
+            elif block[0] == "table":
+                head = "".join(f"<th>{e(h)}</th>" for h in block[1])
+                body = "".join("<tr>" + "".join(f"<td>{e(_cell(c))}</td>" for c in row) + "</tr>" for row in block[2])
+                parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            else:
+                parts.append(f"<figure class='plot' id='plot-{e(block[1])}'>{block[3]}<figcaption>{e(block[2])}</figcaption></figure>")
+        parts.append("</section>")
+    parts.append("</body></html>\n")
+    return "".join(parts)
+
+
+def to_markdown(sections: dict[str, Section], title: str, sources: list[str]) -> tuple[str, dict[str, str]]:
+    """Return the Markdown twin and its figures (file name -> SVG), which it links from report_files/."""
+    lines = [f"# {title}", "", f"Generated {records.now_iso()} from {', '.join(sources)}.", ""]
+    figures = {}
+    for key, heading in SECTIONS:
+        lines += [f"## {heading}", ""]
+        for block in sections[key].blocks:
+            if block[0] == "p":
+                lines += [block[1], ""]
+            elif block[0] == "pre":
+                lines += ["```", block[1], "```", ""]
+            elif block[0] == "table":
+                lines.append("| " + " | ".join(block[1]) + " |")
+                lines.append("|" + "---|" * len(block[1]))
+                lines += ["| " + " | ".join(_cell(c).replace("|", "\\|") for c in row) + " |" for row in block[2]]
+                lines.append("")
+            else:
+                figures[f"{block[1]}.svg"] = block[3]
+                lines += [f"![{block[2]}](report_files/{block[1]}.svg)", ""]
+    return "\n".join(lines), figures
+
+
+def write(out: Path, sections: dict[str, Section], *, title: str, sources: list[str]) -> Path:
+    """Write report.html, report.md and report_files/ into `out`, whole: built aside, then renamed into place."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise NcbenchError(f"{out} exists and is not empty; reports are never overwritten, choose another --out", EXIT_USAGE)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    try:
+        (tmp / "report_files").mkdir(parents=True)
+        (tmp / "report.html").write_text(to_html(sections, title, sources))
+        md, figures = to_markdown(sections, title, sources)
+        (tmp / "report.md").write_text(md)
+        for name, svg in figures.items():
+            (tmp / "report_files" / name).write_text(svg)
+        (tmp / "sources.json").write_text(json.dumps({"sources": sources, "generated": records.now_iso()}, indent=1) + "\n")
+        if out.exists():
+            out.rmdir()  # empty, checked above
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out / "report.html"

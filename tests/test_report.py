@@ -1,0 +1,128 @@
+"""ncbench report from real committed results: every section and plot, self-contained, opened in headless Chromium."""
+
+import re
+import shutil
+import subprocess
+
+import pytest
+from conftest import ROOT
+
+from ncbench import report
+from ncbench.cli import main
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+requires_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (scripts/test installs it)")
+INPUTS = dict(
+    topologies=[ROOT / "topologies/this-machine.fitted.toml", ROOT / "topologies/colossus-spectrum-x-200k.toml"],
+    predictions=[ROOT / "results/predictions/default-sweep.csv"],
+    health=ROOT / "results/health",
+)  # fmt: skip
+EXPECTED_PLOTS = {"measured-allreduce-mpi", "measured-sendrecv-mpi", "measured-latency-mpi", "model-this-machine.fitted",
+                  "predicted-colossus-spectrum-x-200k", "predicted-scale", "fabrics-per-mw", "health-trend"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report") / "r"
+    inputs = report.gather([ROOT / "results/runs"], **INPUTS)
+    report.write(out, report.build(inputs), title="test report", sources=["results/runs"])
+    return out
+
+
+def browse(page, *flags):
+    """Return (stdout, stderr) of headless Chromium on a file, with console messages logged to stderr."""
+    done = subprocess.run([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                           "--enable-logging=stderr", "--v=0", *flags, page.as_uri()],
+                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    return done.stdout, done.stderr
+
+
+def console(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if ":CONSOLE" in line]
+
+
+def test_every_section_and_plot_is_in_the_page_and_its_markdown_twin(rendered):
+    page = (rendered / "report.html").read_text()
+    assert re.findall(r"<section id='(\w+)'>", page) == [key for key, _ in report.SECTIONS]
+    plots = set(re.findall(r"<figure class='plot' id='plot-([^']+)'><svg", page))
+    assert EXPECTED_PLOTS <= plots, EXPECTED_PLOTS - plots
+    md = (rendered / "report.md").read_text()
+    assert {p.stem for p in (rendered / "report_files").glob("*.svg")} == plots
+    assert all(f"(report_files/{p}.svg)" in md for p in plots)
+    assert "#       size         count      type   redop    root" in page  # the nccl-tests table
+    assert "NCB-PAIR-SLOW" in page and "tree/ll" in page  # tonight's verdict; algorithm crossovers
+
+
+def test_the_page_needs_no_network(rendered):
+    page = (rendered / "report.html").read_text()
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
+    assert "<script" not in page and "@import" not in page and not re.search(r"url\((?!#)", page)  # url(#clip) is in-page
+
+
+@requires_chromium
+def test_the_console_check_sees_an_error(tmp_path):
+    bad = tmp_path / "bad.html"
+    bad.write_text("<html><body><script>console.error('boom'); missingFunction();</script></body></html>")
+    _, err = browse(bad, "--dump-dom")
+    assert any("boom" in line for line in console(err)) and any("Uncaught" in line for line in console(err))
+
+
+@requires_chromium
+def test_chromium_renders_every_plot_with_no_console_error(rendered, tmp_path):
+    from PIL import Image
+
+    page = rendered / "report.html"
+    dom, err = browse(page, "--dump-dom")
+    assert console(err) == []
+    for key, _ in report.SECTIONS:
+        assert f'<section id="{key}">' in dom
+    assert dom.count("<svg") == page.read_text().count("<svg") >= len(EXPECTED_PLOTS)
+    shot = tmp_path / "shot.png"
+    _, err = browse(page, "--window-size=1200,4000", f"--screenshot={shot}")
+    assert console(err) == []
+    image = Image.open(shot).convert("L")
+    assert image.size == (1200, 4000)
+    pixels = image.tobytes()
+    inked = sum(1 for v in pixels if v < 250) / len(pixels)
+    assert inked > 0.05, f"the screenshot is (nearly) blank: {inked:.1%} of pixels inked"  # a blank page: 0 %, this: ~34 %
+
+
+def run_cli(capfd, *args):
+    with pytest.raises(SystemExit) as done:
+        main(["report", *map(str, args)])
+    return done.value.code, capfd.readouterr().err
+
+
+def test_bad_input_is_one_sentence_exit_65_and_leaves_nothing(tmp_path, capfd):
+    import json
+
+    newer = tmp_path / "newer"
+    newer.mkdir()
+    src = ROOT / "results/runs/20261123T123944Z-vm-allreduce-mpi-11815"
+    shutil.copy(src.with_suffix(".csv"), newer / "r.csv")
+    (newer / "r.json").write_text(json.dumps({**json.loads(src.with_suffix(".json").read_text()), "schema": 99}))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cases = [
+        ([newer], "newer than this ncbench reads"),
+        ([empty], "no results files"),
+        ([newer.parent / "nope"], "no such file"),
+        ([src.with_suffix(".csv"), "--topology", ROOT / "topologies/this-machine.fitted.toml", "--predictions", src.with_suffix(".csv")],
+         "not an ncbench predictions CSV"),
+    ]  # fmt: skip
+    for args, message in cases:
+        out = tmp_path / "out"
+        code, err = run_cli(capfd, *args, "--out", out)
+        assert code in (64, 65) and message in err, err
+        assert not out.exists() and not list(tmp_path.glob(".out*"))
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(src.with_suffix(".csv"), other / "x.csv")
+    shutil.copy(src.with_suffix(".json"), other / "x.json")
+    code, err = run_cli(capfd, other, "--topology", ROOT / "topologies/this-machine.fitted.toml", "--out", tmp_path / "o")
+    assert code == 65 and "was fitted to results/runs, not to these results" in err
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "report.html").write_text("mine")
+    code, err = run_cli(capfd, src.with_suffix(".csv"), "--out", kept)
+    assert code == 64 and (kept / "report.html").read_text() == "mine"
