@@ -74,7 +74,10 @@ def compare(a, b, *, threshold_pct: float = 5.0, alpha: float = 0.05):
             "the two results share no measurement (same op, backend, dtype, ranks and size); they measured different "
             "things, so there is nothing to compare", EXIT_DATAERR,
         )  # fmt: skip
-    tp = [welch_p(r.time_us_a, r.sd_a, max(r.samples_a, 1), r.time_us_b, r.sd_b, max(r.samples_b, 1)) for r in joined.itertuples()]
+    tp = [
+        welch_p(r.time_us_a, r.sd_a, max(r.samples_a, 1), r.time_us_b, r.sd_b, max(r.samples_b, 1))
+        for r in joined.itertuples()
+    ]
     joined["t"] = [x[0] for x in tp]
     joined["p"] = [x[1] for x in tp]
     joined["change_pct"] = 100 * (joined["time_us_b"] / joined["time_us_a"] - 1)
@@ -94,10 +97,10 @@ def render(frame, fmt: str, *, label_a: str, label_b: str, threshold_pct: float,
     from .units import format_size
 
     lines = [f"# A = {label_a}", f"# B = {label_b}",
-             f"# change = time B / time A - 1; significant when Welch's t-test on the recorded samples gives p < {alpha:g}; "
-             f"a regression is significantly slower by more than {threshold_pct:g} %",
-             f"{'op':<14}{'place':<6}{'ranks':>6}{'size':>10}{'time A (us)':>13}{'time B (us)':>13}{'change':>9}"
-             f"{'busbw A':>9}{'busbw B':>9}{'p':>9}  verdict"]  # fmt: skip
+             (f"# change = time B / time A - 1; significant when Welch's t-test on the recorded samples gives p < {alpha:g}; "
+             f"a regression is significantly slower by more than {threshold_pct:g} %"),
+             (f"{'op':<14}{'place':<6}{'ranks':>6}{'size':>10}{'time A (us)':>13}{'time B (us)':>13}{'change':>9}"
+             f"{'busbw A':>9}{'busbw B':>9}{'p':>9}  verdict")]  # fmt: skip
     for r in frame.itertuples():
         lines.append(f"{r.op:<14}{'in' if r.in_place else 'out':<6}{r.nranks:>6}{format_size(int(r.nbytes)):>10}"
                      f"{r.time_us_a:>13.2f}{r.time_us_b:>13.2f}{r.change_pct:>+8.1f}%{r.busbw_GBps_a:>9.3f}"

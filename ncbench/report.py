@@ -42,7 +42,9 @@ class Inputs:
 
 @dataclass
 class Section:
-    blocks: list = field(default_factory=list)  # ("p", text) | ("table", header, rows) | ("plot", name, title, svg) | ("pre", text)
+    blocks: list = field(
+        default_factory=list
+    )  # ("p", text) | ("table", header, rows) | ("plot", name, title, svg) | ("pre", text)
 
     def p(self, text: str) -> None:
         self.blocks.append(("p", text))
@@ -81,7 +83,9 @@ def gather(results: list[Path], *, topologies=(), predictions=(), health: Path |
             raise NcbenchError(f"{path}: not a predictions CSV ({err})", EXIT_DATAERR) from None
         missing = {"topology", "op", "algorithm", "gpus", "bytes", "time_us", "busbw_GBps"} - set(sweeps[-1].columns)
         if missing:
-            raise NcbenchError(f"{path}: not an ncbench predictions CSV; missing {', '.join(sorted(missing))}", EXIT_DATAERR)
+            raise NcbenchError(
+                f"{path}: not an ncbench predictions CSV; missing {', '.join(sorted(missing))}", EXIT_DATAERR
+            )
     nights = []
     if health is not None:
         nights = history.load(health) if Path(health).is_dir() else [_verdict(Path(health))]
@@ -152,7 +156,9 @@ def measured_section(inp: Inputs) -> Section:
             for nranks, one in run.groupby("nranks"):
                 by = one.groupby("nbytes")[["busbw_GBps", "time_us"]].mean().reset_index()
                 by = by[by["nbytes"] > 0]
-                label = _label(run_id, inp.meta.get(run_id, {})) + (f" ({nranks} ranks)" if run["nranks"].nunique() > 1 else "")
+                label = _label(run_id, inp.meta.get(run_id, {})) + (
+                    f" ({nranks} ranks)" if run["nranks"].nunique() > 1 else ""
+                )
                 bw.append({"label": label, "x": by["nbytes"], "y": by["busbw_GBps"]})
                 tm.append({"label": label, "x": by["nbytes"], "y": by["time_us"]})
         if not bw:
@@ -173,7 +179,10 @@ def measured_section(inp: Inputs) -> Section:
             inp_ = rows[rows["in_place"].astype(bool)].to_dict("records")
             if oop or inp_:
                 lines.append(row_line((oop or inp_)[0], inp_[0] if oop and inp_ else None))
-        sec.pre(f"# {op}, {backend}: {latest['run_id'].iloc[0]} ({latest['nranks'].iloc[0]} ranks)\n" + "\n".join(lines[:40]))
+        sec.pre(
+            f"# {op}, {backend}: {latest['run_id'].iloc[0]} ({latest['nranks'].iloc[0]} ranks)\n"
+            + "\n".join(lines[:40])
+        )
     if not sec.blocks:
         sec.p("No timed rows in these results.")
     return sec
@@ -197,7 +206,15 @@ def model_section(inp: Inputs) -> Section:
         scatter, resid = [], []
         for op, part in times.groupby("op", sort=True):
             scatter.append({"label": op, "x": part["time_us"], "y": part["predicted_us"], "style": "", "marker": "o"})
-            resid.append({"label": op, "x": part["nbytes"], "y": part["predicted_us"] / part["time_us"], "style": "", "marker": "o"})
+            resid.append(
+                {
+                    "label": op,
+                    "x": part["nbytes"],
+                    "y": part["predicted_us"] / part["time_us"],
+                    "style": "",
+                    "marker": "o",
+                }
+            )
         svg = plots.figure([
             {"title": "model against measurement", "xlabel": "measured time (us)", "ylabel": "model time (us)",
              "ylog": True, "series": scatter, "diagonal": True},
@@ -223,8 +240,8 @@ def _predictions(inp: Inputs):
         per_algo.append(predict.predict(design, ops=PREDICTED_OPS, gpus=SCALES, algorithms=("all",)))
         if inp.predictions is None or design.name not in set(inp.predictions["topology"]):
             auto.append(predict.predict(design, ops=PREDICTED_OPS, gpus=predict.DEFAULT_GPUS, algorithms=("auto",)))
-    join = lambda frames: pd.concat(frames, ignore_index=True) if frames else None  # noqa: E731
-    return join(per_algo), join(auto)
+    return (pd.concat(per_algo, ignore_index=True) if per_algo else None,
+            pd.concat(auto, ignore_index=True) if auto else None)  # fmt: skip
 
 
 def crossovers(auto, topology: str, op: str, gpus: int) -> str:
@@ -322,7 +339,16 @@ def fabrics_section(inp: Inputs, auto) -> Section:
             mw = sum(c.switch_W + c.optics_W for c in counts) / 1e6
             bw = {}
             for op in ("allreduce", "allgather"):
-                hit = auto[(auto["topology"] == name) & (auto["op"] == op) & (auto["gpus"] == gpus) & (auto["bytes"] == LARGE)] if auto is not None else []
+                hit = (
+                    auto[
+                        (auto["topology"] == name)
+                        & (auto["op"] == op)
+                        & (auto["gpus"] == gpus)
+                        & (auto["bytes"] == LARGE)
+                    ]
+                    if auto is not None
+                    else []
+                )
                 bw[op] = float(hit["busbw_GBps"].iloc[0]) if len(hit) else float("nan")
             per = bw["allreduce"] * gpus / 1e3 / mw if mw else float("nan")  # TB/s of allreduce bus bandwidth per MW
             per_mw[f"{gpus // 1000}k GPUs"].append(per)
@@ -333,8 +359,11 @@ def fabrics_section(inp: Inputs, auto) -> Section:
           "over GPUs (TB/s) per megawatt of network.")  # fmt: skip
     sec.table(["design", "GPUs", "tiers", "switches", "transceivers", "network MW", "allreduce busbw 1 GiB (GB/s)",
                "allgather busbw 1 GiB (GB/s)", "allreduce TB/s per MW"], rows)  # fmt: skip
-    sec.plot("fabrics-per-mw", "Allreduce bandwidth per megawatt of network",
-             plots.bars(list(designs), per_mw, title="1 GiB allreduce, TB/s of bus bandwidth per MW", ylabel="TB/s per MW"))
+    sec.plot(
+        "fabrics-per-mw",
+        "Allreduce bandwidth per megawatt of network",
+        plots.bars(list(designs), per_mw, title="1 GiB allreduce, TB/s of bus bandwidth per MW", ylabel="TB/s per MW"),
+    )
     return sec
 
 
@@ -352,10 +381,15 @@ def health_section(inp: Inputs) -> Section:
     sec.p(f"Tonight ({v['run_id']}, {v.get('suite', '')}): {v['status']} (exit {v.get('exit_code')}); tested "
           f"{cov.get('nodes_tested')} of {cov.get('nodes_expected')} nodes, {cov.get('unknown')} unknown; "
           f"{v.get('rounds')} rounds; baseline: {v.get('baseline', {}).get('note', 'none')}.")  # fmt: skip
-    sec.table(["stage", "state", "tests", "slow", "unanswered", "note"],
-              [[s["stage"], s["status"], s["tests"], s["slow"], s["unanswered"], s["note"]] for s in v.get("stages", [])])
+    sec.table(
+        ["stage", "state", "tests", "slow", "unanswered", "note"],
+        [[s["stage"], s["status"], s["tests"], s["slow"], s["unanswered"], s["note"]] for s in v.get("stages", [])],
+    )
     entities = v.get("entities", [])
-    sec.table(["entity", "kind", "verdict"], [[e["id"], e["kind"], line(e)] for e in entities[:50]] or [["none", "", "every node PASS"]])
+    sec.table(
+        ["entity", "kind", "verdict"],
+        [[e["id"], e["kind"], line(e)] for e in entities[:50]] or [["none", "", "every node PASS"]],
+    )
     trend = history.rows(inp.health)
     key = f"{history.TREND_CLASS}_GBps"
     sec.table(["night", "status", "PASS", "WARN", "FAIL", "UNKNOWN", key],
@@ -425,7 +459,9 @@ def to_html(sections: dict[str, Section], title: str, sources: list[str]) -> str
                 body = "".join("<tr>" + "".join(f"<td>{e(_cell(c))}</td>" for c in row) + "</tr>" for row in block[2])
                 parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
             else:
-                parts.append(f"<figure class='plot' id='plot-{e(block[1])}'>{block[3]}<figcaption>{e(block[2])}</figcaption></figure>")
+                parts.append(
+                    f"<figure class='plot' id='plot-{e(block[1])}'>{block[3]}<figcaption>{e(block[2])}</figcaption></figure>"
+                )
         parts.append("</section>")
     parts.append("</body></html>\n")
     return "".join(parts)
@@ -456,7 +492,9 @@ def to_markdown(sections: dict[str, Section], title: str, sources: list[str]) ->
 def write(out: Path, sections: dict[str, Section], *, title: str, sources: list[str]) -> Path:
     """Write report.html, report.md and report_files/ into `out`, whole: built aside, then renamed into place."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise NcbenchError(f"{out} exists and is not empty; reports are never overwritten, choose another --out", EXIT_USAGE)
+        raise NcbenchError(
+            f"{out} exists and is not empty; reports are never overwritten, choose another --out", EXIT_USAGE
+        )
     tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
     try:
         (tmp / "report_files").mkdir(parents=True)
@@ -465,7 +503,9 @@ def write(out: Path, sections: dict[str, Section], *, title: str, sources: list[
         (tmp / "report.md").write_text(md)
         for name, svg in figures.items():
             (tmp / "report_files" / name).write_text(svg)
-        (tmp / "sources.json").write_text(json.dumps({"sources": sources, "generated": records.now_iso()}, indent=1) + "\n")
+        (tmp / "sources.json").write_text(
+            json.dumps({"sources": sources, "generated": records.now_iso()}, indent=1) + "\n"
+        )
         if out.exists():
             out.rmdir()  # empty, checked above
         os.replace(tmp, out)

@@ -1,7 +1,7 @@
 """ncbench compare: Welch's t-test on recorded samples, regressions exit 2, bad input exit 65."""
 
 import json
-import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -25,7 +25,7 @@ def copy_run(tmp_path, name, scale=1.0, schema=None):
     frame = pd.read_csv(RUN, keep_default_na=False)
     frame["time_us"] *= scale
     frame.to_csv(csv, index=False)
-    meta = json.loads(open(RUN.replace(".csv", ".json")).read())
+    meta = json.loads(Path(RUN).with_suffix(".json").read_text())
     if schema:
         meta["schema"] = schema
     csv.with_suffix(".json").write_text(json.dumps(meta))

@@ -12,11 +12,11 @@ from ncbench.cli import main
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 requires_chromium = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (scripts/test installs it)")
-INPUTS = dict(
-    topologies=[ROOT / "topologies/this-machine.fitted.toml", ROOT / "topologies/colossus-spectrum-x-200k.toml"],
-    predictions=[ROOT / "results/predictions/default-sweep.csv"],
-    health=ROOT / "results/health",
-)  # fmt: skip
+INPUTS = {
+    "topologies": [ROOT / "topologies/this-machine.fitted.toml", ROOT / "topologies/colossus-spectrum-x-200k.toml"],
+    "predictions": [ROOT / "results/predictions/default-sweep.csv"],
+    "health": ROOT / "results/health",
+}  # fmt: skip
 EXPECTED_PLOTS = {"measured-allreduce-mpi", "measured-sendrecv-mpi", "measured-latency-mpi", "model-this-machine.fitted",
                   "predicted-colossus-spectrum-x-200k", "predicted-scale", "fabrics-per-mw", "health-trend"}  # fmt: skip
 
@@ -56,7 +56,9 @@ def test_every_section_and_plot_is_in_the_page_and_its_markdown_twin(rendered):
 def test_the_page_needs_no_network(rendered):
     page = (rendered / "report.html").read_text()
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)
-    assert "<script" not in page and "@import" not in page and not re.search(r"url\((?!#)", page)  # url(#clip) is in-page
+    assert (
+        "<script" not in page and "@import" not in page and not re.search(r"url\((?!#)", page)
+    )  # url(#clip) is in-page
 
 
 @requires_chromium
@@ -84,7 +86,9 @@ def test_chromium_renders_every_plot_with_no_console_error(rendered, tmp_path):
     assert image.size == (1200, 4000)
     pixels = image.tobytes()
     inked = sum(1 for v in pixels if v < 250) / len(pixels)
-    assert inked > 0.05, f"the screenshot is (nearly) blank: {inked:.1%} of pixels inked"  # a blank page: 0 %, this: ~34 %
+    assert inked > 0.05, (
+        f"the screenshot is (nearly) blank: {inked:.1%} of pixels inked"
+    )  # a blank page: 0 %, this: ~34 %
 
 
 def run_cli(capfd, *args):
@@ -119,7 +123,9 @@ def test_bad_input_is_one_sentence_exit_65_and_leaves_nothing(tmp_path, capfd):
     other.mkdir()
     shutil.copy(src.with_suffix(".csv"), other / "x.csv")
     shutil.copy(src.with_suffix(".json"), other / "x.json")
-    code, err = run_cli(capfd, other, "--topology", ROOT / "topologies/this-machine.fitted.toml", "--out", tmp_path / "o")
+    code, err = run_cli(
+        capfd, other, "--topology", ROOT / "topologies/this-machine.fitted.toml", "--out", tmp_path / "o"
+    )
     assert code == 65 and "was fitted to results/runs, not to these results" in err
     kept = tmp_path / "kept"
     kept.mkdir()
