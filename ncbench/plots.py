@@ -7,6 +7,7 @@ import io
 
 SIZE_TICKS = [8, 1 << 10, 1 << 20, 1 << 30]
 SIZE_LABELS = ["8 B", "1 KiB", "1 MiB", "1 GiB"]
+MARGINS = {"left": 0.08, "right": 0.98, "top": 0.9, "bottom": 0.16}
 
 
 def _plt():
@@ -53,8 +54,8 @@ def figure(panels: list[dict], *, width_in: float = 7.5, height_in: float = 3.0)
         ax.set_xlabel(panel.get("xlabel", ""))
         ax.set_ylabel(panel.get("ylabel", ""))
         if len(panel["series"]) > 1 or panel.get("legend"):
-            ax.legend(fontsize=6.5, loc="best", framealpha=0.7)
-    fig.tight_layout()
+            ax.legend(fontsize=6.5, loc="upper left", framealpha=0.7)  # "best" tests every line: slow with many
+    fig.subplots_adjust(**MARGINS, wspace=0.28 + 0.04 * len(panels))  # fixed: tight_layout was half the report's time
     out = io.StringIO()
     fig.savefig(out, format="svg")
     plt.close(fig)
@@ -76,7 +77,7 @@ def bars(labels: list[str], groups: dict[str, list[float]], *, title: str, ylabe
     ax.set_title(title, fontsize=9)
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=7)
-    fig.tight_layout()
+    fig.subplots_adjust(**{**MARGINS, "bottom": 0.25})
     out = io.StringIO()
     fig.savefig(out, format="svg")
     plt.close(fig)

@@ -350,15 +350,15 @@ def fabrics_section(inp: Inputs, auto) -> Section:
                     else []
                 )
                 bw[op] = float(hit["busbw_GBps"].iloc[0]) if len(hit) else float("nan")
-            per = bw["allreduce"] * gpus / 1e3 / mw if mw else float("nan")  # TB/s of allreduce bus bandwidth per MW
-            per_mw[f"{gpus // 1000}k GPUs"].append(per)
+            per = {op: bw[op] * gpus / 1e3 / mw if mw else float("nan") for op in bw}  # TB/s of bus bandwidth per MW
+            per_mw[f"{gpus // 1000}k GPUs"].append(per["allreduce"])
             rows.append([name, f"{gpus:,}", len(counts) + 1 + added, f"{switches:,}", f"{optics:,}", f"{mw:.1f}",
-                         f"{bw['allreduce']:.1f}", f"{bw['allgather']:.1f}", f"{per:.1f}"])  # fmt: skip
+                         f"{bw['allreduce']:.1f}", f"{bw['allgather']:.1f}", f"{per['allreduce']:.1f}", f"{per['allgather']:.1f}"])  # fmt: skip
     sec.p("Switch tiers include the scale-up domain; designs too small for the GPU count get copies of their "
           "outermost tier. Network power is switches plus optics. Per MW: 1 GiB allreduce bus bandwidth summed "
           "over GPUs (TB/s) per megawatt of network.")  # fmt: skip
     sec.table(["design", "GPUs", "tiers", "switches", "transceivers", "network MW", "allreduce busbw 1 GiB (GB/s)",
-               "allgather busbw 1 GiB (GB/s)", "allreduce TB/s per MW"], rows)  # fmt: skip
+               "allgather busbw 1 GiB (GB/s)", "allreduce TB/s per MW", "allgather TB/s per MW"], rows)  # fmt: skip
     sec.plot(
         "fabrics-per-mw",
         "Allreduce bandwidth per megawatt of network",

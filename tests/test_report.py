@@ -132,3 +132,22 @@ def test_bad_input_is_one_sentence_exit_65_and_leaves_nothing(tmp_path, capfd):
     (kept / "report.html").write_text("mine")
     code, err = run_cli(capfd, src.with_suffix(".csv"), "--out", kept)
     assert code == 64 and (kept / "report.html").read_text() == "mine"
+
+
+def test_progress_draws_on_a_terminal_and_stays_silent_in_a_pipe():
+    import io
+
+    from ncbench.progress import Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty, pipe = Terminal(), io.StringIO()
+    for stream in (tty, pipe):
+        step = Progress("report", total=2, stream=stream)
+        step("runs")
+        step("health")
+        step.done()
+    assert "\rreport [1/2] runs" in tty.getvalue() and "[2/2] health" in tty.getvalue()
+    assert tty.getvalue().endswith("\r") and pipe.getvalue() == ""
