@@ -56,6 +56,10 @@ def figure(panels: list[dict], *, width_in: float = 7.5, height_in: float = 3.0)
         if len(panel["series"]) > 1 or panel.get("legend"):
             ax.legend(fontsize=6.5, loc="upper left", framealpha=0.7)  # "best" tests every line: slow with many
     fig.subplots_adjust(**MARGINS, wspace=0.28 + 0.04 * len(panels))  # fixed: tight_layout was half the report's time
+    return _svg(plt, fig)
+
+
+def _svg(plt, fig) -> str:
     out = io.StringIO()
     fig.savefig(out, format="svg")
     plt.close(fig)
@@ -78,8 +82,4 @@ def bars(labels: list[str], groups: dict[str, list[float]], *, title: str, ylabe
     ax.set_ylabel(ylabel)
     ax.legend(fontsize=7)
     fig.subplots_adjust(**{**MARGINS, "bottom": 0.25})
-    out = io.StringIO()
-    fig.savefig(out, format="svg")
-    plt.close(fig)
-    text = out.getvalue()
-    return text[text.index("<svg") :]
+    return _svg(plt, fig)

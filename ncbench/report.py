@@ -149,6 +149,8 @@ def measured_section(inp: Inputs) -> Section:
     frame = inp.results[inp.results["time_us"].astype(float) > 0]
     for (op, backend), part in frame.groupby(["op", "backend"], sort=True):
         main = part[~part["in_place"].astype(bool)]
+        placement = "out-of-place" if len(main) else "in-place"
+        main = main if len(main) else part  # an import may hold in-place rows only
         common = main.groupby(["dtype", "redop"]).size().idxmax()
         main = main[(main["dtype"] == common[0]) & (main["redop"] == common[1]) & (main["root"].astype(int) <= 0)]
         bw, tm = [], []
@@ -163,7 +165,7 @@ def measured_section(inp: Inputs) -> Section:
                 tm.append({"label": label, "x": by["nbytes"], "y": by["time_us"]})
         if not bw:
             continue
-        title = f"{op} ({backend}, {common[0]}, out-of-place)"
+        title = f"{op} ({backend}, {common[0]}, {placement})"
         svg = plots.figure([
             {"title": f"{op}: bus bandwidth", "xlabel": "size", "ylabel": "busbw (GB/s)", "sizes": True, "series": bw},
             {"title": f"{op}: time", "xlabel": "size", "ylabel": "time (us)", "ylog": True, "sizes": True, "series": tm},
