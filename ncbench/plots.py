@@ -31,14 +31,15 @@ def figure(panels: list[dict], *, width_in: float = 7.5, height_in: float = 3.0)
     """Return one SVG of side-by-side panels.
 
     Each panel: {"title", "xlabel", "ylabel", "xlog", "ylog", "sizes" (x is bytes), "series": [{"label", "x", "y",
-    optional "low", "high", "style", "marker"}], optional "diagonal": True (a y = x line)}.
+    optional "low", "high", "style", "marker", "color"}], optional "diagonal": True (a y = x line)}; a label
+    starting with "_" stays out of the legend.
     """
     plt = _plt()
     fig, axes = plt.subplots(1, len(panels), figsize=(width_in, height_in), squeeze=False)
     for ax, panel in zip(axes[0], panels, strict=True):
         for s in panel["series"]:
             (line,) = ax.plot(s["x"], s["y"], s.get("style", "-"), marker=s.get("marker", "."), markersize=3,
-                              linewidth=1.2, label=s["label"])  # fmt: skip
+                              linewidth=1.2, label=s["label"], color=s.get("color"))  # fmt: skip
             if s.get("low") is not None:
                 ax.fill_between(s["x"], s["low"], s["high"], color=line.get_color(), alpha=0.15, linewidth=0)
         if panel.get("diagonal"):

@@ -277,13 +277,17 @@ def predictions_section(inp: Inputs, per_algo, auto) -> Section:
         for name, part in per_algo.groupby("topology", sort=False):
             panels = []
             for op in PREDICTED_OPS:
-                one = part[(part["op"] == op) & (part["gpus"] == SCALES[-1]) & (part["bytes"] > 0)]
-                series = [{"label": algo, "x": g["bytes"], "y": g["busbw_GBps"],
-                           "low": _bw(g, "time_us_high"), "high": _bw(g, "time_us_low")}
-                          for algo, g in one.groupby("algorithm", sort=True)]  # fmt: skip
-                panels.append({"title": f"{op} at 1M GPUs", "xlabel": "size", "ylabel": "busbw (GB/s)", "sizes": True,
-                               "series": series, "legend": True})  # fmt: skip
-            sec.plot(f"predicted-{name}", f"{name}: predicted busbw per algorithm at 1M GPUs",
+                one = part[(part["op"] == op) & (part["bytes"] > 0)]
+                series = []
+                for i, (algo, g) in enumerate(one.groupby("algorithm", sort=True)):
+                    big, small = g[g["gpus"] == SCALES[-1]], g[g["gpus"] == SCALES[0]]
+                    series.append({"label": algo, "x": big["bytes"], "y": big["busbw_GBps"], "color": f"C{i % 10}",
+                                   "low": _bw(big, "time_us_high"), "high": _bw(big, "time_us_low")})  # fmt: skip
+                    series.append({"label": f"_{algo} 200k", "x": small["bytes"], "y": small["busbw_GBps"],
+                                   "color": f"C{i % 10}", "style": "--", "marker": ""})  # fmt: skip
+                panels.append({"title": f"{op}: 1M GPUs (200k dashed)", "xlabel": "size", "ylabel": "busbw (GB/s)",
+                               "sizes": True, "series": series, "legend": True})  # fmt: skip
+            sec.plot(f"predicted-{name}", f"{name}: predicted busbw per algorithm at 1M GPUs (band: 95 %), 200k dashed",
                      plots.figure(panels, width_in=10, height_in=2.8))  # fmt: skip
     if auto is not None:
         rows = []
