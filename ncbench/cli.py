@@ -42,9 +42,9 @@ Format = Annotated[str, typer.Option("--format", help="stdout: table | csv | jso
 ThreadLevel = Annotated[str, typer.Option("--thread-level", help="MPI thread level: auto | single | funneled | serialized | multiple.")]
 
 
-def _check_format(fmt: str) -> None:
-    if fmt not in ("table", "csv", "json"):
-        raise NcbenchError(f"--format {fmt!r}: choose table, csv or json")
+def _check_format(fmt: str, choices: tuple[str, ...] = ("table", "csv", "json")) -> None:
+    if fmt not in choices:
+        raise NcbenchError(f"--format {fmt!r}: choose {', '.join(choices[:-1])} or {choices[-1]}")
 
 
 def _list(text: str, everything: tuple[str, ...]) -> tuple[str, ...]:
@@ -263,7 +263,7 @@ def health_cmd(
 
     opts = command.Options(
         suite=suite, nbytes=parse_size(nbytes, what="--bytes") if nbytes else None,
-        criteria=Criteria(slow_ratio=slow_ratio, z_slow=z, max_drain_fraction=max_drain), timeout_s=timeout,
+        criteria=Criteria(slow_ratio=slow_ratio, z_slow=z), timeout_s=timeout,
         ranks_per_node=ranks_per_node or None, hosts_per_leaf=hosts_per_leaf or None, leaves_per_pod=leaves_per_pod or None,
         topology=topology_path, adaptive_routing=adaptive_routing, baseline=baseline, update_baseline=update_baseline,
         out=out, prom_dir=prom_dir, drain=drain, max_drain_fraction=max_drain, exit_zero=exit_zero, cluster=cluster,
@@ -281,8 +281,7 @@ def health_history_cmd(
     """Show the fleet's (or one node's) health over nights from the stored verdicts."""
     from .health import history
 
-    if fmt not in ("table", "json"):
-        raise NcbenchError(f"--format {fmt!r}: choose table or json")
+    _check_format(fmt, ("table", "json"))
     print(history.render(history.rows(history.load(folder), node or None)[-max(last, 1):], fmt), end="")
 
 
@@ -307,8 +306,7 @@ def health_simulate_cmd(
     from .topology import load
     from .units import parse_int_list
 
-    if fmt not in ("table", "json"):
-        raise NcbenchError(f"--format {fmt!r}: choose table or json")
+    _check_format(fmt, ("table", "json"))
     if suite not in suites.SUITES:
         raise NcbenchError(f"unknown suite {suite!r}; choose {' or '.join(suites.SUITES)}")
     if trials < 1:

@@ -117,15 +117,15 @@ def _cell(value):
 
 def files(paths) -> list[Path]:
     """Return the results CSV files named by `paths` (files, or directories of them), in order."""
-    files = []
+    found = []
     for p in map(Path, paths):
         if p.is_dir():
-            files.extend(sorted(p.glob("*.csv")))
+            found.extend(sorted(p.glob("*.csv")))
         elif p.exists():
-            files.append(p)
+            found.append(p)
         else:
             raise NcbenchError(f"{p}: no such file or directory", EXIT_USAGE)
-    return files
+    return found
 
 
 def load(*paths) -> "pd.DataFrame":  # noqa: F821 - pandas is imported late

@@ -22,7 +22,6 @@ class Criteria:
     z_slow: float = 6.0  # and at least 6 robust sd below the peers: 25,000 nodes x 1e-9 false strikes a night
     shared_fraction: float = 0.5  # this share of a rail's or leaf's members failing together is a shared cause
     shared_min: int = 3  # ... and at least this many (two bad nodes on one leaf are two bad nodes)
-    max_drain_fraction: float = 0.01  # more confirmed failures than this share of nodes: drain none
 
     def check(self) -> None:
         from ..errors import NcbenchError

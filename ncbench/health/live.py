@@ -259,7 +259,7 @@ class MPIRunner:
                 tasks.setdefault(rank, []).append({"i": i, "kind": kind, "role": role, "nbytes": nbytes, **extra})
         return {r: sorted(t, key=lambda x: x["kind"] not in ("loopback",)) for r, t in tasks.items()}
 
-    def _flows_as_sendrecv(self, tests: Tests, tasks: dict) -> None:
+    def _flows_as_sendrecv(self, tasks: dict) -> None:
         """A rank in a shift round sends one flow and receives another at once: merge them into one exchange."""
         for rank, mine in tasks.items():
             flows = [t for t in mine if t["kind"] == "flow"]
@@ -288,7 +288,7 @@ class MPIRunner:
         comm = self.where.comm
         self.round_no += 1
         tasks = self._tasks(tests)
-        self._flows_as_sendrecv(tests, tasks)
+        self._flows_as_sendrecv(tasks)
         alive_ranks = [r for r in range(comm.size) if not self.unreachable[self.job.node_of[r]]]
         budget = self.where.timeout_s
         start = time.monotonic()

@@ -420,27 +420,22 @@ class Orchestrator:
                              evidence=[{"class": key, "peer_ref_tonight": round(tonight, 4), "baseline_p50": p50,
                                         "ratio_to_baseline": round(tonight / p50, 4)}])  # fmt: skip
         failing = [e for e in self.out.entities if e["status"] == FAIL and e["kind"] in ("node", "nic") and "node" in e]
-        groups: dict[str, list[dict]] = {}
+        groups: dict[str, tuple[int, list[dict]]] = {}  # key -> (nodes in the group, its failing entities)
         index = {name: n for n, name in enumerate(self.runner.names)} if failing else {}
+        H = self.fabric.hosts_per_leaf
         for e in failing:
-            node = index[e["node"]]
-            rails = [e["rail"]] if "rail" in e else list(range(self.fabric.rails))
-            for r in rails:
-                groups.setdefault(f"rail{r}", []).append(e)
-                groups.setdefault(f"rail{r} leaf{self.fabric.leaf(node)}", []).append(e)
-        members = {f"rail{r}": self.fabric.nodes for r in range(self.fabric.rails)}
-        for key in groups:
-            if " leaf" in key:
-                leaf = int(key.split("leaf")[1])
-                members[key] = min(self.fabric.hosts_per_leaf, self.fabric.nodes - leaf * self.fabric.hosts_per_leaf)
+            leaf = self.fabric.leaf(index[e["node"]])
+            for r in [e["rail"]] if "rail" in e else range(self.fabric.rails):
+                groups.setdefault(f"rail{r}", (self.fabric.nodes, []))[1].append(e)
+                groups.setdefault(f"rail{r} leaf{leaf}", (min(H, self.fabric.nodes - leaf * H), []))[1].append(e)
         grouped: set[int] = set()
-        for key, entries in sorted(groups.items(), key=lambda kv: len(kv[0])):
+        for key, (members, entries) in sorted(groups.items(), key=lambda kv: len(kv[0])):  # rails before leaves
             nodes = {e["node"] for e in entries}
-            if len(nodes) >= max(self.criteria.shared_min, self.criteria.shared_fraction * members[key]):
+            if len(nodes) >= max(self.criteria.shared_min, self.criteria.shared_fraction * members):
                 if all(id(e) in grouped for e in entries):
                     continue
                 self._entity("group", key, FAIL, "NCB-SHARED-CAUSE", drain=False, members=sorted(nodes)[:10],
-                             evidence=[{"failing_nodes": len(nodes), "members": members[key]}])  # fmt: skip
+                             evidence=[{"failing_nodes": len(nodes), "members": members}])  # fmt: skip
                 grouped.update(id(e) for e in entries)
         self.out.entities = [e for e in self.out.entities if id(e) not in grouped]
 
