@@ -27,6 +27,10 @@ class NCCLBackend(Backend):
     def unavailable(cls, **options) -> str | None:
         return gpu.unavailable()
 
+    @classmethod
+    def memory_problem(cls, bytes_per_rank: int, hosts: list[str], rank: int, **options) -> str | None:
+        return gpu.device_memory_problem(bytes_per_rank, hosts, rank)
+
     def __init__(self, comm, *, hosts, graph: bool = False, **options):
         import cupy
         from cupy.cuda import nccl
@@ -35,7 +39,8 @@ class NCCLBackend(Backend):
         local, local_size = gpu.local_rank(hosts, comm.rank)
         self.device = gpu.select_device(local, local_size, cupy.cuda.runtime.getDeviceCount())
         cupy.cuda.Device(self.device).use()  # before the communicator and before any allocation
-        self.stream = cupy.cuda.Stream(non_blocking=True)  # no implicit sync with the legacy stream
+        self.stream = cupy.cuda.Stream(non_blocking=True)  # no implicit sync with the legacy stream ...
+        self.stream.use()  # ... so CuPy's own kernels (zeroing, check data) must run on it too, in order
         self.xp = cupy
         self.timing = "graph" if graph else "host+events"
         uid = nccl.get_unique_id() if comm.rank == 0 else None  # bytes from CuPy 14, a tuple before
@@ -80,6 +85,9 @@ class NCCLBackend(Backend):
 
     def decode(self, stored, dt: DType):
         return gpu.decode(self.cupy, stored, dt)
+
+    def describe_device(self) -> tuple[int, str, str]:
+        return gpu.describe_device()
 
     def versions(self) -> dict:
         found = {"nccl": str(self.nccl.get_version()), "nccl_build": str(self.nccl.get_build_version())}
