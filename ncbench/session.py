@@ -14,7 +14,6 @@ from . import records, sysinfo
 from .errors import EXIT_FAIL, EXIT_OK, NcbenchError
 
 MEASURE_COMMANDS = ("allreduce", "allgather", "reducescatter", "broadcast", "reduce", "alltoall", "sendrecv", "p2p")
-MEMORY_SHARE = 0.8  # of MemAvailable that a node's ranks may use for buffers
 SLOWEST_SHARE = 0.25  # the summary names a slow rank only if it was late in this share of measurements
 
 
@@ -75,22 +74,6 @@ def agree(comm, error: str | None) -> None:
     first = next((e for e in errors if e), None)
     if first:
         raise NcbenchError(first)
-
-
-def _check_memory(comm, bytes_per_rank: int, local_ranks: int) -> None:
-    error = None
-    try:
-        with open("/proc/meminfo") as f:
-            avail_kib = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:"))
-        budget = avail_kib * 1024 * MEMORY_SHARE / max(1, local_ranks)
-        if bytes_per_rank > budget:
-            error = (
-                f"the largest size needs {bytes_per_rank / 2**30:.2f} GiB of buffers per rank, but "
-                f"{local_ranks} ranks share {avail_kib / 2**20:.1f} GiB available on {jobs.hostname()}; lower -e"
-            )
-    except (OSError, StopIteration, ValueError):
-        pass  # no /proc/meminfo: let the allocation itself fail
-    agree(comm, error)
 
 
 def node_steps(launch: Launch, job: jobs.Job) -> tuple[int, ...]:
@@ -169,8 +152,12 @@ def exit_code(rows: list[dict]) -> int:
     return EXIT_FAIL if any((r.get("wrong") or 0) > 0 for r in rows) else EXIT_OK
 
 
-def preamble(label: str, sweep_text: str, members: list[int], job: jobs.Job, n: int, backend, pids: dict) -> list[str]:
-    """Return nccl-tests' preamble lines for one node step (version, sweep, one line per rank)."""
+def preamble(label: str, sweep_text: str, members: list[int], job: jobs.Job, n: int, backend, pids: dict,
+             devices: list | None = None) -> list[str]:
+    """Return nccl-tests' preamble lines for one node step (version, sweep, one line per rank).
+
+    `devices[i]` is member i's (CUDA device, bus id, model) on GPU backends; host ranks show their node.
+    """
     from . import __version__
 
     lines = [
@@ -181,10 +168,13 @@ def preamble(label: str, sweep_text: str, members: list[int], job: jobs.Job, n: 
         f"# Using devices (nodes: {n}{' emulated' if job.emulated else ''}, ranks: {len(members)})",
     ]
     for i, world_rank in enumerate(members):
-        lines.append(
-            f"#  Rank {i:2d} Group  0 Pid {pids.get(world_rank, 0):6d} on {job.hosts[world_rank]:>10} device {job.node_of[world_rank]:2d} "
-            f"[node {job.node_of[world_rank]}] {backend.timing} buffers"
+        device = devices[i] if devices else None
+        where = (
+            f"device {device[0]:2d} [{device[1]}] {device[2]} [node {job.node_of[world_rank]}]"
+            if device
+            else f"device {job.node_of[world_rank]:2d} [node {job.node_of[world_rank]}] {backend.timing} buffers"
         )
+        lines.append(f"#  Rank {i:2d} Group  0 Pid {pids.get(world_rank, 0):6d} on {job.hosts[world_rank]:>10} {where}")
     return lines
 
 
@@ -269,7 +259,7 @@ def run_collective(sweep, launch: Launch) -> int:
         for dt in map(ops.dtype, sweep.dtypes)
         for big in [operation.layout(sweep.max_bytes, comm.size, dt.size)]
     )
-    _check_memory(comm, need, job.hosts.count(job.hosts[comm.rank]))
+    agree(comm, backend_cls.memory_problem(need, list(job.hosts), comm.rank, **options))
     meta = metadata(comm, job, sweep.op, backend_cls, asdict(sweep), steps)
     writer = open_writer(comm, launch, meta, f"{sweep.op}-{sweep.backend}")
     watchdog = Watchdog(f"rank {comm.rank} on {job.hosts[comm.rank]}", launch.timeout_s)
@@ -298,9 +288,10 @@ def run_collective(sweep, launch: Launch) -> int:
             guard = Guard(sub, comm, members, [job.hosts[r] for r in members],
                           timeout_s=launch.timeout_s, watchdog=watchdog, injector=injector)  # fmt: skip
             ctx = measure.Context(sub, backend, guard, injector, members, guard.hosts, n, job.ranks_per_node(n))
+            devices = sub.gather(backend.describe_device(), root=0)
             if comm.rank == 0:
                 pids = {p["rank"]: p["pid"] for p in meta["processes"]}
-                lines = preamble(sweep.op, sweep_line(sweep, launch.graph), members, job, n, backend, pids)
+                lines = preamble(sweep.op, sweep_line(sweep, launch.graph), members, job, n, backend, pids, devices)
                 lines.append(f"# Timing: {TIMING[backend.timing]}")
                 if backend.init_s:
                     lines.append(f"# {backend.name} communicator of {sub.size} ranks created in {init_s:.3f} s")

@@ -2,6 +2,24 @@
 
 from ..ops import DType
 
+MEMORY_SHARE = 0.8  # of MemAvailable that a node's ranks may use for buffers
+
+
+def host_memory_problem(bytes_per_rank: int, hosts: list[str], rank: int) -> str | None:
+    """Return why `bytes_per_rank` of host buffers will not fit beside this host's other ranks, or None."""
+    local_ranks = hosts.count(hosts[rank])
+    try:
+        with open("/proc/meminfo") as f:
+            avail_kib = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError):
+        return None  # no /proc/meminfo: let the allocation itself fail
+    if bytes_per_rank <= avail_kib * 1024 * MEMORY_SHARE / max(1, local_ranks):
+        return None
+    return (
+        f"the largest size needs {bytes_per_rank / 2**30:.2f} GiB of buffers per rank, but "
+        f"{local_ranks} ranks share {avail_kib / 2**20:.1f} GiB available on {hosts[rank]}; lower -e"
+    )
+
 
 class Backend:
     """Defaults for the hooks the harness calls; a backend overrides what its hardware changes."""
@@ -14,6 +32,11 @@ class Backend:
     def unavailable(cls, **options) -> str | None:
         """Return why this backend cannot run in this process, or None (checked on every rank)."""
         return None
+
+    @classmethod
+    def memory_problem(cls, bytes_per_rank: int, hosts: list[str], rank: int, **options) -> str | None:
+        """Return why this rank's buffers will not fit where this backend keeps them, or None."""
+        return host_memory_problem(bytes_per_rank, hosts, rank)
 
     @staticmethod
     def unsupported(dt: DType) -> str | None:
@@ -46,6 +69,10 @@ class Backend:
 
     def decode(self, stored, dt: DType):
         return stored
+
+    def describe_device(self) -> tuple[int, str, str] | None:
+        """Return this rank's (CUDA device, PCI bus id, model) on GPU buffers, None on host buffers."""
+        return None
 
     def versions(self) -> dict:
         """Return versions beyond the run's own (MPI, mpi4py, numpy, ncbench): NCCL, CUDA, GPU."""

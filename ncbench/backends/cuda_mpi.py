@@ -28,6 +28,12 @@ class CudaMPIBackend(MPIBackend):
             f"labelled staged), --assume-cuda-aware if you know better, or use --backend nccl"
         )
 
+    @classmethod
+    def memory_problem(cls, bytes_per_rank: int, hosts: list[str], rank: int, *, staged: bool = False,
+                       **options) -> str | None:  # fmt: skip
+        on_device = gpu.device_memory_problem(bytes_per_rank, hosts, rank)
+        return on_device or (super().memory_problem(bytes_per_rank, hosts, rank) if staged else None)
+
     def __init__(self, comm, *, hosts, staged: bool = False, **options):
         import cupy
 
@@ -51,6 +57,9 @@ class CudaMPIBackend(MPIBackend):
         if isinstance(array, np.ndarray):
             return super().message(array, count)
         return [array, count, MPI.Datatype.fromcode(array.dtype.char)]  # mpi4py reads __cuda_array_interface__
+
+    def describe_device(self) -> tuple[int, str, str]:
+        return gpu.describe_device()
 
     def versions(self) -> dict:
         return {"cuda_aware_mpi": "{} ({})".format(*gpu.cuda_aware_mpi()), **gpu.gpu_metadata()}

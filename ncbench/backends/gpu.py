@@ -111,18 +111,53 @@ def captured_batch(stream, call, iters: int):
     return lambda: graph.launch(stream)
 
 
+DEVICE_RESERVE_BYTES = 1 << 30  # left free for the CUDA context and NCCL's own buffers (channels x peers)
+
+
+def describe_device() -> tuple[int, str, str]:
+    """Return the current CUDA device's (ordinal, PCI bus id, model name)."""
+    import cupy
+
+    device = cupy.cuda.Device()
+    name = cupy.cuda.runtime.getDeviceProperties(device.id)["name"]
+    return device.id, device.pci_bus_id, name.decode() if isinstance(name, bytes) else str(name)
+
+
+def device_memory_problem(bytes_per_rank: int, hosts: list[str], rank: int) -> str | None:
+    """Return why `bytes_per_rank` of buffers will not fit on the GPU this rank will use, or None.
+
+    Asked before any communicator exists, on the device `select_device` will choose, so a sweep too
+    large for the GPU is one sentence (exit 64) instead of an out-of-memory error mid-run.
+    """
+    import cupy
+
+    local, local_size = local_rank(hosts, rank)
+    try:
+        with cupy.cuda.Device(select_device(local, local_size, cupy.cuda.runtime.getDeviceCount())):
+            free, total = cupy.cuda.runtime.memGetInfo()
+            ordinal, _, name = describe_device()
+    except NcbenchError as err:
+        return str(err)
+    if bytes_per_rank + DEVICE_RESERVE_BYTES <= free:
+        return None
+    return (
+        f"the largest size needs {bytes_per_rank / 2**30:.2f} GiB of GPU buffers per rank (plus "
+        f"{DEVICE_RESERVE_BYTES / 2**30:.0f} GiB kept for CUDA and NCCL), but device {ordinal} ({name}) on "
+        f"{hosts[rank]} has {free / 2**30:.1f} GiB free of {total / 2**30:.1f} GiB; lower -e"
+    )
+
+
 def gpu_metadata() -> dict:
     """Return GPU model, driver, CUDA runtime and CuPy versions, and `nvidia-smi topo -m` if it runs."""
     import cupy
 
     runtime = cupy.cuda.runtime
-    device = cupy.cuda.Device()
-    props = runtime.getDeviceProperties(device.id)
-    name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+    ordinal, bus_id, name = describe_device()
+    props = runtime.getDeviceProperties(ordinal)
     meta = {
         "gpu": name,
         "gpu_memory_bytes": int(props.get("totalGlobalMem", 0)),
-        "pci_bus_id": device.pci_bus_id,
+        "pci_bus_id": bus_id,
         "cuda_driver": runtime.driverGetVersion(),
         "cuda_runtime": runtime.runtimeGetVersion(),
         "cupy": cupy.__version__,
