@@ -1,50 +1,152 @@
-"""On a real GPU: every collective through NCCL and CUDA-aware/staged MPI, with graphs and events.
+"""GPU backends end to end under mpiexec: on a real GPU where CuPy sees one, and always on fakegpu.
 
-One GPU means one rank per GPU: a communicator of size 1 is legal in NCCL and exercises the whole path.
-Skipped cleanly where CuPy sees no GPU (CI).
+`gpu`: every visible GPU gets a rank (one H100 means a communicator of size 1, legal in NCCL, which
+exercises the whole path but cannot catch a wrong rank offset). Skipped where CuPy sees no GPU (CI).
+`fakegpu`: tests/fakegpu's strict stand-in for CuPy and NCCL on MPI, with 3 ranks, so rank offsets,
+grouped send/recv, stream order and graph capture are checked on every CI run. It proves logic, not speed.
 """
 
+import os
+
 import pytest
-from conftest import requires_mpi, run_mpi
+from conftest import ROOT, requires_mpi, run_mpi
 
 from ncbench import records
 from ncbench.backends import gpu
 
-pytestmark = [
-    requires_mpi,
-    pytest.mark.gpu,
-    pytest.mark.skipif(gpu.unavailable() is not None, reason=str(gpu.unavailable())),
-]
-QUICK = ("--time-budget", "0.01", "--samples", "3", "-w", "2", "-b", "8", "-e", "1M", "-f", "16")
+pytestmark = [requires_mpi]
+FAKE = {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "fakegpu"), os.environ.get("PYTHONPATH", "")])}
 COLLECTIVES = ("allreduce", "allgather", "reducescatter", "broadcast", "reduce", "alltoall", "sendrecv")
+
+
+class Platform:
+    def __init__(self, name: str):
+        self.name = name
+        self.env = dict(FAKE) if name == "fakegpu" else {}
+        if name == "gpu":
+            import cupy
+
+            self.ranks = min(4, cupy.cuda.runtime.getDeviceCount())
+            self.quick = ("--time-budget", "0.01", "--samples", "3", "-w", "2", "-b", "8", "-e", "1M", "-f", "16")
+        else:
+            self.ranks = 3
+            self.quick = ("--time-budget", "0.002", "--samples", "3", "-w", "1", "-b", "8", "-e", "64K", "-f", "16")
+
+    def run(self, *args, env=None, ranks=None, timeout=300):
+        return run_mpi(ranks or self.ranks, *args, env={**self.env, **(env or {})}, timeout=timeout)
+
+
+@pytest.fixture(params=["gpu", "fakegpu"])
+def platform(request):
+    if request.param == "gpu" and gpu.unavailable() is not None:
+        pytest.skip(str(gpu.unavailable()))
+    return Platform(request.param)
+
+
+def _clean(frame) -> bool:
+    return bool(((frame.wrong == 0) | (frame.wrong == -1)).all())
 
 
 @pytest.mark.parametrize("graph", [False, True])
 @pytest.mark.parametrize("op", COLLECTIVES)
-def test_nccl_collectives_are_correct(tmp_path, op, graph):
+def test_nccl_collectives_are_correct(platform, tmp_path, op, graph):
     out = tmp_path / "r.csv"
-    extra = ["-d", "all", "-o", "all"] if op in ("allreduce", "reduce", "reducescatter") else ["-d", "all"]
-    done = run_mpi(1, op, "--backend", "nccl", *QUICK, *extra, *(["--graph"] if graph else []), "--out", out)
+    extra = ["-d", "all"] + (["-r", "-1"] if op in ("broadcast", "reduce") else [])
+    done = platform.run(op, "--backend", "nccl", *platform.quick, *extra, *(["--graph"] if graph else []), "--out", out)
     assert done.returncode == 0, done.stdout + done.stderr
     frame = records.load(out)
-    assert "bfloat16" in set(frame.dtype) and "half" in set(frame.dtype)
-    assert ((frame.wrong == 0) | (frame.wrong == -1)).all()
-    assert (frame.device_time_us > 0).all()
-    assert set(frame.timing) == {"graph" if graph else "host+events"}
+    assert {"bfloat16", "half", "double", "int8"} <= set(frame.dtype) and _clean(frame)
+    assert (frame.wrong == 0).any() and (frame.device_time_us > 0).all()
+    assert set(frame.timing) == {"graph" if graph else "host+events"} and set(frame.nranks) == {platform.ranks}
     meta = records.load_meta(out)
     assert meta["communicators"][0]["init_s"] > 0 and "nccl" in meta["backend_versions"]
+    assert meta["backend_versions"]["gpu"] and meta["backend_versions"]["cuda_runtime"]
+    devices = [line.split(" device ")[1].split()[0] for line in done.stdout.splitlines() if line.startswith("#  Rank")]
+    assert devices == [str(d) for d in range(platform.ranks)]  # one GPU per rank, from the local rank
 
 
-def test_nccl_names_a_corrupting_rank(tmp_path):
-    done = run_mpi(1, "allreduce", "--backend", "nccl", *QUICK, "--out", tmp_path / "r.csv",
-                   env={"NCBENCH_INJECT": "corrupt:rank=0"})  # fmt: skip
-    assert done.returncode == 2 and "came from rank(s) 0" in done.stdout
+@pytest.mark.parametrize("op", ["allreduce", "reduce", "reducescatter"])
+def test_nccl_every_reduction_op(platform, tmp_path, op):
+    out = tmp_path / "r.csv"
+    done = platform.run(op, "--backend", "nccl", *platform.quick, "-d", "bfloat16,half,float,int32,uint8", "-o", "all",
+                        "--out", out)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    frame = records.load(out)
+    assert set(frame.redop) == {"sum", "prod", "max", "min", "avg"} and _clean(frame)
+
+
+def test_nccl_names_a_corrupting_rank(platform, tmp_path):
+    bad = platform.ranks - 1
+    done = platform.run("allreduce", "--backend", "nccl", *platform.quick, "--out", tmp_path / "r.csv",
+                        env={"NCBENCH_INJECT": f"corrupt:rank={bad}"})  # fmt: skip
+    assert done.returncode == 2 and f"came from rank(s) {bad}" in done.stdout, done.stdout + done.stderr
+
+
+def test_nccl_times_a_communicator_per_node_step(platform, tmp_path):
+    if platform.ranks < 2:
+        pytest.skip("one GPU: a single node step")
+    out = tmp_path / "r.csv"
+    done = platform.run("allreduce", "--backend", "nccl", *platform.quick, "--ranks-per-node", "1",
+                        "--nodes", f"1,{platform.ranks}", "--out", out)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    steps = records.load_meta(out)["communicators"]
+    assert [(s["nnodes"], s["nranks"]) for s in steps] == [(1, 1), (platform.ranks, platform.ranks)]
+    assert all(s["init_s"] > 0 for s in steps) and done.stdout.count("nccl communicator of") == 2
 
 
 @pytest.mark.parametrize("op", COLLECTIVES)
-def test_cuda_mpi_staged_is_correct_and_labelled(tmp_path, op):
+def test_cuda_mpi_staged_is_correct_and_labelled(platform, tmp_path, op):
     out = tmp_path / "r.csv"
-    done = run_mpi(1, op, "--backend", "cuda-mpi", "--staged", *QUICK, "--out", out)
+    done = platform.run(op, "--backend", "cuda-mpi", "--staged", *platform.quick, "-d", "float,half,int64", "--out", out)
     assert done.returncode == 0, done.stdout + done.stderr
     frame = records.load(out)
-    assert ((frame.wrong == 0) | (frame.wrong == -1)).all() and (frame.timing.str.contains("staged")).all()
+    assert _clean(frame) and (frame.timing.str.contains("staged")).all()
+
+
+def test_cuda_mpi_on_device_buffers_when_assumed_aware(tmp_path):
+    out = tmp_path / "r.csv"
+    done = run_mpi(3, "alltoall", "--backend", "cuda-mpi", "--assume-cuda-aware", *Platform("fakegpu").quick,
+                   "--out", out, env=FAKE)  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _clean(records.load(out)) and set(records.load(out).timing) == {"host, CUDA-aware MPI"}
+
+
+def test_cuda_mpi_refuses_a_library_that_is_not_cuda_aware(tmp_path):
+    done = run_mpi(2, "allreduce", "--backend", "cuda-mpi", "--out", tmp_path / "r.csv", env=FAKE)
+    assert done.returncode == 64 and "not CUDA-aware" in done.stderr and "--staged" in done.stderr
+    assert not (tmp_path / "r.csv").exists()
+
+
+# -- failures on fakegpu: each is one sentence and the documented exit code ------------------------------
+QUICK_FAKE = Platform("fakegpu").quick
+
+
+def test_an_asynchronous_nccl_error_names_the_rank_and_exits_3(tmp_path):
+    done = run_mpi(3, "allreduce", "--backend", "nccl", *QUICK_FAKE, "--out", tmp_path / "r.csv",
+                   env={**FAKE, "FAKEGPU_ASYNC_ERROR": "2"})  # fmt: skip
+    assert done.returncode == 3 and "NCCL reported an error on rank 2" in done.stderr, done.stderr
+
+
+def test_a_stalled_rank_ends_the_run_with_exit_3_not_a_hang(tmp_path):
+    out = tmp_path / "r.csv"
+    done = run_mpi(3, "allreduce", "--backend", "nccl", *QUICK_FAKE, "--timeout", "3", "--out", out,
+                   env={**FAKE, "NCBENCH_INJECT": "stall:rank=1:after=3"}, timeout=120)  # fmt: skip
+    assert done.returncode == 3 and "waited 3 s inside allreduce" in done.stderr, done.stderr
+    assert "abort failed" not in done.stderr  # the watchdog aborted the NCCL communicator first
+    assert records.load_meta(out)["status"] == "running"  # the sidecar says the run did not finish
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "says"),
+    [
+        ({"FAKEGPU_NO_DRIVER": "1"}, (), "CuPy cannot reach a CUDA GPU here"),
+        ({"CUDA_VISIBLE_DEVICES": "0"}, (), "only 1 GPU(s) are visible (CUDA_VISIBLE_DEVICES=0)"),
+        ({"FAKEGPU_MEMORY_GIB": "1.5"}, ("-b", "512M", "-e", "512M"), "GiB free of 1.5 GiB; lower -e"),
+        ({}, ("--graph", "--staged"), "needs --backend cuda-mpi"),
+    ],
+    ids=["no-driver", "too-few-gpus", "too-big-for-the-gpu", "staged-on-nccl"],
+)
+def test_gpu_backends_refuse_in_one_sentence(tmp_path, env, args, says):
+    done = run_mpi(2, "allreduce", "--backend", "nccl", *args, "--out", tmp_path / "r.csv", env={**FAKE, **env})
+    assert done.returncode == 64 and says in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "r.csv").exists()

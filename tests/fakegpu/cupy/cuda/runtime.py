@@ -1,0 +1,38 @@
+"""cupy.cuda.runtime of the fake GPU: the queries ncbench makes."""
+
+from .. import _state
+
+
+class CUDARuntimeError(RuntimeError):
+    pass
+
+
+def getDeviceCount():
+    return _state.device_count()
+
+
+def getDevice():
+    return _state.current_device
+
+
+def getDeviceProperties(device):
+    if not 0 <= device < _state.device_count():
+        raise CUDARuntimeError("cudaErrorInvalidDevice: invalid device ordinal")
+    return {"name": b"FakeGPU (tests/fakegpu)", "totalGlobalMem": _state.memory_bytes(), "major": 9, "minor": 0}
+
+
+def driverGetVersion():
+    return 12080
+
+
+def runtimeGetVersion():
+    return 12080
+
+
+def memGetInfo():
+    total = _state.memory_bytes()
+    return max(0, total - _state.allocated_bytes()), total
+
+
+def deviceSynchronize():
+    _state.device_synchronized()
