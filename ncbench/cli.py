@@ -40,6 +40,8 @@ Samples = Annotated[int, typer.Option("--samples", help="Timed samples per size 
 Out = Annotated[Path | None, typer.Option("--out", help="Results CSV (default results/runs/<run_id>.csv); never overwritten.")]
 Format = Annotated[str, typer.Option("--format", help="stdout: table | csv | json (one object per line).")]
 ThreadLevel = Annotated[str, typer.Option("--thread-level", help="MPI thread level: auto | single | funneled | serialized | multiple.")]
+BackendName = Annotated[str, typer.Option("--backend", help="mpi (host buffers) | nccl (CuPy + NCCL) | cuda-mpi (GPU buffers through MPI).")]
+AssumeCudaAware = Annotated[bool, typer.Option("--assume-cuda-aware", help="cuda-mpi: trust an MPI library that cannot say.")]
 
 
 def _check_format(fmt: str, choices: tuple[str, ...] = ("table", "csv", "json")) -> None:
@@ -65,10 +67,10 @@ def _collective_command(name: str):
         check: Check = 1,
         cycles: Annotated[int, typer.Option("-N", "--run-cycles", "--run_cycles", help="Repeat the whole sweep.")] = 1,
         timeout: Timeout = 120.0,
-        backend: Annotated[str, typer.Option("--backend", help="mpi (host buffers) | nccl (CuPy + NCCL) | cuda-mpi (GPU buffers through MPI).")] = "mpi",
+        backend: BackendName = "mpi",
         graph: Annotated[bool, typer.Option("--graph", "-G", help="nccl: capture each sample in a CUDA graph (no Python launch cost).")] = False,
         staged: Annotated[bool, typer.Option("--staged", help="cuda-mpi: copy through host memory when MPI is not CUDA-aware.")] = False,
-        assume_cuda_aware: Annotated[bool, typer.Option("--assume-cuda-aware", help="cuda-mpi: trust an MPI library that cannot say.")] = False,
+        assume_cuda_aware: AssumeCudaAware = False,
         nodes: Annotated[str, typer.Option("--nodes", help="Node counts to measure on, e.g. 1,2,4 (first N nodes each).")] = "",
         ranks_per_node: RanksPerNode = 0,
         time_budget: TimeBudget = 0.1,
@@ -115,7 +117,7 @@ for _name in COLLECTIVES:
 @app.command("p2p")
 def p2p_cmd(
     tests: Annotated[str, typer.Option("--tests", help="Comma list of latency, bw, bibw (the OSU trio).")] = "latency,bw,bibw",
-    pairs: Annotated[str, typer.Option("--pairs", help="neighbours (r, r+1) | first (0 with each) | all-nodes (first rank of each node pair) | all.")] = "neighbours",
+    pairs: Annotated[str, typer.Option("--pairs", help="neighbours (r, r+1) | first (0 with each) | all-nodes (first rank of each node pair) | all | self (each rank with itself).")] = "neighbours",
     concurrent: Annotated[bool, typer.Option("--concurrent", help="Measure disjoint pairs at once (shared links show).")] = False,
     minbytes: MinBytes = "1",
     maxbytes: MaxBytes = "4M",
@@ -125,6 +127,8 @@ def p2p_cmd(
     warmup: Warmup = 5,
     check: Check = 1,
     timeout: Timeout = 120.0,
+    backend: BackendName = "mpi",
+    assume_cuda_aware: AssumeCudaAware = False,
     ranks_per_node: RanksPerNode = 0,
     time_budget: TimeBudget = 0.05,
     samples: Samples = 10,
@@ -142,8 +146,10 @@ def p2p_cmd(
         tests=tuple(t.strip() for t in tests.split(",") if t.strip()), pairs=pairs, concurrent=concurrent,
         min_bytes=parse_size(minbytes, what="-b"), max_bytes=parse_size(maxbytes, what="-e"), step_factor=stepfactor,
         window=window, iters=iters or None, warmup=warmup, samples=samples, time_budget_s=time_budget, check=check,
+        backend=backend,
     )  # fmt: skip
-    launch = session.Launch(ranks_per_node=ranks_per_node or None, out=out, fmt=fmt, timeout_s=timeout)
+    launch = session.Launch(ranks_per_node=ranks_per_node or None, out=out, fmt=fmt, timeout_s=timeout,
+                            assume_cuda_aware=assume_cuda_aware)  # fmt: skip
     Outcome.code = session.run_p2p(sweep, launch)
 
 

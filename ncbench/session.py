@@ -318,7 +318,7 @@ def run_p2p(sweep, launch: Launch) -> int:
     from mpi4py import MPI
 
     from . import p2p
-    from .backends.mpi import MPIBackend
+    from .backends import get
     from .guard import Guard, Watchdog
     from .inject import from_env
     from .table import P2P_HEADER, Stdout, p2p_lines
@@ -327,28 +327,43 @@ def run_p2p(sweep, launch: Launch) -> int:
     job = describe_job(comm, launch)
     p2p.check_pair_sweep(sweep, comm.size)
     schedule = p2p.rounds(p2p.pairs_for(sweep.pairs, job.node_of), sweep.concurrent)
+    backend_cls = get(sweep.backend)
+    options = {"assume_cuda_aware": launch.assume_cuda_aware}
+    agree(comm, backend_cls.unavailable(can_stage=False, **options))
+    agree(comm, backend_cls.memory_problem(2 * sweep.max_bytes, list(job.hosts), comm.rank, **options))
     injector = from_env(os.environ, comm.rank)
-    meta = metadata(comm, job, "p2p", MPIBackend, asdict(sweep), (job.nnodes,))
-    writer = open_writer(comm, launch, meta, "p2p-mpi")
+    meta = metadata(comm, job, "p2p", backend_cls, asdict(sweep), (job.nnodes,))
+    writer = open_writer(comm, launch, meta, f"p2p-{sweep.backend}")
     watchdog = Watchdog(f"rank {comm.rank} on {job.hosts[comm.rank]}", launch.timeout_s)
     guard = Guard(comm, comm, list(range(comm.size)), list(job.hosts),
                   timeout_s=launch.timeout_s, watchdog=watchdog, injector=injector)  # fmt: skip
     out = Stdout(launch.fmt, list(records.RESULT_COLUMNS))
     all_rows: list[dict] = []
+    Started.running = True
+    backend = backend_cls(comm, hosts=list(job.hosts), **options)  # one communicator serves every pair
+    init_s = comm.allreduce(backend.init_s, op=MPI.MAX)
+    watchdog.on_fire = [backend.abort]
+    versions = backend.versions() if comm.rank == 0 else {}
+    devices = comm.gather(backend.describe_device(), root=0)
     if comm.rank == 0:
         order = "concurrently in disjoint rounds" if sweep.concurrent else "one pair at a time"
         title = (
-            f"# ncbench p2p: latency = half the round trip; bw/bibw with windows of {sweep.window} "
-            f"messages; pairs: {sweep.pairs}, {order}; thread-level {Started.level}"
+            f"# ncbench p2p on {sweep.backend} (timing: {backend.timing}): latency = half the round trip; "
+            f"bw/bibw with windows of {sweep.window} messages; pairs: {sweep.pairs}, {order}; thread-level {Started.level}"
         )
-        out.begin([title], collective=False)
+        lines = [title] + [f"#  Rank {r:2d} on {job.hosts[r]:>10} device {d[0]:2d} [{d[1]}] {d[2]}"
+                           for r, d in enumerate(devices) if d]  # fmt: skip
+        if backend.init_s:
+            lines.append(f"# {backend.name} communicator of {comm.size} ranks created in {init_s:.3f} s")
+        if sweep.pairs == "self" and "bibw" in sweep.tests:
+            lines.append("# a rank paired with itself has one direction only: no bibw")
+        out.begin(lines, collective=False)
         out.say(P2P_HEADER)
-    Started.running = True
     for i, members in enumerate(schedule):
         guard.checkpoint(f"p2p round {i + 1} of {len(schedule)}")
         mine = next((pair for pair in members if comm.rank in pair), None)
         pc = comm.Split(members.index(mine) if mine else MPI.UNDEFINED, comm.rank)
-        rows = p2p.measure_pair(sweep, pc, mine, injector, watchdog, job) if mine else []
+        rows = p2p.measure_pair(sweep, pc, mine, injector, watchdog, job, backend) if mine else []
         if mine:
             pc.Free()
         jobs.idle_until_all_arrive(comm)
@@ -363,10 +378,14 @@ def run_p2p(sweep, launch: Launch) -> int:
             all_rows += round_rows
             for line in p2p_lines(round_rows, list(job.hosts)):
                 out.say(line)
+    backend.close()
+    watchdog.on_fire = []
     Started.running = False
     code = exit_code(all_rows) if comm.rank == 0 else None
     if comm.rank == 0:
         out.say(f"# Results: {writer.path}")
-        writer.finish(status="complete", rows=len(all_rows), exit_code=code, findings=findings(all_rows))
+        communicators = [{"nnodes": job.nnodes, "nranks": comm.size, "backend": backend.name, "init_s": init_s}]
+        writer.finish(status="complete", rows=len(all_rows), exit_code=code, findings=findings(all_rows),
+                      communicators=communicators, backend_versions=versions)  # fmt: skip
     guard.free()
     return comm.bcast(code, root=0)

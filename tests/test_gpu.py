@@ -36,6 +36,9 @@ class Platform:
         return run_mpi(ranks or self.ranks, *args, env={**self.env, **(env or {})}, timeout=timeout)
 
 
+QUICK_FAKE = Platform("fakegpu").quick
+
+
 @pytest.fixture(params=["gpu", "fakegpu"])
 def platform(request):
     if request.param == "gpu" and gpu.unavailable() is not None:
@@ -94,6 +97,37 @@ def test_nccl_times_a_communicator_per_node_step(platform, tmp_path):
     assert all(s["init_s"] > 0 for s in steps) and done.stdout.count("nccl communicator of") == 2
 
 
+@pytest.mark.parametrize("pairs", ["self", "all"])
+def test_nccl_p2p_osu_trio(platform, tmp_path, pairs):
+    if pairs == "all" and platform.ranks < 2:
+        pytest.skip("one GPU: no pair of ranks")
+    out = tmp_path / "p.csv"
+    done = platform.run("p2p", "--backend", "nccl", "--pairs", pairs, *platform.quick[:6], "-e", "64K", "--out", out)
+    assert done.returncode == 0, done.stdout + done.stderr
+    frame = records.load(out)
+    want = {(r, r) for r in range(platform.ranks)} if pairs == "self" else {
+        (a, b) for a in range(platform.ranks) for b in range(a + 1, platform.ranks)}  # fmt: skip
+    assert set(zip(frame.peer_a, frame.peer_b)) == want and (frame.wrong == 0).all()
+    assert set(frame.op) == ({"latency", "bw"} if pairs == "self" else {"latency", "bw", "bibw"})
+    assert set(frame.backend) == {"nccl"} and (frame.device_time_us > 0).all() and (frame.algbw_GBps > 0).all()
+    assert records.load_meta(out)["communicators"][0]["init_s"] > 0
+
+
+def test_nccl_p2p_names_the_sender_of_bad_data(tmp_path):
+    done = run_mpi(2, "p2p", "--backend", "nccl", "-e", "1K", *QUICK_FAKE[:6], "--out", tmp_path / "p.csv",
+                   env={**FAKE, "NCBENCH_INJECT": "corrupt:rank=0"})  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert set(records.load(tmp_path / "p.csv").wrong_sources) == {"0"}
+
+
+def test_cuda_mpi_p2p_needs_a_cuda_aware_library(tmp_path):
+    refused = run_mpi(2, "p2p", "--backend", "cuda-mpi", "--out", tmp_path / "p.csv", env=FAKE)
+    assert refused.returncode == 64 and "not CUDA-aware" in refused.stderr and "--staged" not in refused.stderr
+    done = run_mpi(2, "p2p", "--backend", "cuda-mpi", "--assume-cuda-aware", "-e", "4K", *QUICK_FAKE[:6],
+                   "--out", tmp_path / "q.csv", env=FAKE)  # fmt: skip
+    assert done.returncode == 0 and (records.load(tmp_path / "q.csv").wrong == 0).all(), done.stderr
+
+
 @pytest.mark.parametrize("op", COLLECTIVES)
 def test_cuda_mpi_staged_is_correct_and_labelled(platform, tmp_path, op):
     out = tmp_path / "r.csv"
@@ -105,7 +139,7 @@ def test_cuda_mpi_staged_is_correct_and_labelled(platform, tmp_path, op):
 
 def test_cuda_mpi_on_device_buffers_when_assumed_aware(tmp_path):
     out = tmp_path / "r.csv"
-    done = run_mpi(3, "alltoall", "--backend", "cuda-mpi", "--assume-cuda-aware", *Platform("fakegpu").quick,
+    done = run_mpi(3, "alltoall", "--backend", "cuda-mpi", "--assume-cuda-aware", *QUICK_FAKE,
                    "--out", out, env=FAKE)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     assert _clean(records.load(out)) and set(records.load(out).timing) == {"host, CUDA-aware MPI"}
@@ -118,7 +152,6 @@ def test_cuda_mpi_refuses_a_library_that_is_not_cuda_aware(tmp_path):
 
 
 # -- failures on fakegpu: each is one sentence and the documented exit code ------------------------------
-QUICK_FAKE = Platform("fakegpu").quick
 
 
 def test_an_asynchronous_nccl_error_names_the_rank_and_exits_3(tmp_path):

@@ -91,6 +91,18 @@ def test_p2p_osu_trio(tmp_path):
     assert (frame[frame.op == "bw"].algbw_GBps > 0).all()
 
 
+def test_p2p_pairs_each_rank_with_itself(tmp_path):
+    out = tmp_path / "p.csv"
+    done = run_mpi(2, "p2p", "--pairs", "self", "--concurrent", "-e", "64K", *QUICK, "--out", out)
+    assert done.returncode == 0, done.stderr
+    frame = _rows(out)
+    assert sorted(set(zip(frame.peer_a, frame.peer_b))) == [(0, 0), (1, 1)]
+    assert set(frame.op) == {"latency", "bw"} and "no bibw" in done.stdout  # one direction only
+    assert (frame.time_us > 0).all() and (frame.wrong == 0).all()
+    alone = run_mpi(1, "p2p", "-e", "8", *QUICK, "--out", tmp_path / "q.csv")
+    assert alone.returncode == 64 and "--pairs self" in alone.stderr
+
+
 def test_delayed_rank_is_named_slowest(tmp_path):
     out = tmp_path / "r.csv"
     done = run_mpi(2, "allreduce", "-b", "8", "-e", "64", *QUICK, "--out", out,

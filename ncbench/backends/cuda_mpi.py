@@ -15,7 +15,9 @@ class CudaMPIBackend(MPIBackend):
     name = "cuda-mpi"
 
     @classmethod
-    def unavailable(cls, *, staged: bool = False, assume_cuda_aware: bool = False, **options) -> str | None:
+    def unavailable(cls, *, staged: bool = False, assume_cuda_aware: bool = False, can_stage: bool = True,
+                    **options) -> str | None:  # fmt: skip
+        """`can_stage`: the command offers --staged (collectives do; p2p, which times the link, does not)."""
         reason = gpu.unavailable()
         if reason or staged or assume_cuda_aware:
             return reason
@@ -23,10 +25,8 @@ class CudaMPIBackend(MPIBackend):
         if aware:
             return None
         verdict = "is not CUDA-aware" if aware is False else "cannot say whether it is CUDA-aware"
-        return (
-            f"this MPI library {verdict} ({how}); add --staged to copy through host memory (every row is "
-            f"labelled staged), --assume-cuda-aware if you know better, or use --backend nccl"
-        )
+        stage = "add --staged to copy through host memory (every row is labelled staged), " if can_stage else ""
+        return f"this MPI library {verdict} ({how}); {stage}add --assume-cuda-aware if you know better, or use --backend nccl"
 
     @classmethod
     def memory_problem(cls, bytes_per_rank: int, hosts: list[str], rank: int, *, staged: bool = False,

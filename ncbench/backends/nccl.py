@@ -128,6 +128,15 @@ class NCCLBackend(Backend):
             raise NcbenchError(f"backend nccl has no operation {name!r}")
         return call, result
 
+    def p2p(self, sends=(), recvs=()):
+        """Return a callable issuing these (buffer, bytes, peer) sends and receives as one NCCL group.
+
+        Peers are ranks of this backend's communicator; a peer may be this rank itself (NCCL allows it).
+        """
+        nc, st, byte = self.nccl_comm, self.stream.ptr, NCCL_TYPES["uint8"]
+        return self._grouped([(nc.send, buf.data.ptr, n, byte, peer, st) for buf, n, peer in sends] +
+                             [(nc.recv, buf.data.ptr, n, byte, peer, st) for buf, n, peer in recvs])  # fmt: skip
+
     def _grouped(self, calls):
         """Return one callable issuing these send/recv calls inside ncclGroupStart/End (no deadlock)."""
         start, end = self.nccl.groupStart, self.nccl.groupEnd
