@@ -15,7 +15,8 @@ from ncbench import records
 from ncbench.backends import gpu
 
 pytestmark = [requires_mpi]
-FAKE = {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "fakegpu"), os.environ.get("PYTHONPATH", "")])}
+FAKE = {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "fakegpu"), os.environ.get("PYTHONPATH", "")]),
+        "FAKEGPU_DEVICES": "8", "FAKEGPU_MEMORY_GIB": "80"}  # fmt: skip
 COLLECTIVES = ("allreduce", "allgather", "reducescatter", "broadcast", "reduce", "alltoall", "sendrecv")
 
 
@@ -39,7 +40,7 @@ class Platform:
 QUICK_FAKE = Platform("fakegpu").quick
 
 
-@pytest.fixture(params=["gpu", "fakegpu"])
+@pytest.fixture(params=[pytest.param("gpu", marks=pytest.mark.gpu), "fakegpu"])
 def platform(request):
     if request.param == "gpu" and gpu.unavailable() is not None:
         pytest.skip(str(gpu.unavailable()))

@@ -77,15 +77,35 @@ def groupEnd():
 def _run_group(calls) -> None:
     from mpi4py import MPI
 
-    requests, later = [], []
+    requests, later, to_self, from_self = [], [], [], []
     for _, kind, item in calls:
-        if kind == "p2p":
+        if kind == "p2p" and item.self_send is not None:
+            to_self.append(item.self_send)
+        elif kind == "p2p" and item.self_recv is not None:
+            from_self.append(item.self_recv)
+        elif kind == "p2p":
             requests.append(item())
         else:
             later.append(item)
+    if len(to_self) != len(from_self):
+        raise NcclError(5, f"{len(to_self)} send(s) to self but {len(from_self)} receive(s) from self in one group")
+    for src, dst in zip(to_self, from_self, strict=True):  # NCCL copies on the device; buffers may coincide
+        if src.size != dst.size:
+            raise NcclError(5, f"send to self of {src.size} B meets a receive of {dst.size} B")
+        dst[...] = src.copy()
     for run in later:
         run()
     MPI.Request.Waitall(requests)
+
+
+class _P2P:
+    """One send or receive: posted at groupEnd (or at once); to self it is a copy, not an MPI message."""
+
+    def __init__(self, post, self_send=None, self_recv=None):
+        self.post, self.self_send, self.self_recv = post, self_send, self_recv
+
+    def __call__(self):
+        return self.post()
 
 
 def _dispatch(stream: int, run) -> None:
@@ -225,6 +245,8 @@ class NcclCommunicator:
         if _depth > 0:
             _group.append((stream, kind, run))
         elif kind == "p2p":
+            if run.self_send is not None or run.self_recv is not None:
+                raise NcclError(5, "send/recv to self outside a group would wait for itself (deadlock)")
             _dispatch(stream, lambda: run().Wait())
         else:
             _dispatch(stream, run)
@@ -292,12 +314,14 @@ class NcclCommunicator:
     def send(self, sendbuf, count, datatype, peer, stream):
         self._check_peer(peer)
         s = _view(sendbuf, count, datatype, "send sendbuff")
-        self._submit(stream, lambda: self._live().Isend(s, dest=peer, tag=1), "p2p")
+        mine = s if peer == self._rank else None
+        self._submit(stream, _P2P(lambda: self._live().Isend(s, dest=peer, tag=1), self_send=mine), "p2p")
 
     def recv(self, recvbuf, count, datatype, peer, stream):
         self._check_peer(peer)
         r = _view(recvbuf, count, datatype, "recv recvbuff")
-        self._submit(stream, lambda: self._live().Irecv(r, source=peer, tag=1), "p2p")
+        mine = r if peer == self._rank else None
+        self._submit(stream, _P2P(lambda: self._live().Irecv(r, source=peer, tag=1), self_recv=mine), "p2p")
 
     def _check_root(self, root):
         if not 0 <= root < self._size:

@@ -36,3 +36,16 @@ def memGetInfo():
 
 def deviceSynchronize():
     _state.device_synchronized()
+
+
+memcpyDeviceToDevice = 3
+
+
+def memcpyAsync(dst, src, size, kind, stream):
+    """Copy `size` bytes between two fake-device allocations, as work on `stream`."""
+    import ctypes
+
+    if not (_state.in_device_memory(dst, size) and _state.in_device_memory(src, size)):
+        raise CUDARuntimeError("cudaErrorInvalidValue: memcpyAsync outside a device allocation")
+    _state.work(stream, "memcpyAsync")
+    ctypes.memmove(dst, src, size)
