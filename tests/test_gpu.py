@@ -7,6 +7,7 @@ grouped send/recv, stream order and graph capture are checked on every CI run. I
 """
 
 import os
+import time
 
 import pytest
 from conftest import ROOT, requires_mpi, run_mpi
@@ -159,6 +160,14 @@ def test_an_asynchronous_nccl_error_names_the_rank_and_exits_3(tmp_path):
     done = run_mpi(3, "allreduce", "--backend", "nccl", *QUICK_FAKE, "--out", tmp_path / "r.csv",
                    env={**FAKE, "FAKEGPU_ASYNC_ERROR": "2"})  # fmt: skip
     assert done.returncode == 3 and "NCCL reported an error on rank 2" in done.stderr, done.stderr
+
+
+def test_an_nccl_error_during_a_wait_is_polled_not_left_to_the_watchdog(tmp_path):
+    start = time.monotonic()  # rank 1's kernel never completes; NCCL reports the broken connection
+    done = run_mpi(3, "allreduce", "--backend", "nccl", *QUICK_FAKE, "--timeout", "100", "--out", tmp_path / "r.csv",
+                   env={**FAKE, "FAKEGPU_STUCK": "1:40"}, timeout=90)  # fmt: skip
+    assert done.returncode == 3 and "NCCL reported an error on rank 1" in done.stderr, done.stderr
+    assert time.monotonic() - start < 60 and "waited 100 s" not in done.stderr  # long before the watchdog
 
 
 def test_a_stalled_rank_ends_the_run_with_exit_3_not_a_hang(tmp_path):

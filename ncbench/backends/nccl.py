@@ -54,8 +54,17 @@ class NCCLBackend(Backend):
         return self.cupy.zeros(nelems, dtype=gpu.storage_dtype(dt))
 
     def sync(self) -> None:
-        """Wait for the stream, then surface any asynchronous NCCL error as exit 3 (could not measure)."""
-        self.stream.synchronize()
+        """Wait for the stream as nccl-tests' testStreamSynchronize does: poll it, and NCCL's async error.
+
+        A blocking cudaStreamSynchronize would sit inside a failed collective until the watchdog fired;
+        polling surfaces a NCCL error (a peer gone, a network failure) at once, as exit 3.
+        """
+        stream, check = self.stream, self._check_async_error
+        while not stream.done:  # cudaStreamQuery
+            check()
+        check()
+
+    def _check_async_error(self) -> None:
         try:
             self.nccl_comm.check_async_error()
         except Exception as err:  # noqa: BLE001 - cupy_backends NcclError, not importable without CUDA

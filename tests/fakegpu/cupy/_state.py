@@ -31,6 +31,7 @@ _local = threading.local()
 current_device = 0
 dirty: set[int] = set()  # stream pointers with unsynchronised work
 capturing: dict[int, list] = {}  # stream pointer -> recorded callables
+stuck: set[int] = set()  # streams whose NCCL kernel never completes (FAKEGPU_STUCK)
 _allocations: dict[int, tuple[int, object]] = {}  # base pointer -> (bytes, weakref)
 _bases: list[int] = []
 
@@ -57,6 +58,10 @@ def work(stream_ptr: int, what: str) -> None:
 
 
 def synchronized(stream_ptr: int) -> None:
+    while stream_ptr in stuck:  # cudaStreamSynchronize on a kernel that never ends: wait forever
+        import time
+
+        time.sleep(1)
     if stream_ptr in capturing:
         raise CaptureError("synchronising a capturing stream (cudaErrorStreamCaptureUnsupported)")
     dirty.discard(stream_ptr)

@@ -77,6 +77,14 @@ class Stream:
     def synchronize(self):
         _state.synchronized(self.ptr)
 
+    @property
+    def done(self):
+        """cudaStreamQuery: True once the stream's work is complete (which also orders it, as a sync does)."""
+        if self.ptr in _state.stuck:
+            return False
+        _state.synchronized(self.ptr)
+        return True
+
     def begin_capture(self, mode=None):
         if self.ptr == 0:
             raise RuntimeError("cannot capture on the default (legacy) stream")

@@ -108,11 +108,20 @@ class _P2P:
         return self.post()
 
 
+_calls = 0
+
+
 def _dispatch(stream: int, run) -> None:
+    global _calls
     if stream in _state.capturing:
         _state.capturing[stream].append(run)
         return
     _state.work(stream, "NCCL kernel")
+    _calls += 1
+    rank, _, after = os.environ.get("FAKEGPU_STUCK", "-1:").partition(":")
+    if rank == str(_world_rank()) and _calls > int(after or 0):
+        _state.stuck.add(stream)  # the kernel never completes; the peers wait for it inside theirs
+        return
     run()
 
 
@@ -225,6 +234,8 @@ class NcclCommunicator:
     def check_async_error(self):
         if self._aborted:
             raise NcclError(4, "communicator was aborted")
+        if _state.stuck:
+            raise NcclError(2, "NCCL network error: connection closed by remote peer (fakegpu: kernel stuck)")
         if os.environ.get("FAKEGPU_ASYNC_ERROR") == str(_world_rank()):
             raise NcclError(2, "remote process exited or there was a network error (fakegpu injected)")
 
