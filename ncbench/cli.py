@@ -61,7 +61,7 @@ def _collective_command(name: str):
         stepbytes: Annotated[str, typer.Option("-i", "--stepbytes", help="Add this many bytes when -f <= 1.")] = "1M",
         iters: Iters = 0,
         warmup: Warmup = 5,
-        datatype: Annotated[str, typer.Option("-d", "--datatype", help="int8 uint8 int32 uint32 int64 uint64 half float double bfloat16, a comma list, or all.")] = "float",
+        datatype: Annotated[str, typer.Option("-d", "--datatype", help="int8 uint8 int32 uint32 int64 uint64 half float double bfloat16 f8e4m3 f8e5m2, a comma list, or all.")] = "float",
         redop: Annotated[str, typer.Option("-o", "--op", help="Reduction: sum prod max min avg, a comma list, or all.")] = "",
         root: Annotated[int, typer.Option("-r", "--root", help="Root rank; -1 runs every root.")] = 0,
         check: Check = 1,

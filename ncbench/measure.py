@@ -143,7 +143,7 @@ def _timed_call(raw, pre):
 def measure_one(sweep, ctx, operation, dt, redop, root, layout, send, recv, in_place, state) -> dict:
     """Measure one size and placement; return the row (complete on rank 0)."""
     comm, backend = ctx.comm, ctx.backend
-    raw, _ = backend.prepare(operation.name, layout, send, recv, redop=redop, root=root, in_place=in_place)
+    raw, _ = backend.prepare(operation.name, layout, send, recv, dt=dt, redop=redop, root=root, in_place=in_place)
     pre = ctx.injector.pre_op()
     call = _timed_call(raw, pre)
     placement = "in-place" if in_place else "out-of-place"

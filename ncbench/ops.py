@@ -30,11 +30,15 @@ DTYPES = {
     "float": DType("float", "float32", 4, 1 << 24),
     "double": DType("double", "float64", 8, 1 << 53),
     "bfloat16": DType("bfloat16", "bfloat16", 2, 1 << 8),
+    "f8e4m3": DType("f8e4m3", "float8_e4m3fn", 1, 1 << 4),  # NCCL >= 2.24 on sm_90+ (nccl-tests -d f8e4m3)
+    "f8e5m2": DType("f8e5m2", "float8_e5m2", 1, 1 << 3),
 }
 DTYPE_ALIASES = {
     "float16": "half", "fp16": "half", "float32": "float", "fp32": "float", "float64": "double",
     "fp64": "double", "bf16": "bfloat16", "char": "int8", "int": "int32",
+    "float8_e4m3fn": "f8e4m3", "fp8e4m3": "f8e4m3", "float8_e5m2": "f8e5m2", "fp8e5m2": "f8e5m2",
 }  # fmt: skip
+NOT_IN_NUMPY = ("bfloat16", "float8_e4m3fn", "float8_e5m2")  # ml_dtypes (JAX's) provides them on hosts
 REDOPS = ("sum", "prod", "max", "min", "avg")
 
 
@@ -181,10 +185,10 @@ def reduced(xp: Any, dt: DType, redop: str, start: int, n: int, nranks: int) -> 
 
 
 def _np_dtype(xp: Any, dt: DType) -> Any:
-    if dt.numpy == "bfloat16" and xp.__name__ == "numpy":
-        import ml_dtypes  # numpy has no bfloat16; ml_dtypes (JAX's) provides it
+    if dt.numpy in NOT_IN_NUMPY and xp.__name__ == "numpy":
+        import ml_dtypes
 
-        return ml_dtypes.bfloat16
+        return getattr(ml_dtypes, dt.numpy)
     return xp.dtype(dt.numpy)
 
 

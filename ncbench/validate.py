@@ -45,7 +45,7 @@ def run_checked(ctx, name, dt, redop, root, layout, send, recv, in_place) -> tup
     recv[: max(layout.recv_count, layout.send_count if in_place else 0)] = 0  # no stale result passes
     input_view(name, layout, send, recv, in_place, rank)[...] = backend.encode(values, dt)
     backend.sync()  # inputs written by device kernels are complete before the op reads them
-    call, result = backend.prepare(name, layout, send, recv, redop=redop, root=root, in_place=in_place)
+    call, result = backend.prepare(name, layout, send, recv, dt=dt, redop=redop, root=root, in_place=in_place)
     call()
     backend.sync()
     per_source = np.zeros(nranks, dtype=np.int64)

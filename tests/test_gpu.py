@@ -61,6 +61,8 @@ def test_nccl_collectives_are_correct(platform, tmp_path, op, graph):
     assert done.returncode == 0, done.stdout + done.stderr
     frame = records.load(out)
     assert {"bfloat16", "half", "double", "int8"} <= set(frame.dtype) and _clean(frame)
+    if platform.name == "fakegpu":  # sm_90 and NCCL 2.27 there; a real GPU shows fp8 where it has them
+        assert {"f8e4m3", "f8e5m2"} <= set(frame.dtype)
     assert (frame.wrong == 0).any() and (frame.device_time_us > 0).all()
     assert set(frame.timing) == {"graph" if graph else "host+events"} and set(frame.nranks) == {platform.ranks}
     meta = records.load_meta(out)
@@ -73,8 +75,9 @@ def test_nccl_collectives_are_correct(platform, tmp_path, op, graph):
 @pytest.mark.parametrize("op", ["allreduce", "reduce", "reducescatter"])
 def test_nccl_every_reduction_op(platform, tmp_path, op):
     out = tmp_path / "r.csv"
-    done = platform.run(op, "--backend", "nccl", *platform.quick, "-d", "bfloat16,half,float,int32,uint8", "-o", "all",
-                        "--out", out)  # fmt: skip
+    fp8 = ",f8e4m3,f8e5m2" if platform.name == "fakegpu" else ""  # a real GPU runs them under -d all if it can
+    done = platform.run(op, "--backend", "nccl", *platform.quick, "-d", f"bfloat16,half,float,int32,uint8{fp8}",
+                        "-o", "all", "--out", out)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     frame = records.load(out)
     assert set(frame.redop) == {"sum", "prod", "max", "min", "avg"} and _clean(frame)
@@ -162,6 +165,15 @@ def test_an_asynchronous_nccl_error_names_the_rank_and_exits_3(tmp_path):
     assert done.returncode == 3 and "NCCL reported an error on rank 2" in done.stderr, done.stderr
 
 
+def test_fp8_is_left_out_of_d_all_before_hopper_as_nccl_tests_does(tmp_path):
+    out = tmp_path / "r.csv"
+    done = run_mpi(2, "allgather", "--backend", "nccl", *QUICK_FAKE, "-d", "all", "--out", out,
+                   env={**FAKE, "FAKEGPU_SM": "80"})  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    dtypes = set(records.load(out).dtype)
+    assert "bfloat16" in dtypes and not dtypes & {"f8e4m3", "f8e5m2"}
+
+
 def test_an_nccl_error_during_a_wait_is_polled_not_left_to_the_watchdog(tmp_path):
     start = time.monotonic()  # rank 1's kernel never completes; NCCL reports the broken connection
     done = run_mpi(3, "allreduce", "--backend", "nccl", *QUICK_FAKE, "--timeout", "100", "--out", tmp_path / "r.csv",
@@ -186,8 +198,9 @@ def test_a_stalled_rank_ends_the_run_with_exit_3_not_a_hang(tmp_path):
         ({"CUDA_VISIBLE_DEVICES": "0"}, (), "only 1 GPU(s) are visible (CUDA_VISIBLE_DEVICES=0)"),
         ({"FAKEGPU_MEMORY_GIB": "1.5"}, ("-b", "512M", "-e", "512M"), "GiB free of 1.5 GiB; lower -e"),
         ({}, ("--graph", "--staged"), "needs --backend cuda-mpi"),
+        ({"FAKEGPU_SM": "80"}, ("-d", "f8e4m3"), "needs NCCL 2.24 or newer and a GPU of compute capability 9.0"),
     ],
-    ids=["no-driver", "too-few-gpus", "too-big-for-the-gpu", "staged-on-nccl"],
+    ids=["no-driver", "too-few-gpus", "too-big-for-the-gpu", "staged-on-nccl", "fp8-before-hopper"],
 )
 def test_gpu_backends_refuse_in_one_sentence(tmp_path, env, args, says):
     done = run_mpi(2, "allreduce", "--backend", "nccl", *args, "--out", tmp_path / "r.csv", env={**FAKE, **env})

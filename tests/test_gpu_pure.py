@@ -24,16 +24,21 @@ def test_visible_devices_are_named_when_too_few(monkeypatch):
         gpu.select_device(0, 4, device_count=1)
 
 
-def test_bfloat16_bits_round_trip_exactly():
+@pytest.mark.parametrize(("name", "storage"), [("bfloat16", np.uint16), ("f8e4m3", np.uint8), ("f8e5m2", np.uint8)])
+def test_bits_only_floats_round_trip_exactly(name, storage):
     ml_dtypes = pytest.importorskip("ml_dtypes")
-    dt = ops.DTYPES["bfloat16"]
-    held = gpu.value_dtype(dt)
-    assert (held.numpy, held.exact_below) == ("float32", dt.exact_below)  # float32 math, bfloat16 exactness
-    values = ops.contribution(np, held, "sum", 3, 0, 500, 8)  # the pattern the NCCL backend computes
-    stored = gpu.encode(np, values, dt)
-    assert stored.dtype == np.uint16 and gpu.storage_dtype(dt) == "uint16"
-    np.testing.assert_array_equal(stored.view(ml_dtypes.bfloat16).astype(np.float32), values)  # what NCCL reads
-    np.testing.assert_array_equal(gpu.decode(np, stored, dt), values)
+    dt = ops.DTYPES[name]
+    held, real = gpu.value_dtype(dt), getattr(ml_dtypes, dt.numpy)
+    assert (held.numpy, held.exact_below) == ("float32", dt.exact_below)  # float32 math, the format's exactness
+    for nranks in (1, 3, 8):
+        values = ops.contribution(np, held, "sum", nranks - 1, 0, 500, nranks)  # what the NCCL backend computes
+        stored = gpu.encode(np, values, dt)
+        assert stored.dtype == storage and gpu.storage_dtype(dt) == np.dtype(storage).name
+        np.testing.assert_array_equal(stored.view(real).astype(np.float32), values)  # what NCCL reads
+        np.testing.assert_array_equal(gpu.decode(np, stored, dt), values)
+    every = np.arange(1 << (8 * dt.size), dtype=storage)  # every bit pattern NCCL could hand back
+    finite = np.isfinite(every.view(real).astype(np.float32))
+    np.testing.assert_array_equal(gpu.decode(np, every, dt)[finite], every.view(real).astype(np.float32)[finite])
 
 
 @requires_mpi

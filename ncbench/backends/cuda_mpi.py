@@ -64,17 +64,17 @@ class CudaMPIBackend(MPIBackend):
     def versions(self) -> dict:
         return {"cuda_aware_mpi": "{} ({})".format(*gpu.cuda_aware_mpi()), **gpu.gpu_metadata()}
 
-    def prepare(self, name: str, layout: Layout, send, recv, *, redop: str, root: int, in_place: bool):
+    def prepare(self, name: str, layout: Layout, send, recv, *, dt: DType, redop: str, root: int, in_place: bool):
         if not self.staged:
             self.sync()  # inputs written by kernels must be complete before MPI reads device memory
-            return super().prepare(name, layout, send, recv, redop=redop, root=root, in_place=in_place)
+            return super().prepare(name, layout, send, recv, dt=dt, redop=redop, root=root, in_place=in_place)
         held = max(layout.recv_count, layout.send_count) if in_place else layout.recv_count  # in place: input in recv
         dev_in = recv[:held] if in_place else send[: layout.send_count]
         dev_out = recv[:held]
         host_send = host_buffer(max(1, layout.send_count) * send.itemsize).view(send.dtype)[: layout.send_count]
         host_recv = host_buffer(max(1, held) * recv.itemsize).view(recv.dtype)[:held]
         host_in = host_recv if in_place else host_send
-        host_call, host_result = super().prepare(name, layout, host_send, host_recv, redop=redop, root=root,
+        host_call, host_result = super().prepare(name, layout, host_send, host_recv, dt=dt, redop=redop, root=root,
                                                  in_place=in_place)  # fmt: skip
 
         def staged():  # the copies are part of what a staged operation costs, so they are timed

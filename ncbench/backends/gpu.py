@@ -53,28 +53,49 @@ def unavailable() -> str | None:
     return None if count > 0 else f"no CUDA GPU is visible here; {GPU_HINT}"
 
 
+# Floats CuPy cannot hold, carried as the bits NCCL reads: storage dtype, exponent bits, mantissa bits.
+BITS = {"bfloat16": ("uint16", 8, 7), "float8_e4m3fn": ("uint8", 4, 3), "float8_e5m2": ("uint8", 5, 2)}
+
+
 def storage_dtype(dt: DType) -> str:
-    """Return the CuPy dtype that holds `dt`: CuPy has no bfloat16, so its bits live in uint16."""
-    return "uint16" if dt.numpy == "bfloat16" else dt.numpy
+    """Return the CuPy dtype that holds `dt`: bfloat16's bits live in uint16, fp8's in uint8."""
+    return BITS[dt.numpy][0] if dt.numpy in BITS else dt.numpy
 
 
 def value_dtype(dt: DType) -> DType:
-    """Return the dtype to compute `dt`'s values in: float32 for bfloat16, keeping bfloat16's exactness."""
-    return replace(dt, numpy="float32") if dt.numpy == "bfloat16" else dt
+    """Return the dtype to compute `dt`'s values in: float32 for bits-only floats, keeping their exactness."""
+    return replace(dt, numpy="float32") if dt.numpy in BITS else dt
 
 
 def encode(xp, values, dt: DType):
-    """Return `values` (float32 for bfloat16) in the storage dtype; small integers truncate exactly."""
-    if dt.numpy != "bfloat16":
+    """Return `values` (float32 for bits-only floats) in the storage dtype.
+
+    Normal numbers are truncated to the format's mantissa, which is exact for the integers and halves
+    that validation uses; zero keeps its sign. Subnormals, NaN and overflow are not encoded.
+    """
+    if dt.numpy not in BITS:
         return values
-    return (values.astype(xp.float32).view(xp.uint32) >> 16).astype(xp.uint16)
+    storage, ebits, mbits = BITS[dt.numpy]
+    width, bias = 1 + ebits + mbits, (1 << (ebits - 1)) - 1
+    b = values.astype(xp.float32).view(xp.uint32)
+    sign = (b >> (32 - width)) & (1 << (width - 1))
+    exponent = ((b >> 23) & 0xFF) - (127 - bias)  # wraps for numbers too small to be normal here
+    bits = sign | ((exponent << mbits) & ((1 << (width - 1)) - 1)) | ((b & 0x7FFFFF) >> (23 - mbits))
+    return xp.where(values == 0, sign, bits).astype(storage)
 
 
 def decode(xp, stored, dt: DType):
-    """Return stored bfloat16 bits as float32 values (exact), other dtypes unchanged."""
-    if dt.numpy != "bfloat16":
+    """Return stored bits of a bits-only float as float32 values (exact), other dtypes unchanged."""
+    if dt.numpy not in BITS:
         return stored
-    return (stored.astype(xp.uint32) << 16).view(xp.float32)
+    _, ebits, mbits = BITS[dt.numpy]
+    width, bias = 1 + ebits + mbits, (1 << (ebits - 1)) - 1
+    s = stored.astype(xp.uint32)
+    exponent, mantissa = (s >> mbits) & ((1 << ebits) - 1), s & ((1 << mbits) - 1)
+    sign = (s >> (width - 1)) << 31
+    normal = (sign | ((exponent + (127 - bias)) << 23) | (mantissa << (23 - mbits))).view(xp.float32)
+    tiny = mantissa.astype(xp.float32) * xp.float32(2.0 ** (1 - bias - mbits))  # subnormals and zero
+    return xp.where(exponent == 0, xp.where(sign > 0, -tiny, tiny), normal)
 
 
 class DeviceTimer:

@@ -9,7 +9,7 @@ from functools import partial
 import numpy as np
 
 from ..errors import NcbenchError
-from ..ops import DType, Layout
+from ..ops import NOT_IN_NUMPY, DType, Layout
 from .base import Backend
 
 HUGE_PAGE = 2 << 20
@@ -48,9 +48,9 @@ class MPIBackend(Backend):
     @staticmethod
     def unsupported(dt: DType) -> str | None:
         """Return why this backend cannot carry `dt`, or None if it can."""
-        if dt.numpy == "bfloat16":
+        if dt.numpy in NOT_IN_NUMPY:
             return (
-                "datatype bfloat16 has no MPI datatype in this MPI library; use half (float16) "
+                f"datatype {dt.name} has no MPI datatype in this MPI library; use half (float16) "
                 "on --backend mpi, or --backend nccl on GPUs"
             )
         return None
@@ -70,7 +70,7 @@ class MPIBackend(Backend):
         """
         return [self.MPI.buffer(array), count, self.MPI.Datatype.fromcode(array.dtype.char)]
 
-    def prepare(self, name: str, layout: Layout, send, recv, *, redop: str, root: int, in_place: bool):
+    def prepare(self, name: str, layout: Layout, send, recv, *, dt: DType, redop: str, root: int, in_place: bool):
         """Return (call, result): a callable issuing one `name` op, and the view holding its result."""
         comm, rank, nranks = self.comm, self.comm.rank, self.comm.size
         IN_PLACE, op, m = self.MPI.IN_PLACE, self.ops[redop], self.message

@@ -14,9 +14,11 @@ from . import gpu
 from .base import Backend
 
 NCCL_OPS = {"sum": 0, "prod": 1, "max": 2, "min": 3, "avg": 4}  # ncclRedOp_t
-# ncclDataType_t by storage dtype; CuPy has no bfloat16, so uint16 storage means NCCL_BFLOAT16
-NCCL_TYPES = {"int8": 0, "uint8": 1, "int32": 2, "uint32": 3, "int64": 4, "uint64": 5,
-              "float16": 6, "float32": 7, "float64": 8, "uint16": 9}  # fmt: skip
+# ncclDataType_t by ncbench's dtype name (storage cannot tell: fp8 and uint8 both live in uint8)
+NCCL_TYPES = {"int8": 0, "uint8": 1, "int32": 2, "uint32": 3, "int64": 4, "uint64": 5, "half": 6, "float": 7,
+              "double": 8, "bfloat16": 9, "f8e4m3": 10, "f8e5m2": 11}  # fmt: skip
+FP8 = ("f8e4m3", "f8e5m2")
+FP8_NCCL, FP8_SM = 22400, 9  # ncclFloat8e4m3/e5m2 arrived in NCCL 2.24 and need sm_90 (nccl-tests drops them below)
 
 
 class NCCLBackend(Backend):
@@ -26,6 +28,22 @@ class NCCLBackend(Backend):
     @classmethod
     def unavailable(cls, **options) -> str | None:
         return gpu.unavailable()
+
+    @staticmethod
+    def unsupported(dt: DType) -> str | None:
+        """fp8 needs NCCL >= 2.24 and a GPU of compute capability 9.0 or newer (nccl-tests' rule)."""
+        if dt.name not in FP8:
+            return None
+        import cupy
+        from cupy.cuda import nccl
+
+        major = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)["major"]
+        if nccl.get_version() < FP8_NCCL or major < FP8_SM:
+            return (
+                f"datatype {dt.name} needs NCCL 2.24 or newer and a GPU of compute capability {FP8_SM}.0 or newer; "
+                f"this is NCCL {nccl.get_version()} on compute capability {major}.x"
+            )
+        return None
 
     @classmethod
     def memory_problem(cls, bytes_per_rank: int, hosts: list[str], rank: int, **options) -> str | None:
@@ -102,10 +120,10 @@ class NCCLBackend(Backend):
         found = {"nccl": str(self.nccl.get_version()), "nccl_build": str(self.nccl.get_build_version())}
         return {**found, **gpu.gpu_metadata()}
 
-    def prepare(self, name: str, layout: Layout, send, recv, *, redop: str, root: int, in_place: bool):
+    def prepare(self, name: str, layout: Layout, send, recv, *, dt: DType, redop: str, root: int, in_place: bool):
         """Return (call, result): a callable enqueueing one `name` op, and the view holding its result."""
         nc, st, rank, nranks = self.nccl_comm, self.stream.ptr, self.comm.rank, self.comm.size
-        kind, op = NCCL_TYPES[str(recv.dtype)], NCCL_OPS[redop]
+        kind, op = NCCL_TYPES[dt.name], NCCL_OPS[redop]
         size = recv.itemsize
         rp = recv.data.ptr
         sp = rp if in_place else send.data.ptr

@@ -3,7 +3,7 @@
 Every call checks that its pointer ranges lie in live fake-device memory, then runs at once on the
 stream (or is recorded while that stream captures a graph). Grouped send/recv are posted together
 at groupEnd, so a ring exchange cannot deadlock, as in NCCL. Reductions follow NCCL's types:
-bfloat16 travels as its bits and is rounded to nearest even after every addition, as on a GPU.
+bfloat16 and fp8 travel as their bits and are rounded to nearest even after every step, as on a GPU.
 """
 
 import os
@@ -17,10 +17,10 @@ from .. import _state
 
 NCCL_SUM, NCCL_PROD, NCCL_MAX, NCCL_MIN, NCCL_AVG = range(5)
 NCCL_INT8, NCCL_UINT8, NCCL_INT32, NCCL_UINT32, NCCL_INT64, NCCL_UINT64 = range(6)
-NCCL_FLOAT16, NCCL_FLOAT32, NCCL_FLOAT64, NCCL_BFLOAT16 = 6, 7, 8, 9
+NCCL_FLOAT16, NCCL_FLOAT32, NCCL_FLOAT64, NCCL_BFLOAT16, NCCL_FLOAT8E4M3, NCCL_FLOAT8E5M2 = 6, 7, 8, 9, 10, 11
 NCCL_CHAR, NCCL_INT, NCCL_HALF, NCCL_FLOAT, NCCL_DOUBLE = 0, 2, 6, 7, 8
 _STORAGE = {0: np.int8, 1: np.uint8, 2: np.int32, 3: np.uint32, 4: np.int64, 5: np.uint64,
-            6: np.float16, 7: np.float32, 8: np.float64, 9: np.uint16}  # fmt: skip
+            6: np.float16, 7: np.float32, 8: np.float64, 9: np.uint16, 10: np.uint8, 11: np.uint8}  # fmt: skip
 VERSION_CODE = 22703  # NCCL 2.27.3
 UNIQUE_ID_BYTES = 128
 _TAG = 31337
@@ -139,11 +139,11 @@ def _view(ptr: int, count: int, datatype: int, what: str) -> np.ndarray:
     return np.frombuffer((ctypes.c_char * nbytes).from_address(ptr), dtype=np.uint8)
 
 
-def _round_bf16(values32: np.ndarray) -> np.ndarray:
-    """Round float32 to bfloat16 bits, nearest even (what the GPU stores)."""
-    bits = values32.astype(np.float32).view(np.uint32)
-    rounded = bits + (np.uint32(0x7FFF) + ((bits >> 16) & 1))
-    return (rounded >> 16).astype(np.uint16)
+def _low_precision(datatype: int):
+    """Return the ml_dtypes type of a float NCCL carries as bits (bfloat16, fp8), or None."""
+    import ml_dtypes
+
+    return {9: ml_dtypes.bfloat16, 10: ml_dtypes.float8_e4m3fn, 11: ml_dtypes.float8_e5m2}.get(datatype)
 
 
 def _reduce(data: np.ndarray, datatype: int, op: int) -> np.ndarray:
@@ -155,9 +155,9 @@ def _reduce(data: np.ndarray, datatype: int, op: int) -> np.ndarray:
 def _reduce_rows(data: np.ndarray, datatype: int, op: int) -> np.ndarray:
     nranks = data.shape[0]
     rows = data.view(_STORAGE[datatype])
-    bf16 = datatype == NCCL_BFLOAT16
-    if bf16:
-        rows = (rows.astype(np.uint32) << 16).view(np.float32)
+    low = _low_precision(datatype)
+    if low is not None:  # computed in float32, stored back (rounded to nearest even) after every step
+        rows = rows.view(low).astype(np.float32)
     if op == NCCL_AVG and rows.dtype.kind == "f":  # PreMulSum: each input times 1/n, then summed
         rows = rows * rows.dtype.type(1.0 / nranks)
     out = rows[0].copy()
@@ -172,12 +172,12 @@ def _reduce_rows(data: np.ndarray, datatype: int, op: int) -> np.ndarray:
             out = np.minimum(out, row)
         else:
             raise NcclError(4, f"invalid reduction op {op}")
-        if bf16:
-            out = (_round_bf16(out).astype(np.uint32) << 16).view(np.float32)
+        if low is not None:
+            out = out.astype(low).astype(np.float32)
     if op == NCCL_AVG and out.dtype.kind in "iu":  # SumPostDiv: integer division, C truncation
         out = (np.trunc(out.astype(np.float64) / nranks)).astype(out.dtype)
-    if bf16:
-        out = _round_bf16(out)
+    if low is not None:
+        out = out.astype(low)
     return np.ascontiguousarray(out).view(np.uint8)
 
 

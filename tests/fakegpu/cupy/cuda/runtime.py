@@ -1,5 +1,7 @@
 """cupy.cuda.runtime of the fake GPU: the queries ncbench makes."""
 
+import os
+
 from .. import _state
 
 
@@ -18,7 +20,9 @@ def getDevice():
 def getDeviceProperties(device):
     if not 0 <= device < _state.device_count():
         raise CUDARuntimeError("cudaErrorInvalidDevice: invalid device ordinal")
-    return {"name": b"FakeGPU (tests/fakegpu)", "totalGlobalMem": _state.memory_bytes(), "major": 9, "minor": 0}
+    sm = int(os.environ.get("FAKEGPU_SM", "90"))
+    return {"name": b"FakeGPU (tests/fakegpu)", "totalGlobalMem": _state.memory_bytes(), "major": sm // 10,
+            "minor": sm % 10}  # fmt: skip
 
 
 def driverGetVersion():
