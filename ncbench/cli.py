@@ -68,7 +68,8 @@ def _collective_command(name: str):
         cycles: Annotated[int, typer.Option("-N", "--run-cycles", "--run_cycles", help="Repeat the whole sweep.")] = 1,
         timeout: Timeout = 120.0,
         backend: BackendName = "mpi",
-        graph: Annotated[bool, typer.Option("--graph", "-G", help="nccl: capture each sample in a CUDA graph (no Python launch cost).")] = False,
+        cudagraph: Annotated[int, typer.Option("-G", "--cudagraph", help="nccl: capture each sample's operations in a CUDA graph and launch it N times (nccl-tests -G; 0 = off).")] = 0,
+        graph: Annotated[bool, typer.Option("--graph", help="nccl: the same as -G 1 (no Python launch cost in the figures).")] = False,
         staged: Annotated[bool, typer.Option("--staged", help="cuda-mpi: copy through host memory when MPI is not CUDA-aware.")] = False,
         assume_cuda_aware: AssumeCudaAware = False,
         nodes: Annotated[str, typer.Option("--nodes", help="Node counts to measure on, e.g. 1,2,4 (first N nodes each).")] = "",
@@ -101,7 +102,7 @@ def _collective_command(name: str):
         launch = session.Launch(
             nodes=tuple(parse_int_list(nodes, what="--nodes")) if nodes else None,
             ranks_per_node=ranks_per_node or None, out=out, fmt=fmt, timeout_s=timeout,
-            graph=graph, staged=staged, assume_cuda_aware=assume_cuda_aware,
+            graph_launches=cudagraph or int(graph), staged=staged, assume_cuda_aware=assume_cuda_aware,
         )  # fmt: skip
         Outcome.code = session.run_collective(sweep, launch)
 

@@ -155,6 +155,7 @@ def measure_one(sweep, ctx, operation, dt, redop, root, layout, send, recv, in_p
     backend.sync()
     iters, samples, est_s = plan(sweep, comm, call, backend.sync, state)
     run = backend.batch(raw, pre, iters)
+    iters = backend.ops_per_batch(iters)  # what one sample times, and what the row reports
     per_rank = time_samples(comm, run, backend.sync, iters, samples, watchdog, what, backend.timer())
     probe_n = max(1, min(PROBE_OPS, int(sweep.time_budget_s * PROBE_BUDGET_FRACTION / max(est_s, 1e-9))))
     in_op = probe(comm, raw, pre, backend.sync, probe_n) if comm.size > 1 else None
@@ -206,7 +207,7 @@ def _decide(sweep: Sweep, est_s: float, previous_iters: int | None) -> tuple[int
 def time_samples(comm, run, sync, iters: int, samples: int, watchdog, what: str, timer=None):
     """Return this rank's per-op seconds for each sample: (host wall clock, device events or None).
 
-    `run` issues `iters` back-to-back operations (a Python loop, or one CUDA-graph launch).
+    `run` issues `iters` back-to-back operations (a Python loop, or CUDA-graph launches).
     """
     from mpi4py import MPI
 

@@ -63,7 +63,7 @@ class Launch:
     out: Path | None = None  # results CSV; default results/runs/<run_id>.csv
     fmt: str = "table"  # what stdout gets: table | csv | json
     timeout_s: float = 120.0
-    graph: bool = False  # GPU: capture each sample's operations in a CUDA graph (nccl-tests -G)
+    graph_launches: int = 0  # GPU: capture a sample's operations in a CUDA graph, launch it N times (nccl-tests -G N)
     staged: bool = False  # cuda-mpi: copy through host memory when MPI is not CUDA-aware
     assume_cuda_aware: bool = False  # cuda-mpi: trust the library where it cannot say
 
@@ -178,12 +178,12 @@ def preamble(label: str, sweep_text: str, members: list[int], job: jobs.Job, n: 
     return lines
 
 
-def sweep_line(sweep, graph: bool = False) -> str:
+def sweep_line(sweep, graph_launches: int = 0) -> str:
     iters = sweep.iters if sweep.iters is not None else f"auto({sweep.time_budget_s:g}s)"
     step = f"{sweep.step_factor:g}(factor)" if sweep.step_factor > 1 else f"{sweep.step_bytes}(bytes)"
     return (
         f"# nThread 1 nGpus 1 minBytes {sweep.min_bytes} maxBytes {sweep.max_bytes} step: {step} "
-        f"warmup iters: {sweep.warmup} iters: {iters} agg iters: 1 validation: {sweep.check} graph: {int(graph)} "
+        f"warmup iters: {sweep.warmup} iters: {iters} agg iters: 1 validation: {sweep.check} graph: {graph_launches} "
         f"samples: {sweep.samples}"
     )
 
@@ -217,7 +217,7 @@ TIMING = {
     "host": "host wall clock (MPI_Wtime) around back-to-back operations; MPI calls on host memory are synchronous",
     "host+events": "host wall clock around back-to-back launches, stream synchronised (nccl-tests); "
     "device time from CUDA events per sample in device_time_us",
-    "graph": "each sample is one CUDA-graph launch of the timed operations (nccl-tests -G); "
+    "graph": "each sample launches a CUDA graph of the timed operations -G times (nccl-tests -G); "
     "host time / operations, device time from CUDA events",
     "host, CUDA-aware MPI": "host wall clock around back-to-back MPI calls on device buffers (CUDA-aware MPI)",
     "host, staged through host memory": "host wall clock; every operation copies device -> host, runs MPI on "
@@ -246,9 +246,12 @@ def run_collective(sweep, launch: Launch) -> int:
         reason = backend_cls.unsupported(ops.dtype(name))
         if reason:
             raise NcbenchError(reason)
-    options = {"graph": launch.graph, "staged": launch.staged, "assume_cuda_aware": launch.assume_cuda_aware}
-    if launch.graph and sweep.backend != "nccl":
-        raise NcbenchError("--graph captures NCCL launches in a CUDA graph; it needs --backend nccl")
+    options = {"graph_launches": launch.graph_launches, "staged": launch.staged,
+               "assume_cuda_aware": launch.assume_cuda_aware}  # fmt: skip
+    if launch.graph_launches < 0:
+        raise NcbenchError(f"-G {launch.graph_launches}: the number of CUDA-graph launches must be 0 (off) or more")
+    if launch.graph_launches and sweep.backend != "nccl":
+        raise NcbenchError("--graph (-G) captures NCCL launches in a CUDA graph; it needs --backend nccl")
     if launch.staged and sweep.backend != "cuda-mpi":
         raise NcbenchError("--staged copies GPU buffers through host memory; it needs --backend cuda-mpi")
     agree(comm, backend_cls.unavailable(**options))  # every rank fails the same way, or none does
@@ -291,7 +294,7 @@ def run_collective(sweep, launch: Launch) -> int:
             devices = sub.gather(backend.describe_device(), root=0)
             if comm.rank == 0:
                 pids = {p["rank"]: p["pid"] for p in meta["processes"]}
-                lines = preamble(sweep.op, sweep_line(sweep, launch.graph), members, job, n, backend, pids, devices)
+                lines = preamble(sweep.op, sweep_line(sweep, launch.graph_launches), members, job, n, backend, pids, devices)
                 lines.append(f"# Timing: {TIMING[backend.timing]}")
                 if backend.init_s:
                     lines.append(f"# {backend.name} communicator of {sub.size} ranks created in {init_s:.3f} s")

@@ -72,6 +72,15 @@ def test_nccl_collectives_are_correct(platform, tmp_path, op, graph):
     assert devices == [str(d) for d in range(platform.ranks)]  # one GPU per rank, from the local rank
 
 
+def test_nccl_graph_launched_n_times_as_nccl_tests_g(platform, tmp_path):
+    out = tmp_path / "r.csv"
+    done = platform.run("allreduce", "--backend", "nccl", *platform.quick, "-G", "3", "--out", out)
+    assert done.returncode == 0, done.stdout + done.stderr
+    frame = records.load(out)
+    assert set(frame.timing) == {"graph"} and (frame.iters % 3 == 0).all() and _clean(frame)
+    assert " graph: 3 " in done.stdout  # the preamble says how many launches, as nccl-tests does
+
+
 @pytest.mark.parametrize("op", ["allreduce", "reduce", "reducescatter"])
 def test_nccl_every_reduction_op(platform, tmp_path, op):
     out = tmp_path / "r.csv"
@@ -198,9 +207,10 @@ def test_a_stalled_rank_ends_the_run_with_exit_3_not_a_hang(tmp_path):
         ({"CUDA_VISIBLE_DEVICES": "0"}, (), "only 1 GPU(s) are visible (CUDA_VISIBLE_DEVICES=0)"),
         ({"FAKEGPU_MEMORY_GIB": "1.5"}, ("-b", "512M", "-e", "512M"), "GiB free of 1.5 GiB; lower -e"),
         ({}, ("--graph", "--staged"), "needs --backend cuda-mpi"),
+        ({}, ("-G", "-1"), "must be 0 (off) or more"),
         ({"FAKEGPU_SM": "80"}, ("-d", "f8e4m3"), "needs NCCL 2.24 or newer and a GPU of compute capability 9.0"),
     ],
-    ids=["no-driver", "too-few-gpus", "too-big-for-the-gpu", "staged-on-nccl", "fp8-before-hopper"],
+    ids=["no-driver", "too-few-gpus", "too-big-for-the-gpu", "staged-on-nccl", "negative-G", "fp8-before-hopper"],
 )
 def test_gpu_backends_refuse_in_one_sentence(tmp_path, env, args, says):
     done = run_mpi(2, "allreduce", "--backend", "nccl", *args, "--out", tmp_path / "r.csv", env={**FAKE, **env})

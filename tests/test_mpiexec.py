@@ -181,6 +181,7 @@ def test_ranks_launched_with_different_arguments_are_named(tmp_path):
         (["allreduce", "-b", "6"], "whole number of float"),
         (["allreduce", "-d", "bfloat16"], "bfloat16 has no MPI datatype"),
         (["allreduce", "-d", "f8e5m2"], "f8e5m2 has no MPI datatype"),
+        (["allreduce", "-G", "1"], "needs --backend nccl"),
         (["allreduce", "--backend", "ucc"], "unknown backend"),
         (["allreduce", "--nodes", "3"], "this job has 1 node"),
         (["allreduce", "-e", "64T"], "GiB of buffers per rank"),

@@ -56,6 +56,10 @@ class Backend:
                     raw()
         return run
 
+    def ops_per_batch(self, iters: int) -> int:
+        """Return how many operations `batch(raw, pre, iters)` issues (CUDA-graph launches may round it)."""
+        return iters
+
     def timer(self):
         """Return a device timer (start/stop/elapsed_s) for each sample, or None on host buffers."""
         return

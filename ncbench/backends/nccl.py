@@ -49,18 +49,18 @@ class NCCLBackend(Backend):
     def memory_problem(cls, bytes_per_rank: int, hosts: list[str], rank: int, **options) -> str | None:
         return gpu.device_memory_problem(bytes_per_rank, hosts, rank)
 
-    def __init__(self, comm, *, hosts, graph: bool = False, **options):
+    def __init__(self, comm, *, hosts, graph_launches: int = 0, **options):
         import cupy
         from cupy.cuda import nccl
 
-        self.cupy, self.nccl, self.comm, self.graph = cupy, nccl, comm, graph
+        self.cupy, self.nccl, self.comm, self.graph_launches = cupy, nccl, comm, graph_launches
         local, local_size = gpu.local_rank(hosts, comm.rank)
         self.device = gpu.select_device(local, local_size, cupy.cuda.runtime.getDeviceCount())
         cupy.cuda.Device(self.device).use()  # before the communicator and before any allocation
         self.stream = cupy.cuda.Stream(non_blocking=True)  # no implicit sync with the legacy stream ...
         self.stream.use()  # ... so CuPy's own kernels (zeroing, check data) must run on it too, in order
         self.xp = cupy
-        self.timing = "graph" if graph else "host+events"
+        self.timing = "graph" if graph_launches else "host+events"
         uid = nccl.get_unique_id() if comm.rank == 0 else None  # bytes from CuPy 14, a tuple before
         uid = comm.bcast(uid, root=0)
         comm.Barrier()  # time the creation itself, not the wait for the slowest rank to get here
@@ -91,16 +91,24 @@ class NCCLBackend(Backend):
     def timer(self):
         return gpu.DeviceTimer(self.stream)
 
+    def captured(self, iters: int) -> int:
+        """Return the operations captured in one graph: a sample of `iters` spread over the launches."""
+        return max(1, iters // self.graph_launches)
+
+    def ops_per_batch(self, iters: int) -> int:
+        return self.captured(iters) * self.graph_launches if self.graph_launches else iters
+
     def batch(self, raw, pre, iters: int):
-        if not self.graph:
+        if not self.graph_launches:
             return super().batch(raw, pre, iters)
-        launch = gpu.captured_batch(self.stream, raw, iters)  # host hooks cannot be captured: once per launch
-        if pre is None:
-            return launch
+        launch = gpu.captured_batch(self.stream, raw, self.captured(iters))
+        launches = range(self.graph_launches)
 
         def run():
-            pre()
-            launch()
+            for _ in launches:
+                if pre is not None:  # host hooks cannot be captured: once per launch
+                    pre()
+                launch()
 
         return run
 
