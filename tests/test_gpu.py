@@ -68,6 +68,7 @@ def test_nccl_collectives_are_correct(platform, tmp_path, op, graph):
     meta = records.load_meta(out)
     assert meta["communicators"][0]["init_s"] > 0 and "nccl" in meta["backend_versions"]
     assert meta["backend_versions"]["gpu"] and meta["backend_versions"]["cuda_runtime"]
+    assert meta["backend_versions"]["nccl_topology_xml"].lstrip().startswith("<system")  # NCCL's own view
     devices = [line.split(" device ")[1].split()[0] for line in done.stdout.splitlines() if line.startswith("#  Rank")]
     assert devices == [str(d) for d in range(platform.ranks)]  # one GPU per rank, from the local rank
 

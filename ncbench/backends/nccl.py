@@ -5,8 +5,11 @@ unique id broadcast over MPI (its creation timed), then ops enqueued on a non-bl
 Calls follow ../shared/reference/cupy-nccl.md; counts are elements, pointers are raw ints.
 """
 
+import os
+import tempfile
 import time
 from functools import partial
+from pathlib import Path
 
 from ..errors import EXIT_UNKNOWN, NcbenchError
 from ..ops import DType, Layout
@@ -61,12 +64,19 @@ class NCCLBackend(Backend):
         self.stream.use()  # ... so CuPy's own kernels (zeroing, check data) must run on it too, in order
         self.xp = cupy
         self.timing = "graph" if graph_launches else "host+events"
+        self.topology_xml, dump = None, None
+        if comm.rank == 0 and "NCCL_TOPO_DUMP_FILE" not in os.environ:  # NCCL's own view of GPUs, NICs, links
+            dump = Path(tempfile.mkdtemp(prefix="ncbench-nccl-")) / "topology.xml"
+            os.environ["NCCL_TOPO_DUMP_FILE"] = str(dump)  # written by NCCL's rank 0 while the communicator forms
         uid = nccl.get_unique_id() if comm.rank == 0 else None  # bytes from CuPy 14, a tuple before
         uid = comm.bcast(uid, root=0)
         comm.Barrier()  # time the creation itself, not the wait for the slowest rank to get here
         t0 = time.perf_counter()
         self.nccl_comm = nccl.NcclCommunicator(comm.size, uid, comm.rank)
         self.init_s = time.perf_counter() - t0
+        if dump is not None:
+            del os.environ["NCCL_TOPO_DUMP_FILE"]
+            self.topology_xml = _read_and_remove(dump)
 
     def alloc(self, nelems: int, dt: DType):
         return self.cupy.zeros(nelems, dtype=gpu.storage_dtype(dt))
@@ -125,7 +135,8 @@ class NCCLBackend(Backend):
         return gpu.describe_device()
 
     def versions(self) -> dict:
-        found = {"nccl": str(self.nccl.get_version()), "nccl_build": str(self.nccl.get_build_version())}
+        found = {"nccl": str(self.nccl.get_version()), "nccl_build": str(self.nccl.get_build_version()),
+                 "nccl_topology_xml": self.topology_xml}  # fmt: skip
         return {**found, **gpu.gpu_metadata()}
 
     def prepare(self, name: str, layout: Layout, send, recv, *, dt: DType, redop: str, root: int, in_place: bool):
@@ -190,3 +201,18 @@ class NCCLBackend(Backend):
     def close(self) -> None:
         self.stream.synchronize()
         self.nccl_comm.destroy()
+
+
+TOPOLOGY_MAX_BYTES = 1 << 20  # a node's topology is kilobytes; never let a runaway file bloat the sidecar
+
+
+def _read_and_remove(path: Path) -> str | None:
+    """Return NCCL's topology dump (or None if NCCL wrote none) and remove it and its folder."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read(TOPOLOGY_MAX_BYTES)
+    except OSError:
+        return None
+    finally:
+        path.unlink(missing_ok=True)
+        path.parent.rmdir()

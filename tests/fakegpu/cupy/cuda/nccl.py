@@ -205,6 +205,12 @@ class NcclCommunicator:
             raise NcclError(5, problem)
         self._mpi = world.Create_group(world.Get_group().Incl(order), tag=_TAG)
         self._rank, self._size, self._device = rank, ndev, _state.current_device
+        dump = os.environ.get("NCCL_TOPO_DUMP_FILE")
+        if dump and rank == int(os.environ.get("NCCL_TOPO_DUMP_FILE_RANK", "0")):  # as NCCL's topology search does
+            with open(dump, "w") as f:
+                f.write(f'<system version="1">\n  <cpu numaid="0" arch="x86_64">\n    <pci busid="0000:18:00.0">\n'
+                        f'      <gpu dev="{self._device}" sm="90" rank="{rank}"/>\n    </pci>\n'
+                        f'    <nic><net name="fakegpu_0" dev="0" speed="400000"/></nic>\n  </cpu>\n</system>\n')
         self._aborted = False
 
     @staticmethod
