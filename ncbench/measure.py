@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import ops
-from .errors import NcbenchError
+from .errors import EXIT_UNKNOWN, NcbenchError
 from .units import format_size
 
 CALIBRATE_MIN_S = 2e-3  # time at least this much when estimating one op (20x MPI_Wtime's resolution and cost)
@@ -141,7 +141,25 @@ def _timed_call(raw, pre):
 
 
 def measure_one(sweep, ctx, operation, dt, redop, root, layout, send, recv, in_place, state) -> dict:
-    """Measure one size and placement; return the row (complete on rank 0)."""
+    """Measure one size and placement; return the row (complete on rank 0).
+
+    An error the backend's library raises (NCCL refusing a call) is one sentence naming the operation
+    and the rank, exit 3: the run could not measure, which is not a bug of ncbench's.
+    """
+    try:
+        return _measure_one(sweep, ctx, operation, dt, redop, root, layout, send, recv, in_place, state)
+    except NcbenchError:
+        raise
+    except Exception as err:
+        reason = ctx.backend.failure(err)
+        if reason is None:
+            raise
+        placement = "in-place" if in_place else "out-of-place"
+        what = f"{operation.name} {format_size(layout.nbytes(dt.size))} {dt.name} {redop} ({placement})"
+        raise NcbenchError(f"{reason} in {what} on rank {ctx.world_ranks[ctx.comm.rank]}", EXIT_UNKNOWN) from None
+
+
+def _measure_one(sweep, ctx, operation, dt, redop, root, layout, send, recv, in_place, state) -> dict:
     comm, backend = ctx.comm, ctx.backend
     raw, _ = backend.prepare(operation.name, layout, send, recv, dt=dt, redop=redop, root=root, in_place=in_place)
     pre = ctx.injector.pre_op()

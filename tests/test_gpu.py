@@ -175,6 +175,14 @@ def test_an_asynchronous_nccl_error_names_the_rank_and_exits_3(tmp_path):
     assert done.returncode == 3 and "NCCL reported an error on rank 2" in done.stderr, done.stderr
 
 
+def test_a_call_nccl_refuses_is_one_sentence_naming_the_operation(tmp_path):
+    done = run_mpi(2, "allreduce", "--backend", "nccl", *QUICK_FAKE, "-d", "float,f8e4m3", "--out", tmp_path / "r.csv",
+                   env={**FAKE, "FAKEGPU_REFUSE_TYPE": "10"})  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert "NCCL refused the call" in done.stderr and "in allreduce 8B f8e4m3 sum (out-of-place) on rank" in done.stderr
+    assert "Traceback" not in done.stderr and len(records.load(tmp_path / "r.csv")) > 0  # float rows were kept
+
+
 def test_fp8_is_left_out_of_d_all_before_hopper_as_nccl_tests_does(tmp_path):
     out = tmp_path / "r.csv"
     done = run_mpi(2, "allgather", "--backend", "nccl", *QUICK_FAKE, "-d", "all", "--out", out,

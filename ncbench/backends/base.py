@@ -56,6 +56,10 @@ class Backend:
                     raw()
         return run
 
+    def failure(self, err: Exception) -> str | None:
+        """Return one sentence for an error this backend's library raised (not a bug of ours), or None."""
+        return None
+
     def ops_per_batch(self, iters: int) -> int:
         """Return how many operations `batch(raw, pre, iters)` issues (CUDA-graph launches may round it)."""
         return iters

@@ -92,6 +92,10 @@ class NCCLBackend(Backend):
             check()
         check()
 
+    def failure(self, err: Exception) -> str | None:
+        """NCCL refusing a call at enqueue (an unsupported type or op, a bad argument) is NcclError."""
+        return f"NCCL refused the call ({err})" if type(err).__name__ == "NcclError" else None
+
     def _check_async_error(self) -> None:
         try:
             self.nccl_comm.check_async_error()

@@ -128,7 +128,7 @@ def _dispatch(stream: int, run) -> None:
 def _view(ptr: int, count: int, datatype: int, what: str) -> np.ndarray:
     import ctypes
 
-    if datatype not in _STORAGE:
+    if datatype not in _STORAGE or str(datatype) == os.environ.get("FAKEGPU_REFUSE_TYPE"):
         raise NcclError(4, f"{what}: invalid data type {datatype}")
     nbytes = int(count) * np.dtype(_STORAGE[datatype]).itemsize
     if nbytes == 0:
