@@ -284,7 +284,8 @@ def run_collective(sweep, launch: Launch) -> int:
             members = job.ranks_on(n)
             backend = backend_cls(sub, hosts=[job.hosts[r] for r in members], **options)
             init_s = sub.allreduce(backend.init_s, op=MPI.MAX)  # ready when the slowest rank is
-            communicators.append({"nnodes": n, "nranks": sub.size, "backend": backend.name, "init_s": init_s})
+            step = {"nnodes": n, "nranks": sub.size, "backend": backend.name, "init_s": init_s}
+            communicators.append(step)
             watchdog.on_fire = [backend.abort]
             if comm.rank == 0 and not versions:  # only rank 0 writes the sidecar
                 versions = backend.versions()
@@ -292,6 +293,9 @@ def run_collective(sweep, launch: Launch) -> int:
                           timeout_s=launch.timeout_s, watchdog=watchdog, injector=injector)  # fmt: skip
             ctx = measure.Context(sub, backend, guard, injector, members, guard.hosts, n, job.ranks_per_node(n))
             devices = sub.gather(backend.describe_device(), root=0)
+            if comm.rank == 0 and any(devices):  # which GPU every rank used: a mixed node shows here
+                step["devices"] = [{"rank": r, "host": job.hosts[r], "device": d[0], "pci_bus_id": d[1], "model": d[2]}
+                                   for r, d in zip(members, devices, strict=True)]  # fmt: skip
             if comm.rank == 0:
                 pids = {p["rank"]: p["pid"] for p in meta["processes"]}
                 lines = preamble(sweep.op, sweep_line(sweep, launch.graph_launches), members, job, n, backend, pids, devices)

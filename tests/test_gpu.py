@@ -71,6 +71,8 @@ def test_nccl_collectives_are_correct(platform, tmp_path, op, graph):
     assert meta["backend_versions"]["nccl_topology_xml"].lstrip().startswith("<system")  # NCCL's own view
     devices = [line.split(" device ")[1].split()[0] for line in done.stdout.splitlines() if line.startswith("#  Rank")]
     assert devices == [str(d) for d in range(platform.ranks)]  # one GPU per rank, from the local rank
+    used = meta["communicators"][0]["devices"]
+    assert [(d["rank"], d["device"]) for d in used] == [(r, r) for r in range(platform.ranks)] and used[0]["model"]
 
 
 def test_nccl_graph_launched_n_times_as_nccl_tests_g(platform, tmp_path):
