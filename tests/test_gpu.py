@@ -29,16 +29,18 @@ class Platform:
             import cupy
 
             self.ranks = min(4, cupy.cuda.runtime.getDeviceCount())
-            self.quick = ("--time-budget", "0.01", "--samples", "3", "-w", "2", "-b", "8", "-e", "1M", "-f", "16")
+            self.timing = ("--time-budget", "0.01", "--samples", "3", "-w", "2")
+            self.quick = (*self.timing, "-b", "8", "-e", "1M", "-f", "16")
         else:
             self.ranks = 3
-            self.quick = ("--time-budget", "0.002", "--samples", "3", "-w", "1", "-b", "8", "-e", "64K", "-f", "16")
+            self.timing = ("--time-budget", "0.002", "--samples", "3", "-w", "1")
+            self.quick = (*self.timing, "-b", "8", "-e", "64K", "-f", "16")
 
     def run(self, *args, env=None, ranks=None, timeout=300):
         return run_mpi(ranks or self.ranks, *args, env={**self.env, **(env or {})}, timeout=timeout)
 
 
-QUICK_FAKE = Platform("fakegpu").quick
+QUICK_FAKE, TIMING_FAKE = Platform("fakegpu").quick, Platform("fakegpu").timing
 
 
 @pytest.fixture(params=[pytest.param("gpu", marks=pytest.mark.gpu), "fakegpu"])
@@ -119,7 +121,7 @@ def test_nccl_p2p_osu_trio(platform, tmp_path, pairs):
     if pairs == "all" and platform.ranks < 2:
         pytest.skip("one GPU: no pair of ranks")
     out = tmp_path / "p.csv"
-    done = platform.run("p2p", "--backend", "nccl", "--pairs", pairs, *platform.quick[:6], "-e", "64K", "--out", out)
+    done = platform.run("p2p", "--backend", "nccl", "--pairs", pairs, *platform.timing, "-e", "64K", "--out", out)
     assert done.returncode == 0, done.stdout + done.stderr
     frame = records.load(out)
     want = {(r, r) for r in range(platform.ranks)} if pairs == "self" else {
@@ -131,7 +133,7 @@ def test_nccl_p2p_osu_trio(platform, tmp_path, pairs):
 
 
 def test_nccl_p2p_names_the_sender_of_bad_data(tmp_path):
-    done = run_mpi(2, "p2p", "--backend", "nccl", "-e", "1K", *QUICK_FAKE[:6], "--out", tmp_path / "p.csv",
+    done = run_mpi(2, "p2p", "--backend", "nccl", "-e", "1K", *TIMING_FAKE, "--out", tmp_path / "p.csv",
                    env={**FAKE, "NCBENCH_INJECT": "corrupt:rank=0"})  # fmt: skip
     assert done.returncode == 2, done.stdout + done.stderr
     assert set(records.load(tmp_path / "p.csv").wrong_sources) == {"0"}
@@ -140,7 +142,7 @@ def test_nccl_p2p_names_the_sender_of_bad_data(tmp_path):
 def test_cuda_mpi_p2p_needs_a_cuda_aware_library(tmp_path):
     refused = run_mpi(2, "p2p", "--backend", "cuda-mpi", "--out", tmp_path / "p.csv", env=FAKE)
     assert refused.returncode == 64 and "not CUDA-aware" in refused.stderr and "--staged" not in refused.stderr
-    done = run_mpi(2, "p2p", "--backend", "cuda-mpi", "--assume-cuda-aware", "-e", "4K", *QUICK_FAKE[:6],
+    done = run_mpi(2, "p2p", "--backend", "cuda-mpi", "--assume-cuda-aware", "-e", "4K", *TIMING_FAKE,
                    "--out", tmp_path / "q.csv", env=FAKE)  # fmt: skip
     assert done.returncode == 0 and (records.load(tmp_path / "q.csv").wrong == 0).all(), done.stderr
 
