@@ -448,8 +448,10 @@ def main(argv: list[str] | None = None) -> None:
             raise
         import traceback
 
+        from .guard import abort_job
+
         traceback.print_exc()
-        comm.Abort(EXIT_SOFTWARE)  # a rank that dies alone would leave the others waiting forever
+        abort_job(comm, EXIT_SOFTWARE)  # a rank that dies alone would leave the others waiting forever
     sys.exit(Outcome.code)
 
 
@@ -457,8 +459,10 @@ def _fail(comm, message: str, code: int) -> None:
     from . import session
 
     if comm is not None and session.Started.running:
+        from .guard import abort_job
+
         print(f"{message} (rank {comm.rank})", file=sys.stderr, flush=True)
-        comm.Abort(code)
+        abort_job(comm, code)
     if comm is None or comm.rank == 0:
         print(message, file=sys.stderr, flush=True)
     sys.exit(code)

@@ -17,11 +17,23 @@ from .errors import EXIT_UNKNOWN
 POLL_S = 200e-6  # checkpoint polling interval: outside every timed region, and gentle on shared cores
 REPORT_GRACE_S = 1.0  # a firing watchdog waits this long before exiting (see Watchdog._watch)
 ANSWER_GRACE = 2.0  # non-root ranks wait this much longer than rank 0 before blaming rank 0 (arrival skew)
+ABORT_GRACE_S = 0.5  # MPI_Abort can tear down the launcher's output forwarding before a line just written gets out
 
 
 def _say(message: str) -> None:
     sys.stderr.write(f"ncbench: {message}\n")
     sys.stderr.flush()
+
+
+def abort_job(comm, code: int) -> None:
+    """End every rank of the job with `code`, once the launcher has had time to forward what we wrote.
+
+    Without the pause, mpiexec lost the line naming a stalled rank in 1 of 30 runs (2-core VM).
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    time.sleep(ABORT_GRACE_S)
+    comm.Abort(code)
 
 
 class Watchdog:
@@ -121,7 +133,7 @@ class Guard:
                 f"{len(missing)} of {self.comm.size} ranks did not arrive at {what} within "
                 f"{self.timeout_s:g} s: {names}; ending the run (exit {EXIT_UNKNOWN})"
             )
-            self.world.Abort(EXIT_UNKNOWN)
+            abort_job(self.world, EXIT_UNKNOWN)
         go = np.ones(1, dtype=np.int64)
         MPI.Request.Waitall([self.comm.Isend(go, dest=r, tag=tag) for r in range(1, self.comm.size)])
 
@@ -137,7 +149,7 @@ class Guard:
                 f"rank {me} waited {self.timeout_s * ANSWER_GRACE + 1.0:g} s at {what} for rank "
                 f"{self.world_ranks[0]} ({self.hosts[0]}), which did not answer; ending the run (exit {EXIT_UNKNOWN})"
             )
-            self.world.Abort(EXIT_UNKNOWN)
+            abort_job(self.world, EXIT_UNKNOWN)
 
     def free(self) -> None:
         self.watchdog.disarm()

@@ -239,7 +239,6 @@ def _stop(comm, runner, code: int) -> None:
         if not runner.unreachable[runner.job.node_of[r]]:
             comm.send(("stop", code), dest=r, tag=7101)
     if runner.unreachable.any():
-        import sys
+        from ..guard import abort_job
 
-        sys.stdout.flush()
-        comm.Abort(code)  # MPI_Finalize would wait for the stalled rank forever
+        abort_job(comm, code)  # MPI_Finalize would wait for the stalled rank forever (abort_job flushes)
