@@ -154,9 +154,14 @@ def measure_one(sweep, ctx, operation, dt, redop, root, layout, send, recv, in_p
         reason = ctx.backend.failure(err)
         if reason is None:
             raise
-        placement = "in-place" if in_place else "out-of-place"
-        what = f"{operation.name} {format_size(layout.nbytes(dt.size))} {dt.name} {redop} ({placement})"
+        what = describe(operation, layout, dt, in_place, redop)
         raise NcbenchError(f"{reason} in {what} on rank {ctx.world_ranks[ctx.comm.rank]}", EXIT_UNKNOWN) from None
+
+
+def describe(operation, layout, dt, in_place: bool, redop: str = "") -> str:
+    """Return 'allreduce 8B float [sum] (out-of-place)': how messages name one measurement."""
+    placement = "in-place" if in_place else "out-of-place"
+    return f"{operation.name} {format_size(layout.nbytes(dt.size))} {dt.name} {redop + ' ' if redop else ''}({placement})"
 
 
 def _measure_one(sweep, ctx, operation, dt, redop, root, layout, send, recv, in_place, state) -> dict:
@@ -164,8 +169,7 @@ def _measure_one(sweep, ctx, operation, dt, redop, root, layout, send, recv, in_
     raw, _ = backend.prepare(operation.name, layout, send, recv, dt=dt, redop=redop, root=root, in_place=in_place)
     pre = ctx.injector.pre_op()
     call = _timed_call(raw, pre)
-    placement = "in-place" if in_place else "out-of-place"
-    what = f"{operation.name} {format_size(layout.nbytes(dt.size))} {dt.name} ({placement})"
+    what = describe(operation, layout, dt, in_place)
     watchdog = ctx.guard.watchdog
     watchdog.arm(what)
     for _ in range(sweep.warmup):

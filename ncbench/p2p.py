@@ -9,14 +9,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import measure, ops
+from . import backends, measure, ops
 from .backends.base import Backend
 from .errors import NcbenchError
 from .units import format_size
 
 TESTS = ("latency", "bw", "bibw")
 PAIRINGS = ("neighbours", "first", "all-nodes", "all", "self")
-BACKENDS = ("mpi", "nccl", "cuda-mpi")
 ACK_TAG, DATA_TAG = 2, 1
 
 
@@ -52,8 +51,8 @@ def check_pair_sweep(sweep: PairSweep, nranks: int) -> None:
         raise NcbenchError(
             "p2p needs at least 2 ranks: launch with mpiexec -n 2 or more, or pair each rank with itself (--pairs self)"
         )
-    if sweep.backend not in BACKENDS:
-        raise NcbenchError(f"--backend {sweep.backend!r}: p2p runs on {', '.join(BACKENDS)}")
+    if sweep.backend not in backends.BACKENDS:  # every backend carries p2p
+        raise NcbenchError(f"--backend {sweep.backend!r}: p2p runs on {', '.join(backends.BACKENDS)}")
     if sweep.min_bytes < 1 or sweep.min_bytes > sweep.max_bytes or sweep.step_factor <= 1:
         raise NcbenchError(f"p2p sizes need 1 <= -b <= -e and -f > 1 (got -b {sweep.min_bytes} -e {sweep.max_bytes})")
     if sweep.window < 1 or sweep.samples < 1 or sweep.warmup < 0:

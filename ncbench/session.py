@@ -170,12 +170,17 @@ def preamble(label: str, sweep_text: str, members: list[int], job: jobs.Job, n: 
     for i, world_rank in enumerate(members):
         device = devices[i] if devices else None
         where = (
-            f"device {device[0]:2d} [{device[1]}] {device[2]} [node {job.node_of[world_rank]}]"
+            f"{device_text(device)} [node {job.node_of[world_rank]}]"
             if device
             else f"device {job.node_of[world_rank]:2d} [node {job.node_of[world_rank]}] {backend.timing} buffers"
         )
         lines.append(f"#  Rank {i:2d} Group  0 Pid {pids.get(world_rank, 0):6d} on {job.hosts[world_rank]:>10} {where}")
     return lines
+
+
+def device_text(device: tuple[int, str, str]) -> str:
+    """Return nccl-tests' 'device N [bus id] model' for a rank's (CUDA device, bus id, model)."""
+    return f"device {device[0]:2d} [{device[1]}] {device[2]}"
 
 
 def sweep_line(sweep, graph_launches: int = 0) -> str:
@@ -358,8 +363,7 @@ def run_p2p(sweep, launch: Launch) -> int:
             f"# ncbench p2p on {sweep.backend} (timing: {backend.timing}): latency = half the round trip; "
             f"bw/bibw with windows of {sweep.window} messages; pairs: {sweep.pairs}, {order}; thread-level {Started.level}"
         )
-        lines = [title] + [f"#  Rank {r:2d} on {job.hosts[r]:>10} device {d[0]:2d} [{d[1]}] {d[2]}"
-                           for r, d in enumerate(devices) if d]  # fmt: skip
+        lines = [title] + [f"#  Rank {r:2d} on {job.hosts[r]:>10} {device_text(d)}" for r, d in enumerate(devices) if d]
         if backend.init_s:
             lines.append(f"# {backend.name} communicator of {comm.size} ranks created in {init_s:.3f} s")
         if sweep.pairs == "self" and "bibw" in sweep.tests:

@@ -109,6 +109,15 @@ class _P2P:
 
 
 _calls = 0
+_stuck_after = None  # NCCL calls after which this rank's kernels never complete (FAKEGPU_STUCK), read once
+
+
+def _stuck_after_calls() -> float:
+    global _stuck_after
+    if _stuck_after is None:
+        rank, _, after = os.environ.get("FAKEGPU_STUCK", "-1:").partition(":")
+        _stuck_after = int(after or 0) if rank == str(_world_rank()) else float("inf")
+    return _stuck_after
 
 
 def _dispatch(stream: int, run) -> None:
@@ -118,8 +127,7 @@ def _dispatch(stream: int, run) -> None:
         return
     _state.work(stream, "NCCL kernel")
     _calls += 1
-    rank, _, after = os.environ.get("FAKEGPU_STUCK", "-1:").partition(":")
-    if rank == str(_world_rank()) and _calls > int(after or 0):
+    if _calls > _stuck_after_calls():
         _state.stuck.add(stream)  # the kernel never completes; the peers wait for it inside theirs
         return
     run()
