@@ -248,6 +248,7 @@ def health_cmd(
     nbytes: Annotated[str, typer.Option("--bytes", help="Message size of loopback, pair and flow tests (default: the suite's).")] = "",
     slow_ratio: Annotated[float, typer.Option("--slow-ratio", help="A test is a strike below this share of its peers (and baseline).")] = 0.90,
     z: Annotated[float, typer.Option("--z", help="... and this many robust sd below the peers (when there are 5 or more).")] = 6.0,
+    max_noise: Annotated[float, typer.Option("--max-noise", help="A test whose own or peers' samples spread more (1 - best/median) is too noisy to judge: WARN NCB-NOISY, never FAIL.")] = 0.15,
     timeout: Annotated[float, typer.Option("-T", "--timeout", help="Seconds a round may take; ranks silent longer are UNKNOWN.")] = 60.0,
     ranks_per_node: RanksPerNode = 0,
     hosts_per_leaf: Annotated[int, typer.Option("--hosts-per-leaf", help="Nodes per leaf switch, in launch order (default: topology, else all).")] = 0,
@@ -270,7 +271,7 @@ def health_cmd(
 
     opts = command.Options(
         suite=suite, nbytes=parse_size(nbytes, what="--bytes") if nbytes else None,
-        criteria=Criteria(slow_ratio=slow_ratio, z_slow=z), timeout_s=timeout,
+        criteria=Criteria(slow_ratio=slow_ratio, z_slow=z, max_noise=max_noise), timeout_s=timeout,
         ranks_per_node=ranks_per_node or None, hosts_per_leaf=hosts_per_leaf or None, leaves_per_pod=leaves_per_pod or None,
         topology=topology_path, adaptive_routing=adaptive_routing, baseline=baseline, update_baseline=update_baseline,
         out=out, prom_dir=prom_dir, drain=drain, max_drain_fraction=max_drain, exit_zero=exit_zero, cluster=cluster,

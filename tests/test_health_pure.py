@@ -88,9 +88,74 @@ def test_small_classes_compare_with_the_best_and_large_ones_with_a_robust_z():
     assert not judge.strikes(wide, judge.reference(wide), crit)[-1]
 
 
+def test_a_dip_inside_the_tests_own_spread_is_no_strike():
+    crit = judge.Criteria()
+    few = judge.reference(np.array([10.0, 7.5]), spread=np.array([0.02, 0.02]))
+    assert judge.strikes(np.array([7.5]), few, crit, np.array([0.02])).tolist() == [True]  # 0.75x, tight samples
+    # the same 0.75x from a test whose own samples scattered 12 %: 3 x 12 % below is 0.64x, so no strike
+    assert judge.strikes(np.array([7.5]), few, crit, np.array([0.12])).tolist() == [False]
+    # ... nor when its peers scattered that much (the class's typical spread is the floor)
+    loud = judge.reference(np.array([10.0, 7.5, 9.0]), spread=np.array([0.12, 0.01, 0.12]))
+    assert judge.strikes(np.array([7.5]), loud, crit, np.array([0.01])).tolist() == [False]
+    # far beyond any noise: a 50x slower test is a strike and beyond its noise
+    assert judge.strikes(np.array([0.2]), loud, crit, np.array([0.01])).tolist() == [True]
+    assert judge.beyond_noise(np.array([0.2]), loud, crit, np.array([0.01])).tolist() == [True]
+
+
+def test_a_strike_the_noise_could_explain_is_warn_noisy_never_fail_or_drain():
+    class Loud:
+        """Every test of node 5 at 0.5x, with samples that scatter 25 %: slow, but not beyond its noise."""
+
+        names = [f"n{i}" for i in range(8)]
+        unreachable = np.zeros(8, dtype=bool)
+        node_allreduce = False
+
+        def round(self, stage, tests):
+            from ncbench.health.suite import Results
+
+            hit = (tests.a == 5) | (tests.b == 5)
+            n = len(tests)
+            return Results(np.where(hit, 5.0, 10.0), np.zeros(n, bool), np.zeros(n, bool), np.full(n, 0.25))
+
+    fabric = plan.Fabric(nodes=8, rails=1, hosts_per_leaf=8, leaves_per_pod=1)
+    out = Orchestrator(Loud(), fabric, SUITES["quick"], judge.Criteria(), None).run()
+    states = {(e["id"], e["status"], e["code"]) for e in out.entities}
+    assert ("n5/rail0", WARN, "NCB-NOISY") in states and not any(s == FAIL for _, s, _ in states), states
+    v = outputs.verdict(out, run={"run_id": "r", "suite": "quick"}, names=Loud.names,
+                        fabric={"rails": 1}, baseline={})  # fmt: skip
+    assert v["status"] == WARN and outputs.drain_plan(v, max_drain_fraction=0.5, emulated=False)["nodes"] == {}
+    assert "within the measurement's noise" in outputs.summary(v, {"note": "", "nodes": {}})[-1]
+
+
+def test_a_confirmed_strike_that_clears_on_a_remeasurement_is_no_failure():
+    class Once:
+        """Node 3 is slow (50x, tight samples) the first two times it is measured, then fine: a passing burst."""
+
+        names = [f"n{i}" for i in range(8)]
+        unreachable = np.zeros(8, dtype=bool)
+        node_allreduce = False
+        seen = 0
+
+        def round(self, stage, tests):
+            from ncbench.health.suite import Results
+
+            hit = ((tests.a == 3) | (tests.b == 3)) & (tests.kind != "loopback")
+            if hit.any():
+                self.seen += 1
+            n = len(tests)
+            slow = hit & (self.seen <= 2)
+            return Results(np.where(slow, 0.2, 10.0), np.zeros(n, bool), np.zeros(n, bool), np.full(n, 0.01))
+
+    fabric = plan.Fabric(nodes=8, rails=1, hosts_per_leaf=8, leaves_per_pod=1)
+    out = Orchestrator(Once(), fabric, SUITES["quick"], judge.Criteria(), None).run()
+    assert not [e for e in out.entities if e["status"] == FAIL], out.entities
+    confirm = next(s for s in out.stages if s["stage"] == "confirm")
+    assert "cleared on a re-measurement" in confirm["note"]
+
+
 def test_baseline_keeps_a_fleet_wide_drop_from_blaming_peers():
     values = np.r_[np.full(10, 8.0), 7.0]
-    ref = judge.reference(values, baseline_p50=7.5)
+    ref = judge.reference(values, {"p50": 7.5, "mad": 0.0})
     assert not judge.strikes(values, ref, judge.Criteria())[-1]  # 7.0 is 0.93 of the baseline
 
 

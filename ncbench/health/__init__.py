@@ -19,6 +19,7 @@ CODES = {
     "NCB-PAIR-SLOW": ("a pair was slow while neither end was slow with others: the path between them", True),
     "NCB-LINK-SLOW": ("a fabric link that every slow flow crossed and no good flow did", True),
     "NCB-LINK-SUSPECT": ("slow flows that more than one untested link could explain", True),
+    "NCB-NOISY": ("looked slow, but its own or its peers' samples scattered too much to judge: not confirmed", False),
     "NCB-UNREACHABLE": ("did not answer within the round's deadline", False),
     "NCB-SHARED-CAUSE": ("many entities failed together, or the whole fleet is below its baseline", True),
     "NCB-SCALE-SLOW": ("the whole-job collective was below its baseline", True),

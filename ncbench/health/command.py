@@ -216,6 +216,7 @@ def _recorder(log, run_id: str, names: list[str]):
                 "run_id": run_id, "stage": stage, "round": round_no, "kind": str(tests.kind[i]),
                 "a": names[a] if a >= 0 else "", "b": names[b] if b >= 0 else "", "rail": int(tests.rail[i]),
                 "nbytes": int(tests.nbytes[i]), "busbw_GBps": None if not np.isfinite(value) else round(float(value), 6),
+                "spread": None if not np.isfinite(results.spread[i]) else round(float(results.spread[i]), 4),
                 "wrong_from_a": bool(results.wrong_a[i]), "wrong_from_b": bool(results.wrong_b[i]),
             }) + "\n")  # fmt: skip
         log.flush()

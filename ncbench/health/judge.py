@@ -20,6 +20,8 @@ class Criteria:
 
     slow_ratio: float = 0.90  # below 90 % of the peer reference (and of the baseline p50, when there is one)
     z_slow: float = 6.0  # and at least 6 robust sd below the peers: 25,000 nodes x 1e-9 false strikes a night
+    noise_k: float = 3.0  # and this many times the measurement's spread (its own samples', its peers') below
+    max_noise: float = 0.15  # a test (or its class) whose samples spread more is too noisy to judge: WARN at most
     shared_fraction: float = 0.5  # this share of a rail's or leaf's members failing together is a shared cause
     shared_min: int = 3  # ... and at least this many (two bad nodes on one leaf are two bad nodes)
 
@@ -30,6 +32,13 @@ class Criteria:
             raise NcbenchError(f"--slow-ratio {self.slow_ratio}: give a fraction of the peer reference, 0 < r < 1")
         if self.z_slow < 0:
             raise NcbenchError(f"--z {self.z_slow}: a robust z threshold is a positive number of sd")
+        if not 0 < self.max_noise < 1 / self.noise_k:
+            raise NcbenchError(f"--max-noise {self.max_noise}: give a spread between 0 and {1 / self.noise_k:.2g}")
+
+    def ratio(self, noise):
+        """Return the strike ratio for a measurement of this relative spread: the ratio, or lower when noisy."""
+        floor = 1 - self.noise_k * self.max_noise  # past max_noise a strike is WARN only: the cut stops falling
+        return np.minimum(self.slow_ratio, np.maximum(1 - self.noise_k * np.asarray(noise, dtype=float), floor))
 
 
 @dataclass(frozen=True)
@@ -40,33 +49,63 @@ class Reference:
     sd: float  # robust sd (1.4826 MAD, floored); NaN when there were too few peers for one
     count: int
     baseline_p50: float = float("nan")
+    noise: float = 0.0  # the class's typical own spread (median over its tests): how much this machine scatters
+    baseline_noise: float = 0.0  # night-to-night scatter of the baseline (1.4826 MAD / p50)
 
 
-def reference(values: np.ndarray, baseline_p50: float = float("nan")) -> Reference:
-    """Return the peer reference of one class of tests (NaN values, i.e. no answer, are left out)."""
-    v = values[np.isfinite(values)]
+def reference(values: np.ndarray, baseline: dict | None = None, spread=None) -> Reference:
+    """Return the peer reference of one class of tests (NaN values, i.e. no answer, are left out).
+
+    `baseline` is the class's stored stats ({p50, mad}); `spread` each test's own scatter.
+    """
+    answered = np.isfinite(values)
+    v = values[answered]
+    s = np.asarray(spread, dtype=float)[answered] if spread is not None else np.array([])
+    noise = float(np.median(s[np.isfinite(s)])) if np.isfinite(s).any() else 0.0
+    p50 = float((baseline or {}).get("p50", float("nan")))
+    b_noise = MAD_TO_SD * float((baseline or {}).get("mad", 0.0)) / p50 if np.isfinite(p50) and p50 > 0 else 0.0
     if len(v) == 0:
-        return Reference(float("nan"), float("nan"), 0, baseline_p50)
+        return Reference(float("nan"), float("nan"), 0, p50, noise, b_noise)
     if len(v) < MIN_PEERS:
-        return Reference(float(v.max()), float("nan"), len(v), baseline_p50)
+        return Reference(float(v.max()), float("nan"), len(v), p50, noise, b_noise)
     median = float(np.median(v))
     sd = max(MAD_TO_SD * float(np.median(np.abs(v - median))), MAD_FLOOR * median)
-    return Reference(median, sd, len(v), baseline_p50)
+    return Reference(median, sd, len(v), p50, noise, b_noise)
 
 
-def strikes(values: np.ndarray, ref: Reference, criteria: Criteria) -> np.ndarray:
-    """Return which tests are slow: below the ratio floor, far below the peers, and below the baseline."""
+def noise_of(ref: Reference, spread=None) -> np.ndarray | float:
+    """Return each test's noise: the wider of its own samples' spread and its class's typical spread."""
+    if spread is None:
+        return ref.noise
+    own = np.asarray(spread, dtype=float)
+    return np.fmax(np.where(np.isfinite(own), own, 0.0), ref.noise)
+
+
+def strikes(values: np.ndarray, ref: Reference, criteria: Criteria, spread=None) -> np.ndarray:
+    """Return which tests are slow: below the ratio floor and beyond the measurement's spread (its own and
+    its peers'), far below the peers, and below the baseline."""
+    ratio = criteria.ratio(noise_of(ref, spread))
     with np.errstate(invalid="ignore", divide="ignore"):
-        slow = values < criteria.slow_ratio * ref.value
+        slow = values < ratio * ref.value
         if np.isfinite(ref.sd):
             slow &= (values - ref.value) / ref.sd <= -criteria.z_slow
         if np.isfinite(ref.baseline_p50):
-            slow &= values < criteria.slow_ratio * ref.baseline_p50
+            slow &= values < criteria.ratio(np.fmax(noise_of(ref, spread), ref.baseline_noise)) * ref.baseline_p50
     return slow & np.isfinite(values)
 
 
-def evidence(value: float, ref: Reference, **where) -> dict:
-    """Return one evidence record: the raw value beside the peer reference and the baseline."""
+def beyond_noise(values, ref: Reference, criteria: Criteria, spread=None) -> np.ndarray:
+    """Return which values lie beyond the measurement's own noise (1 - noise_k x noise of the reference).
+
+    A strike that its noise could explain (the cut stopped falling at max_noise) is WARN, never FAIL.
+    """
+    with np.errstate(invalid="ignore"):
+        return np.asarray(values) < (1 - criteria.noise_k * np.asarray(noise_of(ref, spread))) * ref.value
+
+
+def evidence(value: float, ref: Reference, spread: float = float("nan"), criteria: Criteria | None = None,
+             **where) -> dict:
+    """Return one evidence record: the raw value beside the peer reference, its noise and the baseline."""
 
     def rounded(x):  # significant figures: an 8 B allreduce's busbw is 1e-4 GB/s
         return None if x is None or not np.isfinite(x) else float(f"{x:.5g}")
@@ -80,8 +119,11 @@ def evidence(value: float, ref: Reference, **where) -> dict:
         "peers": ref.count,
         "ratio_to_peers": rounded(value / ref.value) if ref.value else None,
         "robust_z": rounded(z),
+        "spread": rounded(spread),
+        "peer_spread": rounded(ref.noise),
         "baseline_p50": rounded(ref.baseline_p50),
         "ratio_to_baseline": rounded(value / ref.baseline_p50) if np.isfinite(ref.baseline_p50) else None,
+        **({"beyond_noise": bool(beyond_noise(value, ref, criteria, spread))} if criteria else {}),
     }
 
 

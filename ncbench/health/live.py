@@ -67,15 +67,17 @@ def _abandon(requests) -> None:
             pass
 
 
-def _best_time(once, suite: Suite) -> float | None:
-    """Return the best sample's seconds per operation (None past the deadline).
+def _best_time(once, suite: Suite) -> tuple[float, float] | None:
+    """Return (the best sample's seconds per operation, the test's own spread); None past the deadline.
 
     Samples are spread over time with a short gap, each after an untimed operation that re-aligns
     both ends: a check passes on its best repeat, and a best repeat must escape a passing disturbance.
+    The spread, 1 - best / median sample time, is how far this test's own samples scatter: a slow value
+    must lie beyond it (and beyond its peers') before it counts (docs/health.md, "Noise").
     """
     from mpi4py import MPI
 
-    best = float("inf")
+    times = []
     for _ in range(suite.samples):
         time.sleep(SAMPLE_GAP_S)
         if not once():
@@ -84,14 +86,15 @@ def _best_time(once, suite: Suite) -> float | None:
         for _ in range(suite.iters):
             if not once():
                 return None
-        best = min(best, (MPI.Wtime() - t0) / suite.iters)
-    return best
+        times.append((MPI.Wtime() - t0) / suite.iters)
+    best = min(times)
+    return best, 1.0 - best / float(np.median(times))
 
 
 def _exchange(where: Where, dst, src, nbytes: int, tag: int, round_no: int, deadline: float, buffers):
     """Send nbytes to dst while receiving nbytes from src (either may be None), timed.
 
-    Return (best seconds per exchange, or None past the deadline; bytes received wrong).
+    Return ((best seconds per exchange, own spread), or None past the deadline; bytes received wrong).
     """
     from mpi4py import MPI
 
@@ -130,7 +133,7 @@ def _exchange(where: Where, dst, src, nbytes: int, tag: int, round_no: int, dead
 
 
 def _allreduce(where: Where, comm, nbytes: int, deadline: float):
-    """Time a nonblocking allreduce of nbytes on `comm`; return (seconds per op or None, 0)."""
+    """Time a nonblocking allreduce of nbytes on `comm`; return ((seconds per op, spread) or None, wrong)."""
     from mpi4py import MPI
 
     count = max(1, nbytes // 4)
@@ -155,20 +158,48 @@ def execute(where: Where, tasks: list[dict], round_no: int, deadline: float, buf
     tag = TEST_TAG_BASE + round_no % 20000
     reports = []
     for task in tasks:
-        kind, nbytes = task["kind"], task["nbytes"]
-        if kind in ("allreduce", "world"):
-            comm = where.node_comm if kind == "allreduce" else where.comm
-            seconds, wrong = _allreduce(where, comm, nbytes, deadline)
-            factor = 2 * (comm.size - 1) / comm.size if comm.size > 1 else 1.0
-        else:
-            seconds, wrong = _exchange(where, task["dst"], task["src"], nbytes, tag, round_no, deadline, buffers)
-            factor = 1.0
-        value = nbytes / seconds / 1e9 * factor if seconds else float("nan")
-        report = {"i": task["i"], "value": value, "wrong": wrong, "from": task.get("from")}
-        if "also" in task:
-            report["also"] = task["also"]
-        reports.append(report)
+        with _pinned(task.get("cpu")):
+            reports.append(_run_task(where, task, tag, round_no, deadline, buffers))
     return reports
+
+
+class _pinned:
+    """Hold this rank on one core while a serialised test runs, so its two ends never share a core.
+
+    With ranks outnumbering cores, two ends left on one core take turns: a clean pair measured 0.33x of
+    its peers three times running on the 2-core VM, while pinned ends do not (docs/health.md, "Noise").
+    """
+
+    def __init__(self, slot):
+        self.slot, self.saved = slot, None
+
+    def __enter__(self):
+        if self.slot is not None and hasattr(os, "sched_setaffinity"):
+            self.saved = os.sched_getaffinity(0)
+            cores = sorted(self.saved)
+            os.sched_setaffinity(0, {cores[self.slot % len(cores)]})
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            os.sched_setaffinity(0, self.saved)
+
+
+def _run_task(where: Where, task: dict, tag: int, round_no: int, deadline: float, buffers) -> dict:
+    """Run one test on this rank; return its report (value in GB/s, own spread, bytes wrong)."""
+    kind, nbytes = task["kind"], task["nbytes"]
+    if kind in ("allreduce", "world"):
+        comm = where.node_comm if kind == "allreduce" else where.comm
+        timed, wrong = _allreduce(where, comm, nbytes, deadline)
+        factor = 2 * (comm.size - 1) / comm.size if comm.size > 1 else 1.0
+    else:
+        timed, wrong = _exchange(where, task["dst"], task["src"], nbytes, tag, round_no, deadline, buffers)
+        factor = 1.0
+    seconds, spread = timed if timed else (None, float("nan"))
+    value = nbytes / seconds / 1e9 * factor if seconds else float("nan")
+    report = {"i": task["i"], "value": value, "spread": spread, "wrong": wrong, "from": task.get("from")}
+    if "also" in task:
+        report["also"] = task["also"]
+    return report
 
 
 class Buffers:
@@ -256,6 +287,8 @@ class MPIRunner:
                     (rb, "b", {"dst": ra, "src": ra, "from": (i, "a")}),
                 ]
             for rank, role, extra in ranks:
+                if self.serial and len(ranks) <= 2:  # one test at a time: its ends on distinct cores
+                    extra = {**extra, "cpu": 0 if role == "a" else 1}
                 tasks.setdefault(rank, []).append({"i": i, "kind": kind, "role": role, "nbytes": nbytes, **extra})
         return {r: sorted(t, key=lambda x: x["kind"] not in ("loopback",)) for r, t in tasks.items()}
 
@@ -272,12 +305,13 @@ class MPIRunner:
     def round(self, stage: str, tests: Tests) -> Results:
         """Run one round; with `serial` (ranks outnumber cores) its tests run one after another."""
         groups = [np.arange(len(tests))] if not self.serial else [np.array([i]) for i in range(len(tests))]
-        value = np.full(len(tests), np.nan)
+        value, spread = np.full(len(tests), np.nan), np.full(len(tests), np.nan)
         wrong_a, wrong_b = np.zeros(len(tests), dtype=bool), np.zeros(len(tests), dtype=bool)
         for pick in groups:
             part = self._run(stage, tests.take(pick))
-            value[pick], wrong_a[pick], wrong_b[pick] = part.value, part.wrong_a, part.wrong_b
-        results = Results(value, wrong_a, wrong_b)
+            value[pick], spread[pick] = part.value, part.spread
+            wrong_a[pick], wrong_b[pick] = part.wrong_a, part.wrong_b
+        results = Results(value, wrong_a, wrong_b, spread)
         if self.record:
             self.record(stage, self.round_no, tests, results)
         return results
@@ -325,9 +359,9 @@ class MPIRunner:
         return self._combine(tests, reports)
 
     def _combine(self, tests: Tests, reports: dict[int, list[dict]]) -> Results:
-        """Each test's value is its slowest end's; wrong data is charged to the end that sent it."""
+        """Each test's value is its slowest end's, its spread the wider end's; wrong data is charged to the sender."""
         n = len(tests)
-        value = np.full(n, np.inf)
+        value, spread = np.full(n, np.inf), np.zeros(n)
         seen = np.zeros(n, dtype=bool)
         wrong_a, wrong_b = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
         ends_expected = np.where(tests.kind == "loopback", 1, 2)
@@ -336,6 +370,7 @@ class MPIRunner:
             for rep in got:
                 for i in [rep["i"]] + ([rep["also"]] if "also" in rep else []):
                     value[i] = min(value[i], rep["value"])
+                    spread[i] = max(spread[i], rep.get("spread", 0.0))
                     seen[i] = True
                     ends[i] += 1
                 if rep["wrong"] and rep.get("from"):  # the bytes this end received came from that test's end
@@ -343,5 +378,5 @@ class MPIRunner:
                     (wrong_a if end == "a" else wrong_b)[i] = True
         collective = np.isin(tests.kind, ("allreduce", "world"))
         complete = seen & (collective | (ends >= ends_expected))
-        value[~complete] = np.nan
-        return Results(value, wrong_a, wrong_b)
+        value[~complete], spread[~complete] = np.nan, np.nan
+        return Results(value, wrong_a, wrong_b, spread)

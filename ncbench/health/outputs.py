@@ -218,9 +218,21 @@ def line(e: dict) -> str:
             ratio = f" ({ev['ratio_to_baseline']:.2f}x {base})" if base else ""
         how = f" {ev['value']:.3g} GB/s{ratio}"
     else:
-        how = " " + "; ".join(str(x.get("note") or x) for x in e["evidence"][:1])
+        how = " " + "; ".join(_describe(x) for x in e["evidence"][:1])
     strikes = " confirmed" if e["status"] == FAIL and len(e["evidence"]) > 1 else ""
+    if e["code"] == "NCB-NOISY":
+        spread = max((x.get("spread") or 0, x.get("peer_spread") or 0) for x in e["evidence"])
+        strikes = f" looked like {e.get('suspected')}, but within the measurement's noise (spread {max(spread):.2f}): not confirmed"
     return f"{e['status']} {e['code']}{where}{how}{strikes}".rstrip()
+
+
+def _describe(x: dict) -> str:
+    """Return a piece of evidence without a value in words: its note, or what it names, never a raw dict."""
+    if x.get("note"):
+        return str(x["note"])
+    if "from" in x:
+        return f"data from {x['from']} arrived wrong ({x.get('stage', '?')} stage, {x.get('test', '?')} test)"
+    return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in x.items())
 
 
 def summary(v: dict, plan: dict) -> list[str]:

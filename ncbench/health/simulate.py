@@ -76,7 +76,7 @@ class SimRunner:
         hit[pair] = path
         value = NOMINAL_GBPS * np.where(hit, self.faults.factor, 1.0) * np.exp(self.rng.normal(0.0, self.noise, n))
         none = np.zeros(n, dtype=bool)
-        return Results(value, none, none.copy())
+        return Results(value, none, none.copy(), np.full(n, self.noise))  # own spread ~ the simulated noise
 
     def _crosses_slow_link(self, src, dst, rail) -> np.ndarray:
         if not self.faults.links:

@@ -72,10 +72,18 @@ class Results:
     value: np.ndarray  # busbw GB/s of each test (the best sample); NaN: no answer
     wrong_a: np.ndarray  # data sent from a arrived wrong
     wrong_b: np.ndarray
+    spread: np.ndarray | None = None  # each test's own scatter, 1 - best / median sample; None: not measured
+
+    def __post_init__(self):
+        if self.spread is None:
+            self.spread = np.zeros(len(self.value))
 
     @property
     def answered(self) -> np.ndarray:
         return np.isfinite(self.value)
+
+    def take(self, pick) -> "Results":
+        return Results(self.value[pick], self.wrong_a[pick], self.wrong_b[pick], self.spread[pick])
 
 
 class Runner(Protocol):
@@ -104,6 +112,7 @@ class Orchestrator:
         self.baseline = baseline or {}
         self.failed = np.zeros((fabric.nodes, fabric.rails), dtype=bool)  # confirmed bad (node, rail): left out after
         self.out = Outcome(nodes=fabric.nodes)
+        self.refs: dict[str, Reference] = {}  # class key -> tonight's reference, with its noise
         self.record = None  # optional callback(stage, round, tests, results, refs) for records.jsonl
 
     # ------------------------------------------------------------------------------------ plumbing
@@ -113,13 +122,24 @@ class Orchestrator:
         self.out.rounds += 1
         return results
 
-    def _reference(self, key: str, values: np.ndarray) -> Reference:
-        ref = judge.reference(values, self.baseline.get(key, {}).get("p50", float("nan")))
+    def _reference(self, key: str, res: Results) -> Reference:
+        ref = judge.reference(res.value, self.baseline.get(key), res.spread)
         if ref.count:  # the peer reference, not a plain median: with 2 tests, one slow pair must not halve it
             self.out.classes[key] = ref.value
+            self.refs[key] = ref
         return ref
 
-    def _entity(self, kind, ident, status, code, *, node=None, rail=None, evidence=(), **extra) -> None:
+    def _evidence(self, value, ref: Reference, spread=float("nan"), **where) -> dict:
+        return judge.evidence(value, ref, spread, self.criteria, **where)
+
+    @staticmethod
+    def _noisy(evidence) -> bool:
+        """A finding with a strike its own noise could explain: too noisy to judge (WARN NCB-NOISY, no drain)."""
+        return not all(e.get("beyond_noise", True) for e in evidence)
+
+    def _entity(self, kind, ident, status, code, *, node=None, rail=None, evidence=(), noisy=False, **extra) -> None:
+        if noisy and status == FAIL:  # too noisy to judge: never a confirmed FAIL, never a drain
+            status, code, extra = WARN, "NCB-NOISY", {**extra, "suspected": code}
         entry = {"kind": kind, "id": ident, "status": status, "code": code}
         if node is not None:
             entry["node"] = self.runner.names[node]
@@ -174,8 +194,8 @@ class Orchestrator:
         for kind, key in (("loopback", "local.loopback"), ("allreduce", "local.allreduce")):
             pick = tests.kind == kind
             if pick.any():
-                refs[kind] = self._reference(key, res.value[pick])
-                slow[pick] = judge.strikes(res.value[pick], refs[kind], self.criteria)
+                refs[kind] = self._reference(key, res.take(pick))
+                slow[pick] = judge.strikes(res.value[pick], refs[kind], self.criteria, res.spread[pick])
         self._corrupt("local", tests, res)
         cleared = 0
         if slow.any():
@@ -184,19 +204,22 @@ class Orchestrator:
             self._unreachable("local retest")
             for j, i in enumerate(np.flatnonzero(slow)):
                 ref = refs[str(tests.kind[i])]
-                if not judge.strikes(second.value[j : j + 1], ref, self.criteria)[0]:
+                if not judge.strikes(second.value[j : j + 1], ref, self.criteria, second.spread[j : j + 1])[0]:
                     cleared += 1
                     continue
                 node, rail = int(tests.a[i]), int(tests.rail[i])
-                ev = [judge.evidence(res.value[i], ref, stage="local", test=str(tests.kind[i])),
-                      judge.evidence(second.value[j], ref, stage="local retest", test=str(tests.kind[i]))]  # fmt: skip
+                ev = [self._evidence(res.value[i], ref, res.spread[i], stage="local", test=str(tests.kind[i])),
+                      self._evidence(second.value[j], ref, second.spread[j], stage="local retest",
+                                     test=str(tests.kind[i]))]  # fmt: skip
+                noisy = self._noisy(ev)
                 if rail >= 0:
                     self._entity("nic", f"{self.runner.names[node]}/rail{rail}", FAIL, "NCB-NIC-LOOPBACK", node=node,
-                                 rail=rail, evidence=ev)  # fmt: skip
-                    self.failed[node, rail] = True
+                                 rail=rail, evidence=ev, noisy=noisy)  # fmt: skip
+                    self.failed[node, rail] = not noisy
                 else:
-                    self._entity("node", self.runner.names[node], FAIL, "NCB-NODE-LOCAL", node=node, evidence=ev)
-                    self.failed[node, :] = True
+                    self._entity("node", self.runner.names[node], FAIL, "NCB-NODE-LOCAL", node=node, evidence=ev,
+                                 noisy=noisy)  # fmt: skip
+                    self.failed[node, :] = not noisy
         note = f"{cleared} strike(s) cleared on a second measurement" if cleared else ""
         self._stage("local", len(tests), int(slow.sum()) - cleared, int((~res.answered).sum()), note=note)
 
@@ -220,18 +243,18 @@ class Orchestrator:
         if len(tests) == 0:
             self.pair_ref = judge.reference(np.array([]))
             self.suspects = np.zeros_like(self.failed)
-            self.slow_pairs, self.slow_values = Tests.of("pair", [], [], [], 0), np.array([])
+            self.slow_pairs, self.slow_values, self.slow_spreads = Tests.of("pair", [], [], [], 0), np.array([]), np.array([])
             self._stage("pairs", 0, 0, 0, SKIPPED, "fewer than two healthy nodes")
             return
         res = self._round("pairs", tests)
         self._unreachable("pairs")
-        self.pair_ref = self._reference("pairs.intra_leaf", res.value)
-        slow = judge.strikes(res.value, self.pair_ref, self.criteria)
+        self.pair_ref = self._reference("pairs.intra_leaf", res)
+        slow = judge.strikes(res.value, self.pair_ref, self.criteria, res.spread)
         self.suspects = np.zeros_like(self.failed)
         self.suspects[tests.a[slow], tests.rail[slow]] = True
         self.suspects[tests.b[slow], tests.rail[slow]] = True
         self.slow_pairs = tests.take(slow)
-        self.slow_values = res.value[slow]
+        self.slow_values, self.slow_spreads = res.value[slow], res.spread[slow]
         self._corrupt("pairs", tests, res)
         self._record_unanswered("pairs", tests, res)
         self._stage("pairs", len(tests), int(slow.sum()), int((~res.answered).sum()))
@@ -269,36 +292,58 @@ class Orchestrator:
         tests = self._pair_tests("confirm", s_arr, g_arr)
         res = self._round("confirm", tests)
         self._unreachable("confirm")
-        slow = judge.strikes(res.value, self.pair_ref, self.criteria)
+        slow = judge.strikes(res.value, self.pair_ref, self.criteria, res.spread)
         second = slow & self.suspects[tests.a, tests.rail]  # slow again on the rail it was slow on: two strikes
+        third, again = self._remeasure("confirm retest", tests, second)  # and once more before it can FAIL
         for node in np.unique(tests.a[slow]):
             mine = np.flatnonzero((tests.a == node) & slow)
             ev = self._first_strike(node) + [
-                judge.evidence(res.value[i], self.pair_ref, stage="confirm", partner=self.runner.names[tests.b[i]],
-                               rail=int(tests.rail[i])) for i in mine]  # fmt: skip
-            for status, pick in ((FAIL, second), (WARN, slow & ~second)):  # one strike (a new rail, or unpaired): WARN
+                self._evidence(res.value[i], self.pair_ref, res.spread[i], stage="confirm",
+                               partner=self.runner.names[tests.b[i]], rail=int(tests.rail[i])) for i in mine]  # fmt: skip
+            ev += [self._evidence(again.value[i], self.pair_ref, again.spread[i], stage="confirm retest",
+                                  partner=self.runner.names[tests.b[i]], rail=int(tests.rail[i]))
+                   for i in mine if third[i]]  # fmt: skip
+            noisy = self._noisy(ev)
+            for status, pick in ((FAIL, third), (WARN, slow & ~second)):  # one strike (a new rail, or unpaired): WARN
                 rails = np.unique(tests.rail[(tests.a == node) & pick])
                 if not len(rails):
                     continue
                 if len(rails) == self.fabric.rails:
                     self._entity("node", self.runner.names[node], status, "NCB-NODE-SLOW", node=node, evidence=ev,
-                                 rails=[int(r) for r in rails])  # fmt: skip
+                                 rails=[int(r) for r in rails], noisy=noisy)  # fmt: skip
                 else:
                     for r in rails:
                         self._entity("nic", f"{self.runner.names[node]}/rail{r}", status, "NCB-RAIL-SLOW", node=node,
-                                     rail=r, evidence=[e for e in ev if e.get("rail") == r])  # fmt: skip
-                if status == FAIL:
+                                     rail=r, evidence=[e for e in ev if e.get("rail") == r], noisy=noisy)  # fmt: skip
+                if status == FAIL and not noisy:
                     self.failed[node, rails] = True
         self._corrupt("confirm", tests, res)
         self._record_unanswered("confirm", tests, res)
         self.confirm_tested = np.zeros_like(self.failed)
         self.confirm_tested[tests.a[res.answered], tests.rail[res.answered]] = True
-        self._stage("confirm", len(tests), int(slow.sum()), int((~res.answered).sum()))
+        cleared = int((second & ~third).sum())
+        note = f"{cleared} second strike(s) cleared on a re-measurement" if cleared else ""
+        self._stage("confirm", len(tests), int(slow.sum()) - cleared, int((~res.answered).sum()), note=note)
+
+    def _remeasure(self, stage: str, tests: Tests, pick: np.ndarray) -> tuple[np.ndarray, Results]:
+        """Measure the picked tests again, later; return (which are slow again, the new results by test index)."""
+        again = Results(np.full(len(tests), np.nan), np.zeros(len(tests), dtype=bool),
+                        np.zeros(len(tests), dtype=bool), np.full(len(tests), np.nan))  # fmt: skip
+        if not pick.any():
+            return np.zeros(len(tests), dtype=bool), again
+        idx = np.flatnonzero(pick)
+        res = self._round(stage, tests.take(idx))
+        self._unreachable(stage)
+        again.value[idx], again.spread[idx] = res.value, res.spread
+        self._corrupt(stage, tests.take(idx), res)
+        still = np.zeros(len(tests), dtype=bool)
+        still[idx] = judge.strikes(res.value, self.pair_ref, self.criteria, res.spread)
+        return still, again
 
     def _first_strike(self, node: int) -> list[dict]:
         sp = self.slow_pairs
         mine = np.flatnonzero((sp.a == node) | (sp.b == node))
-        return [judge.evidence(self.slow_values[i], self.pair_ref, stage="pairs", rail=int(sp.rail[i]),
+        return [self._evidence(self.slow_values[i], self.pair_ref, self.slow_spreads[i], stage="pairs", rail=int(sp.rail[i]),
                                partner=self.runner.names[sp.b[i] if sp.a[i] == node else sp.a[i]]) for i in mine]  # fmt: skip
 
     def _flag_unconfirmed(self, node: int, why: str) -> None:
@@ -323,16 +368,17 @@ class Orchestrator:
         tests = Tests.of("retest", sp.a[pick], sp.b[pick], sp.rail[pick], self.suite.nbytes)
         res = self._round("retest", tests)
         self._unreachable("retest")
-        slow = judge.strikes(res.value, self.pair_ref, self.criteria)
+        slow = judge.strikes(res.value, self.pair_ref, self.criteria, res.spread)
         for j, i in enumerate(pick):
             a, b, r = int(sp.a[i]), int(sp.b[i]), int(sp.rail[i])
             if not res.answered[j]:
                 continue
-            ev = [judge.evidence(self.slow_values[i], self.pair_ref, stage="pairs", rail=r),
-                  judge.evidence(res.value[j], self.pair_ref, stage="retest", rail=r)]  # fmt: skip
+            ev = [self._evidence(self.slow_values[i], self.pair_ref, self.slow_spreads[i], stage="pairs", rail=r),
+                  self._evidence(res.value[j], self.pair_ref, res.spread[j], stage="retest", rail=r)]  # fmt: skip
+            noisy = self._noisy(ev)
             if slow[j]:
                 self._entity("pair", f"{self.runner.names[a]}<->{self.runner.names[b]}/rail{r}", FAIL, "NCB-PAIR-SLOW",
-                             rail=r, ends=[self.runner.names[a], self.runner.names[b]], evidence=ev)  # fmt: skip
+                             rail=r, ends=[self.runner.names[a], self.runner.names[b]], evidence=ev, noisy=noisy)  # fmt: skip
         self._record_unanswered("retest", tests, res)
         cleared = int((res.answered & ~slow).sum())
         note = f"{cleared} slow pair(s) cleared: fast on retest, and both ends fast with others" if cleared else ""
@@ -351,22 +397,26 @@ class Orchestrator:
             return
         cleared = np.zeros(self.fabric.rails * 4 * self.fabric.link_space, dtype=bool)
         slow_rows, ev_of, counts = [], {}, np.zeros(3, dtype=np.int64)  # tests, slow, unanswered
+        noisy_links: set[int] = set()  # links blamed only by flows too noisy to judge
         for kind, offset in rounds:
             alive = self.alive()
             src, dst = plan.shift_flows(self.fabric, alive, kind, offset)
             tests = self._pair_tests("flow", src, dst)
             res = self._round(f"fabric {kind} +{offset}", tests)
             self._unreachable("fabric")
-            ref = self._reference(f"fabric.{kind}", res.value)
-            slow = judge.strikes(res.value, ref, self.criteria)
+            ref = self._reference(f"fabric.{kind}", res)
+            slow = judge.strikes(res.value, ref, self.criteria, res.spread)
+            noisy = ~judge.beyond_noise(res.value, ref, self.criteria, res.spread)  # a link FAILs on two slow flows
             links = plan.flow_links(self.fabric, tests.a, tests.b, tests.rail)
+            for row in links[slow & noisy]:
+                noisy_links.update(int(x) for x in row[row >= 0])
             good = links[res.answered & ~slow].ravel()
             cleared[good[good >= 0]] = True
             slow_rows.append(links[slow])
             for i in np.flatnonzero(slow):
                 for link in links[i][links[i] >= 0]:
-                    ev_of.setdefault(int(link), []).append(judge.evidence(
-                        res.value[i], ref, stage="fabric", round=f"{kind} +{offset}",
+                    ev_of.setdefault(int(link), []).append(self._evidence(
+                        res.value[i], ref, res.spread[i], stage="fabric", round=f"{kind} +{offset}",
                         flow=f"{self.runner.names[tests.a[i]]}->{self.runner.names[tests.b[i]]}"))  # fmt: skip
             counts += (len(tests), int(slow.sum()), int((~res.answered).sum()))
             self._corrupt("fabric", tests, res)
@@ -374,7 +424,7 @@ class Orchestrator:
         for link, count in found.blamed.items():
             name = plan.describe_link(self.fabric, link)
             self._entity("link", name, FAIL if count >= 2 else WARN, "NCB-LINK-SLOW", rail=link // (4 * self.fabric.link_space),
-                         evidence=ev_of.get(link, [])[:4], slow_flows=count)  # fmt: skip
+                         evidence=ev_of.get(link, [])[:4], slow_flows=count, noisy=link in noisy_links)  # fmt: skip
         for candidates in found.ambiguous[:100]:
             names = [plan.describe_link(self.fabric, c) for c in candidates]
             self._entity("link", " | ".join(names), WARN, "NCB-LINK-SUSPECT", evidence=ev_of.get(candidates[0], [])[:2],
@@ -399,11 +449,11 @@ class Orchestrator:
         slow_count = 0
         for i, nbytes in enumerate(sizes):
             key = f"scale.allreduce.{nbytes}"
-            ref = self._reference(key, res.value[i : i + 1])
-            if np.isfinite(ref.baseline_p50) and res.value[i] < self.criteria.slow_ratio * ref.baseline_p50:
+            ref = self._reference(key, res.take(slice(i, i + 1)))
+            if judge.strikes(res.value[i : i + 1], ref, self.criteria, res.spread[i : i + 1])[0]:
                 slow_count += 1
                 self._entity("job", f"allreduce {nbytes} B", WARN, "NCB-SCALE-SLOW",
-                             evidence=[judge.evidence(res.value[i], ref, stage="scale", nbytes=int(nbytes))])  # fmt: skip
+                             evidence=[self._evidence(res.value[i], ref, stage="scale", nbytes=int(nbytes))])  # fmt: skip
         note = (
             "" if any(f"scale.allreduce.{n}" in self.baseline for n in sizes) else "no baseline: recorded, not judged"
         )
@@ -415,10 +465,16 @@ class Orchestrator:
         """Fleet below its baseline, or a rail or leaf failing together: one shared cause, not many bad nodes."""
         for key, tonight in self.out.classes.items():
             p50 = self.baseline.get(key, {}).get("p50")
-            if p50 and tonight < self.criteria.slow_ratio * p50 and not key.startswith("scale."):
+            if not p50 or key.startswith("scale."):
+                continue
+            ref = self.refs[key]
+            noise = max(ref.noise, ref.baseline_noise)  # tonight's scatter, and the baseline's from night to night
+            if tonight < self.criteria.ratio(noise) * p50:
                 self._entity("fleet", key, FAIL, "NCB-SHARED-CAUSE", drain=False,
+                             noisy=tonight >= (1 - self.criteria.noise_k * noise) * p50,
                              evidence=[{"class": key, "peer_ref_tonight": round(tonight, 4), "baseline_p50": p50,
-                                        "ratio_to_baseline": round(tonight / p50, 4)}])  # fmt: skip
+                                        "ratio_to_baseline": round(tonight / p50, 4), "spread": round(ref.noise, 4),
+                                        "peer_spread": round(ref.baseline_noise, 4)}])  # fmt: skip
         failing = [e for e in self.out.entities if e["status"] == FAIL and e["kind"] in ("node", "nic") and "node" in e]
         groups: dict[str, tuple[int, list[dict]]] = {}  # key -> (nodes in the group, its failing entities)
         index = {name: n for n, name in enumerate(self.runner.names)} if failing else {}
