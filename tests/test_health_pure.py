@@ -109,6 +109,7 @@ def test_a_strike_the_noise_could_explain_is_warn_noisy_never_fail_or_drain():
         names = [f"n{i}" for i in range(8)]
         unreachable = np.zeros(8, dtype=bool)
         node_allreduce = False
+        noise_floor = 0.0
 
         def round(self, stage, tests):
             from ncbench.health.suite import Results
@@ -134,6 +135,7 @@ def test_a_confirmed_strike_that_clears_on_a_remeasurement_is_no_failure():
         names = [f"n{i}" for i in range(8)]
         unreachable = np.zeros(8, dtype=bool)
         node_allreduce = False
+        noise_floor = 0.0
         seen = 0
 
         def round(self, stage, tests):
@@ -398,3 +400,17 @@ def test_history_reads_nights_and_rejects_a_damaged_file(tmp_path):
     with pytest.raises(NcbenchError, match="damaged verdict") as bad:
         history.load(tmp_path)
     assert bad.value.exit_code == 65
+
+
+def test_history_of_a_node_no_night_tested_is_one_sentence_with_the_nearest_names(tmp_path):
+    for i, nodes in enumerate([["gpu001", "gpu002"], ["gpu001", "gpu003"]]):
+        d = tmp_path / f"run{i}"
+        d.mkdir()
+        v = {"schema": outputs.SCHEMA, "run_id": f"run{i}", "started": f"2026-12-0{i + 1}", "status": PASS,
+             "summary_nodes": {"PASS": 2}, "classes": {}, "node_status": {}, "entities": [], "nodes": nodes}  # fmt: skip
+        (d / "verdict.json").write_text(json.dumps(v))
+    nights = history.load(tmp_path)
+    with pytest.raises(NcbenchError, match=r"tested a node named 'gpu00x'; nearest: gpu001") as unknown:
+        history.rows(nights, node="gpu00x")
+    assert unknown.value.exit_code == 64
+    assert [r["node_status"] for r in history.rows(nights, node="gpu002")] == [PASS, "not tested"]

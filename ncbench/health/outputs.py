@@ -4,13 +4,12 @@ Outcome + run facts -> verdict dict (schema ncbench.health.verdict/1) -> the oth
 whole or not at all (temp file + rename). reference/health/conventions.md sections 2-6 and 9.
 """
 
-import json
 import math
 import time
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from ..records import write_atomic
+from ..records import write_atomic, write_json
 from . import CODES, FAIL, PASS, SKIPPED, STATE_VALUE, UNKNOWN, WARN
 
 SCHEMA = "ncbench.health.verdict/1"
@@ -57,6 +56,7 @@ def verdict(outcome, *, run: dict, names: list[str], fabric: dict, baseline: dic
         "classes": {k: round(v, 6) for k, v in outcome.classes.items()},
         "entities": sorted(outcome.entities, key=lambda e: (SEVERITY.index(e["status"]), e["kind"], e["id"])),
         "node_status": {n: s for n, s in node_states.items() if s != PASS},
+        "nodes": list(names),  # every node the night tested, so `health history --node` knows a name it never saw
     }
 
 
@@ -267,7 +267,7 @@ def write_all(out_dir: Path, v: dict, plan: dict, names: list[str], *, prom_dir:
     finished = time.time()
     prom = prometheus(v, finished)
     files = {
-        "verdict": write_atomic(out_dir / "verdict.json", json.dumps({**v, "drain": plan}, indent=1) + "\n"),
+        "verdict": write_json(out_dir / "verdict.json", {**v, "drain": plan}),
         "prom": write_atomic(out_dir / "ncbench_health.prom", prom),
         "junit": write_atomic(out_dir / "junit.xml", junit(v, names)),
         "drain": write_atomic(
