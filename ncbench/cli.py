@@ -386,7 +386,7 @@ def predict_cmd(
     """Predict every collective at scale for each fabric design, with a band from the fit's uncertainty."""
     import pandas as pd
 
-    from . import algorithms, predict, topology
+    from . import algorithms, predict, records, topology
     from .units import parse_int_list, parse_size
 
     _check_format(fmt)
@@ -404,8 +404,10 @@ def predict_cmd(
     frame = pd.concat([f for f in frames if not f.empty], ignore_index=True)
     text = predict.render(frame, fmt)
     if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
+        try:
+            records.write_atomic(out, text)
+        except OSError as err:
+            raise NcbenchError(f"cannot write the predictions to {out}: {err.strerror}") from None
     print(text, end="")
 
 
@@ -423,7 +425,7 @@ class Outcome:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; under MPI, a failure on any rank ends the whole job instead of hanging it."""
-    from . import session
+    from . import records, session
 
     argv = sys.argv[1:] if argv is None else argv
     comm = None
@@ -446,6 +448,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(code or Outcome.code)
     except Exception:
         if comm is None or not session.Started.running:
+            records.end_open_runs(EXIT_SOFTWARE, "ncbench failed (a bug)")
             raise
         import traceback
 
@@ -457,13 +460,14 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _fail(comm, message: str, code: int) -> None:
-    from . import session
+    from . import records, session
 
     if comm is not None and session.Started.running:
         from .guard import abort_job
 
         print(f"{message} (rank {comm.rank})", file=sys.stderr, flush=True)
-        abort_job(comm, code)
+        abort_job(comm, code, message)
     if comm is None or comm.rank == 0:
+        records.end_open_runs(code, message)
         print(message, file=sys.stderr, flush=True)
     sys.exit(code)

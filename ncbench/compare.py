@@ -93,7 +93,9 @@ def render(frame, fmt: str, *, label_a: str, label_b: str, threshold_pct: float,
     if fmt == "csv":
         return frame.to_csv(index=False)
     if fmt == "json":
-        return frame.to_json(orient="records", lines=True)
+        from .records import json_lines
+
+        return json_lines(frame.to_dict(orient="records"))
     from .units import format_size
 
     lines = [f"# A = {label_a}", f"# B = {label_b}",

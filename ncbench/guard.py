@@ -25,11 +25,14 @@ def _say(message: str) -> None:
     sys.stderr.flush()
 
 
-def abort_job(comm, code: int) -> None:
+def abort_job(comm, code: int, reason: str = "the job was aborted") -> None:
     """End every rank of the job with `code`, once the launcher has had time to forward what we wrote.
 
     Without the pause, mpiexec lost the line naming a stalled rank in 1 of 30 runs (2-core VM).
     """
+    from .records import end_open_runs
+
+    end_open_runs(code, reason)  # the sidecar says timed_out / failed / aborted, not running
     sys.stdout.flush()
     sys.stderr.flush()
     time.sleep(ABORT_GRACE_S)
@@ -72,13 +75,31 @@ class Watchdog:
                     f"entered; ranks that print this line were waiting, a rank that does not is the one "
                     f"that stopped; ending the run (exit {EXIT_UNKNOWN})"
                 )
+                from .records import end_open_runs
+
+                end_open_runs(EXIT_UNKNOWN, f"{self.who} waited {self.timeout_s:g} s inside {self._what}")
                 for hook in self.on_fire:
                     try:
                         hook()
                     except Exception as err:  # noqa: BLE001 - the exit below matters more than a failed abort
                         _say(f"{self.who}: abort failed: {err}")
                 time.sleep(REPORT_GRACE_S)  # let the other waiting ranks print theirs before the job dies
-                os._exit(EXIT_UNKNOWN)
+                _abort_from_thread(EXIT_UNKNOWN)
+
+
+def _abort_from_thread(code: int) -> None:
+    """End the whole job with `code` from the watchdog's thread.
+
+    Each waiting rank leaving by os._exit(3) let mpiexec report the stalled rank's SIGKILL instead: exit 9
+    in 1 of 12 runs of the stall test (2-core VM); MPI_Abort carries the code to the launcher. Should the
+    library refuse a call from this thread, the process still ends with the code.
+    """
+    try:
+        from mpi4py import MPI
+
+        MPI.COMM_WORLD.Abort(code)
+    finally:
+        os._exit(code)
 
 
 class Guard:
@@ -129,11 +150,9 @@ class Guard:
         if not self._wait(requests, self.timeout_s):
             missing = [r for r, req in zip(range(1, self.comm.size), requests) if not req.Test()]
             names = ", ".join(f"rank {self.world_ranks[r]} ({self.hosts[r]})" for r in missing)
-            _say(
-                f"{len(missing)} of {self.comm.size} ranks did not arrive at {what} within "
-                f"{self.timeout_s:g} s: {names}; ending the run (exit {EXIT_UNKNOWN})"
-            )
-            abort_job(self.world, EXIT_UNKNOWN)
+            why = f"{len(missing)} of {self.comm.size} ranks did not arrive at {what} within {self.timeout_s:g} s: {names}"
+            _say(f"{why}; ending the run (exit {EXIT_UNKNOWN})")
+            abort_job(self.world, EXIT_UNKNOWN, why)
         go = np.ones(1, dtype=np.int64)
         MPI.Request.Waitall([self.comm.Isend(go, dest=r, tag=tag) for r in range(1, self.comm.size)])
 

@@ -184,7 +184,8 @@ def _best(op, results, shape, nbytes, label):
     impossible = ~allowed.any(axis=0)  # e.g. collnet on a fabric without SHARP: NaN, not a number it cannot reach
     chosen = np.where(impossible[:, None, None], np.nan, chosen)
     time_us = chosen[:, :, 0]
-    low, high = np.nanpercentile(chosen, BAND, axis=2) if not impossible.all() else (time_us, time_us)
+    low, high = np.percentile(np.nan_to_num(chosen, nan=0.0), BAND, axis=2)  # no all-NaN slices: no warning
+    low, high = np.where(impossible[:, None], np.nan, low), np.where(impossible[:, None], np.nan, high)
     # A pipelined algorithm runs at its slowest phase: the max of perturbed phases sits above the max of
     # the central ones, so the band is widened to always contain the central estimate it is printed with.
     low, high = np.fmin(low, time_us), np.fmax(high, time_us)
@@ -277,33 +278,46 @@ def scale_costs(topology: Topology, gpus=DEFAULT_GPUS):
 
 
 def render(frame, fmt: str) -> str:
-    """Return predictions as an aligned table, CSV, or a JSON list of objects (NaN as null)."""
-    import json
+    """Return predictions as an aligned table, CSV, or a JSON list of objects (missing as null).
+
+    Integer columns become pandas' nullable Int64, since the init and mtbf rows have no tiers: a missing value there
+    is pandas.NA, which the table prints as '-', CSV as an empty cell and JSON as null.
+    """
+    from .records import json_text
 
     frame = frame.astype({c: "Int64" for c in ("gpus", "bytes", "tiers", "tiers_added") if c in frame})
     if fmt == "csv":
         return frame.to_csv(index=False, float_format="%.6g")
     if fmt == "json":
-        records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
-        return json.dumps(records, indent=1, default=_plain) + "\n"
+        return json_text(frame.to_dict(orient="records"), indent=1) + "\n"
     lines = [(f"{'topology':<28} {'op':<13} {'algorithm':<18} {'proto':<6} {'gpus':>9} {'bytes':>12} "
              f"{'time_us':>12} {'[low':>12} {'high]':>12} {'algbw_GBps':>11} {'busbw_GBps':>11} tiers")]  # fmt: skip
     for row in frame.itertuples(index=False):
         d = row._asdict()
         lines.append(
-            f"{d['topology']:<28} {d['op']:<13} {d.get('algorithm') or '':<18} {d.get('protocol') or '':<6} "
-            f"{d['gpus']:>9} {_num(d.get('bytes'), 'd'):>12} {_num(d['time_us'])!s:>12} {_num(d['time_us_low']):>12} "
-            f"{_num(d['time_us_high']):>12} {_num(d.get('algbw_GBps')):>11} {_num(d.get('busbw_GBps')):>11} "
-            f"{_num(d.get('tiers'), 'd')}"
+            f"{d['topology']:<28} {d['op']:<13} {_text(d.get('algorithm')):<18} {_text(d.get('protocol')):<6} "
+            f"{_num(d['gpus'], 'd'):>9} {_num(d.get('bytes'), 'd'):>12} {_num(d['time_us']):>12} "
+            f"{_num(d['time_us_low']):>12} {_num(d['time_us_high']):>12} {_num(d.get('algbw_GBps')):>11} "
+            f"{_num(d.get('busbw_GBps')):>11} {_num(d.get('tiers'), 'd')}"
         )  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
+MISSING = "-"  # the table's mark for a value a row does not have (or cannot reach: an infinite time)
+
+
+def _missing(value) -> bool:
+    """True for None, NaN, pandas' NA and NaT, and infinities: whatever a cell holds when it holds no number."""
+    import pandas as pd
+
+    return value is None or bool(pd.isna(value)) or (isinstance(value, float) and not np.isfinite(value))
+
+
 def _num(value, kind: str = "g") -> str:
-    if value is None or (isinstance(value, float) and not np.isfinite(value)):
-        return "-"
+    if _missing(value):
+        return MISSING
     return f"{int(value)}" if kind == "d" else f"{value:.4g}"
 
 
-def _plain(value):
-    return value.item() if hasattr(value, "item") else str(value)
+def _text(value) -> str:
+    return "" if _missing(value) else str(value)

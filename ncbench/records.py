@@ -6,8 +6,10 @@ any number of runs -> one pandas DataFrame (`load`).
 
 import csv
 import json
+import math
 import os
 import re
+import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,6 +56,35 @@ def sidecar(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
+ENDINGS = ("complete", "failed", "timed_out", "aborted")  # a sidecar still `running` was killed (or still runs)
+_OPEN: list["RunWriter"] = []  # runs this process is writing: however it ends, their sidecars say how
+
+
+def ending(exit_code: int) -> str:
+    """Return the status a run ending with `exit_code` records: complete, failed, timed_out or aborted."""
+    from .errors import EXIT_OK, EXIT_SOFTWARE, EXIT_UNKNOWN
+
+    return {EXIT_OK: "complete", EXIT_UNKNOWN: "timed_out", EXIT_SOFTWARE: "aborted"}.get(
+        exit_code, "aborted" if exit_code >= 128 else "failed"
+    )
+
+
+def end_open_runs(exit_code: int, reason: str = "") -> int:
+    """Record in every run this process still writes how it is ending (a timeout, an abort, an error).
+
+    Called from the watchdog's thread and just before MPI_Abort: it flushes, never raises, never closes.
+    Return how many runs it marked.
+    """
+    marked = 0
+    for writer in list(_OPEN):
+        try:
+            writer.finish(status=ending(exit_code), exit_code=exit_code, reason=reason, close=False)
+            marked += 1
+        except Exception:  # noqa: BLE001, S110 - the process is ending; the rows are already flushed
+            pass
+    return marked
+
+
 class RunWriter:
     """Writes one run: the CSV header at once, then each row as it is measured, flushed."""
 
@@ -71,32 +102,90 @@ class RunWriter:
         self._file.flush()
         self.meta = {"schema": SCHEMA, **meta, "status": "running"}
         self._write_meta(exclusive=True)
+        _OPEN.append(self)
 
     def append(self, row: dict) -> None:
         """Write one row and flush it to the operating system (survives SIGKILL of this process)."""
         self._csv.writerow({k: _cell(row.get(k)) for k in RESULT_COLUMNS})
         self._file.flush()
 
-    def finish(self, **summary) -> None:
-        """Close the CSV and record how the run ended in the sidecar."""
-        self._file.close()
-        self.meta.update(summary, end=now_iso())
+    def finish(self, *, status: str = "complete", exit_code: int = 0, close: bool = True, **summary) -> None:
+        """Record how the run ended (status, exit code, end time) in the sidecar; close the CSV."""
+        if self in _OPEN:
+            _OPEN.remove(self)
+        if close:
+            self._file.close()
+        else:
+            self._file.flush()
+        self.meta.update(summary, status=status, exit_code=exit_code, end=now_iso())
         self._write_meta(exclusive=False)
 
     def _write_meta(self, *, exclusive: bool) -> None:
         target = sidecar(self.path)
         if exclusive and target.exists():
             raise NcbenchError(f"{target} already exists; results are never overwritten, choose another --out")
-        write_atomic(target, json.dumps(self.meta, indent=2, default=str) + "\n")
+        write_json(target, self.meta, indent=2)
 
 
 def write_atomic(path: Path, text: str) -> Path:
     """Write `text` to `path` whole or not at all (a reader, or a killed run, never sees half a file)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a target that cannot be replaced (a directory) leaves no stray copy behind
+        raise
     return path
+
+
+def json_text(value, *, indent: int | None = None, **options) -> str:
+    """Return `value` as strict JSON (RFC 8259, what JSON.parse accepts): NaN, infinities and pandas' NA as null.
+
+    numpy scalars and arrays become numbers and lists, anything else JSON has no type for (paths, datetimes) its
+    str(); every JSON ncbench writes (stdout, sidecars, verdicts, predictions) comes from here.
+    """
+    return json.dumps(_strict(value), indent=indent, allow_nan=False, **options)
+
+
+def json_lines(values) -> str:
+    """Return one strict JSON object per line (JSON Lines), each line ending in a newline."""
+    return "".join(json_text(v) + "\n" for v in values)
+
+
+def write_json(path: Path, value, *, indent: int = 1) -> Path:
+    """Write `value` to `path` as strict JSON, whole or not at all."""
+    return write_atomic(path, json_text(value, indent=indent) + "\n")
+
+
+def _strict(value):
+    """Return `value` with only what strict JSON can hold: missing and non-finite numbers as None."""
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, dict):
+        return {_key(k): _strict(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_strict(v) for v in value]
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return _strict(value.tolist())
+    if _is_missing(value):
+        return None
+    return str(value)
+
+
+def _key(key):
+    return key if isinstance(key, (str, int, float, bool)) or key is None else str(_strict(key))
+
+
+def _is_missing(value) -> bool:
+    """True for pandas' NA and NaT (pandas is only asked when a caller already imported it)."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and (value is pandas.NA or value is pandas.NaT)
 
 
 def read_json(path: Path, what: str):

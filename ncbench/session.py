@@ -51,7 +51,38 @@ def start(argv: list[str]):
     comm = jobs.start_mpi(level)
     Started.comm, Started.level, Started.reason = comm, level, reason
     jobs.check_same_args(comm, argv)
+    _record_termination()
     return comm
+
+
+def _record_termination() -> None:
+    """On SIGTERM or SIGINT (scancel, a Slurm time limit, Ctrl-C), mark open runs `aborted` and exit 128 + signal.
+
+    A Python handler runs only when the main thread leaves MPI, and by then the launcher has killed this rank
+    (another rank died of the same signal at once): so the C-level handler's wakeup byte wakes a thread that
+    acts at once, and a rank with no open run gives rank 0 a moment to write before it exits.
+    """
+    import signal
+    import threading
+    import time
+
+    caught = [s for s in (signal.SIGTERM, signal.SIGINT) if signal.getsignal(s) in (signal.SIG_DFL, signal.default_int_handler)]
+    if not caught or threading.current_thread() is not threading.main_thread():
+        return
+    read_end, write_end = os.pipe()
+    os.set_blocking(write_end, False)
+    for sig in caught:
+        signal.signal(sig, lambda *_: None)  # the thread below does the work; the main thread carries on until then
+    signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+
+    def watch() -> None:
+        signum = os.read(read_end, 1)[0]
+        if not records.end_open_runs(128 + signum, f"ended by {signal.Signals(signum).name}"):
+            time.sleep(0.3)  # no run of ours here: let rank 0 write its sidecar before the launcher reacts
+        sys.stdout.flush()
+        os._exit(128 + signum)
+
+    threading.Thread(target=watch, name="ncbench-signals", daemon=True).start()
 
 
 @dataclass(frozen=True)
@@ -319,7 +350,7 @@ def run_collective(sweep, launch: Launch) -> int:
     Started.running = False
     code = exit_code(all_rows) if comm.rank == 0 else None
     if comm.rank == 0:
-        writer.finish(status="complete", rows=len(all_rows), exit_code=code, findings=findings(all_rows),
+        writer.finish(status=records.ending(code), rows=len(all_rows), exit_code=code, findings=findings(all_rows),
                       wrong_rows=sum(1 for r in all_rows if (r.get("wrong") or 0) > 0),
                       communicators=communicators, backend_versions=versions)  # fmt: skip
     return comm.bcast(code, root=0)
@@ -396,7 +427,7 @@ def run_p2p(sweep, launch: Launch) -> int:
     if comm.rank == 0:
         out.say(f"# Results: {writer.path}")
         communicators = [{"nnodes": job.nnodes, "nranks": comm.size, "backend": backend.name, "init_s": init_s}]
-        writer.finish(status="complete", rows=len(all_rows), exit_code=code, findings=findings(all_rows),
+        writer.finish(status=records.ending(code), rows=len(all_rows), exit_code=code, findings=findings(all_rows),
                       communicators=communicators, backend_versions=versions)  # fmt: skip
     guard.free()
     return comm.bcast(code, root=0)

@@ -102,9 +102,9 @@ class Stdout:
         if self.fmt == "csv":
             self._csv(row)
         elif self.fmt == "json":
-            import json
+            from .records import json_text
 
-            print(json.dumps({k: row.get(k) for k in self.columns}), flush=True)
+            print(json_text({k: row.get(k) for k in self.columns}), flush=True)
         elif not row["in_place"]:
             self.pending = row
         else:

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "results" / "runs"
 
@@ -73,3 +75,62 @@ def test_extrapolation_script_judges_every_published_curve():
 def test_predict_rejects_an_unknown_algorithm():
     done = ncbench("predict", "--algo", "ring,bogus", "--topology", "topologies/this-machine.toml", "--gpus", "4")
     assert done.returncode == 64 and "unknown algorithm 'bogus'" in done.stderr
+
+
+SHIPPED = sorted((ROOT / "topologies").glob("*.toml"))
+SIZES = {"0": 0, "8": 8, "1G": 1 << 30, "16G": 16 << 30}
+
+
+def predict_in_process(capfd, *args):
+    """Run `ncbench predict ARGS` in this process: (exit code, stdout, stderr); an uncaught exception propagates."""
+    from ncbench.cli import Outcome, main
+
+    Outcome.code = 0  # the exit code an earlier in-process command chose (compare's 2) must not carry over
+    with pytest.raises(SystemExit) as done:
+        main(["predict", *map(str, args)])
+    out = capfd.readouterr()
+    return done.value.code, out.out, out.err
+
+
+def _strict_json(text):
+    def refuse(constant):
+        raise AssertionError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def _answered_sizes(fmt: str, text: str) -> set[int]:
+    """Return the sizes (bytes) a prediction's output answers for, read back in its own format."""
+    if fmt == "json":
+        return {r["bytes"] for r in _strict_json(text) if r["op"] not in ("init", "mtbf")}
+    if fmt == "csv":
+        import io
+
+        import pandas as pd
+
+        frame = pd.read_csv(io.StringIO(text))
+        return set(frame.loc[~frame.op.isin(["init", "mtbf"]), "bytes"].astype(int))
+    assert "<NA>" not in text and " nan " not in text.lower(), text
+    return {int(line.split()[5]) for line in text.splitlines()[1:] if line.split()[1] not in ("init", "mtbf")}
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "json"])
+@pytest.mark.parametrize("design", SHIPPED, ids=lambda p: p.stem)
+def test_predict_answers_every_shipped_design_in_every_format_or_says_why_not(capfd, design, fmt):
+    for gpus in ("1", "8", "1M", "10M"):
+        code, out, err = predict_in_process(capfd, "--topology", design, "--gpus", gpus, "--bytes", ",".join(SIZES),
+                                            "--format", fmt)  # fmt: skip
+        assert "Traceback" not in err, err
+        if code == 0:
+            assert _answered_sizes(fmt, out) == set(SIZES.values()), (gpus, out[:500])
+        else:
+            assert code in (64, 65, 66) and err.startswith("ncbench: ") and err.count("\n") == 1, (gpus, code, err)
+
+
+def test_predict_table_marks_the_tiers_init_and_mtbf_rows_lack_with_a_dash():
+    from ncbench import predict, topology
+
+    design = topology.load(ROOT / "topologies" / "colossus-1m-4tier.toml")
+    text = predict.render(predict.scale_costs(design, [1_000_000]), "table")
+    rows = text.splitlines()[1:]
+    assert [r.split()[1] for r in rows] == ["init", "mtbf"] and all(r.endswith(" -") for r in rows), text

@@ -130,6 +130,8 @@ def test_corrupting_rank_exits_2_and_is_named(tmp_path, op, n):
     frame = _rows(out)
     wrong = frame[frame.wrong > 0]
     assert len(wrong) > 0 and set(wrong.wrong_sources) == {"1"}
+    meta = records.load_meta(out)
+    assert (meta["status"], meta["exit_code"]) == ("failed", 2) and meta["end"]
 
 
 def test_stalled_rank_ends_the_run_with_exit_3_naming_it(tmp_path):
@@ -139,6 +141,8 @@ def test_stalled_rank_ends_the_run_with_exit_3_naming_it(tmp_path):
     assert done.returncode == 3, done.stderr
     assert "did not arrive" in done.stderr and "rank 2 (" in done.stderr
     assert time.monotonic() - start < 20
+    meta = records.load_meta(tmp_path / "r.csv")  # a timeout is an ending ncbench controls: not `running`
+    assert (meta["status"], meta["exit_code"]) == ("timed_out", 3) and meta["end"] and "rank 2 (" in meta["reason"]
 
 
 def test_rank_stalling_inside_a_collective_ends_the_run(tmp_path):
@@ -147,6 +151,8 @@ def test_rank_stalling_inside_a_collective_ends_the_run(tmp_path):
                    env={"NCBENCH_INJECT": "stall:rank=1:after=50"}, timeout=60)  # fmt: skip
     assert done.returncode == 3, done.stderr
     assert "waited 3 s inside allreduce" in done.stderr and "rank 1 on" not in done.stderr
+    meta = records.load_meta(out)
+    assert (meta["status"], meta["exit_code"]) == ("timed_out", 3) and "inside allreduce" in meta["reason"]
 
 
 def test_p2p_slowed_pair_and_stall(tmp_path):
@@ -222,4 +228,8 @@ def test_killed_run_keeps_every_completed_row(tmp_path, sig):
     frame = records.load(out)
     assert set(printed) <= set(frame.nbytes)
     assert frame.time_us.notna().all() and len(frame) >= 12
-    assert records.load_meta(out)["status"] == "running"  # the sidecar says it never finished
+    meta = records.load_meta(out)
+    if sig == signal.SIGKILL:  # nothing can run on SIGKILL: the sidecar says it never finished
+        assert meta["status"] == "running" and "exit_code" not in meta
+    else:  # scancel and Slurm time limits send SIGTERM: rank 0 records it before dying of it
+        assert (meta["status"], meta["exit_code"]) == ("aborted", 128 + signal.SIGTERM) and meta["end"]
