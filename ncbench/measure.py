@@ -106,6 +106,20 @@ class Context:
     ranks_per_node: int
 
 
+def rank_bytes(sweep: Sweep, operation, nranks: int) -> int:
+    """Return the most host or device memory one rank allocates: send and receive buffers (`run` below)
+    plus the check's working set (validate.working_bytes), at the largest size and the widest dtype."""
+    from . import validate
+
+    need = 0
+    for dt in map(ops.dtype, sweep.dtypes):
+        big = operation.layout(sweep.max_bytes, nranks, dt.size)
+        elems = max(big.send_count, big.recv_count)
+        check = max((validate.working_bytes(dt, r, nranks, elems) for r in sweep.redops), default=0)
+        need = max(need, 2 * elems * dt.size + (check if sweep.check else 0))
+    return need
+
+
 def run(sweep: Sweep, ctx: Context, emit: Callable[[dict], None]) -> None:
     """Measure the whole sweep, calling emit(row) on rank 0 for each row as soon as it exists."""
     operation = ops.op(sweep.op)

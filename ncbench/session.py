@@ -293,11 +293,7 @@ def run_collective(sweep, launch: Launch) -> int:
     agree(comm, backend_cls.unavailable(**options))  # every rank fails the same way, or none does
     injector = from_env(os.environ, comm.rank)
     operation = ops.op(sweep.op)
-    need = max(
-        2 * max(big.send_count, big.recv_count) * dt.size
-        for dt in map(ops.dtype, sweep.dtypes)
-        for big in [operation.layout(sweep.max_bytes, comm.size, dt.size)]
-    )
+    need = measure.rank_bytes(sweep, operation, comm.size)
     agree(comm, backend_cls.memory_problem(need, list(job.hosts), comm.rank, **options))
     meta = metadata(comm, job, sweep.op, backend_cls, asdict(sweep), steps)
     writer = open_writer(comm, launch, meta, f"{sweep.op}-{sweep.backend}")

@@ -190,7 +190,7 @@ def test_ranks_launched_with_different_arguments_are_named(tmp_path):
         (["allreduce", "-G", "1"], "needs --backend nccl"),
         (["allreduce", "--backend", "ucc"], "unknown backend"),
         (["allreduce", "--nodes", "3"], "this job has 1 node"),
-        (["allreduce", "-e", "64T"], "GiB of buffers per rank"),
+        (["allreduce", "-e", "64T"], "GiB per rank for buffers and check data"),
         (["allreduce", "--no-such-flag"], "No such option"),
     ],
 )
@@ -199,6 +199,28 @@ def test_bad_input_is_one_sentence_and_exit_64(tmp_path, args, message):
     assert done.returncode == 64, done.stderr
     assert message in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "r.csv").exists()
+
+
+def test_memory_check_counts_check_data_not_only_the_buffers(tmp_path):
+    """A size whose two buffers fit but whose check data does not is refused before anything is allocated.
+
+    `allreduce -e 2G` at 2 ranks on the 23 GiB VM counted 4 GiB of buffers per rank and was killed by the
+    kernel at about 12 GB per rank (exit 9); validation's index and pattern arrays were never counted.
+    """
+    from ncbench import measure, ops, validate
+    from ncbench.backends.base import MEMORY_SHARE
+
+    avail = next(int(line.split()[1]) * 1024 for line in open("/proc/meminfo") if line.startswith("MemAvailable:"))
+    budget = avail * MEMORY_SHARE / 2  # per rank, 2 ranks on this host
+    size = 1 << 20
+    while 2 * size * 2 < budget:  # the smallest power of two whose buffers fit but not buffers + check data
+        size *= 2
+    sweep = measure.Sweep(op="allreduce", min_bytes=8, max_bytes=size)
+    assert 2 * size < budget < measure.rank_bytes(sweep, ops.op("allreduce"), 2)
+    assert validate.working_bytes(ops.dtype("float"), "sum", 2, 32 << 20) >= 755 << 20  # measured peak RSS above buffers
+    done = run_mpi(2, "allreduce", "-b", str(size), "-e", str(size), "--out", tmp_path / "r.csv", timeout=60)
+    assert done.returncode == 64, done.stderr
+    assert "for buffers and check data" in done.stderr and not (tmp_path / "r.csv").exists()
 
 
 def test_existing_results_file_is_not_overwritten(tmp_path):

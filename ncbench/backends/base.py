@@ -16,7 +16,7 @@ def host_memory_problem(bytes_per_rank: int, hosts: list[str], rank: int) -> str
     if bytes_per_rank <= avail_kib * 1024 * MEMORY_SHARE / max(1, local_ranks):
         return None
     return (
-        f"the largest size needs {bytes_per_rank / 2**30:.2f} GiB of buffers per rank, but "
+        f"the largest size needs {bytes_per_rank / 2**30:.2f} GiB per rank for buffers and check data, but "
         f"{local_ranks} ranks share {avail_kib / 2**20:.1f} GiB available on {hosts[rank]}; lower -e"
     )
 
