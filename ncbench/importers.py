@@ -9,7 +9,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from .errors import EXIT_DATAERR, NcbenchError
+from .errors import EXIT_DATAERR, EXIT_NOINPUT, NcbenchError
 
 BINARIES = {"all_reduce": "allreduce", "all_gather": "allgather", "reduce_scatter": "reducescatter",
             "broadcast": "broadcast", "reduce": "reduce", "alltoall": "alltoall", "sendrecv": "sendrecv",
@@ -248,6 +248,8 @@ def parse_file(path, op: str | None = None) -> Imported:
     path = Path(path)
     try:
         text = path.read_text(errors="replace")
+    except FileNotFoundError:
+        raise NcbenchError(f"{path}: no such file to import", EXIT_NOINPUT) from None
     except OSError as err:
         raise NcbenchError(f"{path}: cannot read ({err.strerror})", EXIT_DATAERR) from None
     if text.lstrip().startswith("{"):

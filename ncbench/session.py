@@ -276,8 +276,13 @@ def run_collective(sweep, launch: Launch) -> int:
     job = describe_job(comm, launch)
     steps = node_steps(launch, job)
     measure.check_sweep(sweep, min(len(job.ranks_on(n)) for n in steps))
+    left_out = {}
     if sweep.dtypes == tuple(ops.DTYPES):  # -d all: what this backend can carry (nccl-tests drops fp8 likewise)
-        sweep = replace(sweep, dtypes=tuple(d for d in ops.DTYPES if not backend_cls.unsupported(ops.DTYPES[d])))
+        left_out = {d: backend_cls.unsupported(ops.DTYPES[d]) for d in ops.DTYPES if backend_cls.unsupported(ops.DTYPES[d])}
+        sweep = replace(sweep, dtypes=tuple(d for d in ops.DTYPES if d not in left_out))
+        if left_out and comm.rank == 0:  # said, not silent: stderr, so a csv or json stdout stays clean
+            print(f"ncbench: -d all on --backend {sweep.backend} leaves out {', '.join(left_out)}: "
+                  f"{next(iter(left_out.values()))}", file=sys.stderr, flush=True)  # fmt: skip
     for name in sweep.dtypes:
         reason = backend_cls.unsupported(ops.dtype(name))
         if reason:
@@ -296,6 +301,8 @@ def run_collective(sweep, launch: Launch) -> int:
     need = measure.rank_bytes(sweep, operation, comm.size)
     agree(comm, backend_cls.memory_problem(need, list(job.hosts), comm.rank, **options))
     meta = metadata(comm, job, sweep.op, backend_cls, asdict(sweep), steps)
+    if comm.rank == 0 and left_out:
+        meta["dtypes_left_out"] = left_out
     writer = open_writer(comm, launch, meta, f"{sweep.op}-{sweep.backend}")
     watchdog = Watchdog(f"rank {comm.rank} on {job.hosts[comm.rank]}", launch.timeout_s)
     out = Stdout(launch.fmt, list(records.RESULT_COLUMNS))

@@ -94,6 +94,12 @@ def test_import_command_refuses_foreign_text_with_65(tmp_path):
     assert not (tmp_path / "x.csv").exists()
 
 
+def test_import_of_a_missing_file_is_the_missing_input_code_66(tmp_path):
+    done = _cli("import", tmp_path / "missing.log", "--out", tmp_path / "x.csv")
+    assert done.returncode == 66 and "missing.log: no such file to import" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "x.csv").exists()
+
+
 def test_a_row_cut_at_the_end_of_the_file_is_not_trusted():
     head = "# Collective test starting: all_reduce_perf\n"
     row = "        1024           256     float     sum      -1    10.10    0.10    0.19       0    10.00    0.10    0.19       0"

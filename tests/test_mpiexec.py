@@ -201,6 +201,15 @@ def test_bad_input_is_one_sentence_and_exit_64(tmp_path, args, message):
     assert not (tmp_path / "r.csv").exists()
 
 
+def test_all_dtypes_says_what_it_left_out_and_why(tmp_path):
+    out = tmp_path / "r.csv"
+    done = run_mpi(2, "allreduce", "-d", "all", "-e", "64", *QUICK, "--format", "csv", "--out", out)
+    assert done.returncode == 0, done.stderr
+    assert "-d all on --backend mpi leaves out bfloat16, f8e4m3, f8e5m2: datatype bfloat16 has no MPI datatype" in done.stderr
+    assert set(records.load_meta(out)["dtypes_left_out"]) == {"bfloat16", "f8e4m3", "f8e5m2"}
+    assert "bfloat16" not in set(_rows(out).dtype) and "bfloat16" not in done.stdout  # stdout stays clean csv
+
+
 def test_memory_check_counts_check_data_not_only_the_buffers(tmp_path):
     """A size whose two buffers fit but whose check data does not is refused before anything is allocated.
 
