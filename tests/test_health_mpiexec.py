@@ -59,6 +59,8 @@ def test_corrupting_rank_is_named_as_the_sender(tmp_path):
     done, v, _ = health(tmp_path, inject="corrupt:rank=2")
     assert done.returncode == 2, done.stdout + done.stderr
     assert failing(v) == [("nic", "2", "NCB-DATA-CORRUPT")]
+    assert "FAIL NCB-DATA-CORRUPT data from vm#2 arrived wrong" in done.stdout.replace(v["nodes"][2], "vm#2")
+    assert "{'" not in done.stdout  # words, never a raw Python dict
 
 
 def test_slowed_pair_is_the_path_and_neither_node(tmp_path):
