@@ -138,3 +138,17 @@ def test_existing_results_are_never_overwritten(tmp_path):
     done, _, _ = health(tmp_path)
     assert done.returncode == 64 and "not empty" in done.stderr
     assert (tmp_path / "run" / "verdict.json").read_text() == "{}"
+
+
+def test_twenty_clean_nights_beside_a_busy_process_never_fail_or_drain_and_every_fault_is_named():
+    """The README's one-machine command and scripts/health-nightly, 20 runs each beside a busy process (a check
+    shares its nodes with daemons): no FAIL, no drain command; then each injected fault is named with its code."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    done = subprocess.run([sys.executable, "scripts/health_soak.py", "--runs", "20", "--load", "1"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "problems: 0" in done.stdout and done.stdout.count("clean ") == 40 and done.stdout.count("fault ") == 4
