@@ -46,6 +46,7 @@ class SimRunner:
     """Computes each test's busbw from the faults on its path, with log-normal measurement noise."""
 
     node_allreduce = True
+    noise_floor = 0.0
 
     def __init__(self, fabric: plan.Fabric, faults: Faults, *, noise: float, rng):
         self.fabric, self.faults, self.noise, self.rng = fabric, faults, noise, rng

@@ -7,7 +7,7 @@ Stages: local (node-local, attributes for free) -> pairs (per rail, in-leaf matc
 fabric (contention-free shifts; tomography names links) -> scale (whole-job collectives vs baseline).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import numpy as np
@@ -90,6 +90,7 @@ class Runner(Protocol):
     names: list[str]  # node names (host names)
     unreachable: np.ndarray  # nodes that stopped answering (bool per node), kept up to date by `round`
     node_allreduce: bool  # nodes hold more than one rank, so an intra-node allreduce means something
+    noise_floor: float  # the least noise any test has here (ranks sharing cores: the scheduler's)
 
     def round(self, stage: str, tests: Tests) -> Results: ...
 
@@ -124,6 +125,7 @@ class Orchestrator:
 
     def _reference(self, key: str, res: Results) -> Reference:
         ref = judge.reference(res.value, self.baseline.get(key), res.spread)
+        ref = replace(ref, noise=max(ref.noise, self.runner.noise_floor))
         if ref.count:  # the peer reference, not a plain median: with 2 tests, one slow pair must not halve it
             self.out.classes[key] = ref.value
             self.refs[key] = ref
