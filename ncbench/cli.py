@@ -221,6 +221,7 @@ def report_cmd(
     from . import report
     from .progress import Progress
 
+    report.check_out(out)  # every input is checked before the sections are drawn, the slow part
     step = Progress("report", total=len(report.SECTIONS) + 1)
     step("reading inputs")
     inputs = report.gather(results, topologies=topology_paths or (), predictions=predictions or (), health=health)
@@ -360,11 +361,19 @@ def fit_cmd(
 ) -> None:
     """Fit per-tier latency and bandwidth to measurements; write a fitted topology with its uncertainty."""
     from . import fit, records, topology
+    from .errors import EXIT_DATAERR
+    from .report import runs_of
 
+    nominal = topology.load(topology_path)
     frame = records.load(*results)
     if op:
         frame = frame[frame["op"].isin(_list(op, ()))]
-    nominal = topology.load(topology_path)
+    frame, left = fit.describable(frame, nominal)  # runs beyond the topology: named and left out, not fatal
+    if left:
+        note = fit.left_out_text(nominal, left, runs_of(results)[1])
+        if fit.usable(frame).empty:
+            raise NcbenchError(f"nothing left to fit: {topology_path}: {note}; use a larger topology", EXIT_DATAERR)
+        print(f"ncbench fit: left out: {note}", file=sys.stderr)
     result = fit.fit(frame, nominal, algorithm=algo)
     fitted = replace(result.topology, fit={"results": [str(p) for p in results], **result.topology.fit})
     target = out or topology_path.with_name(f"{topology_path.stem}.fitted.toml")

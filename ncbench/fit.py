@@ -42,27 +42,82 @@ class _Rows:
 
 def usable(results):
     """Return the rows a fit can use: timed, correct, with at least two ranks."""
-    frame = results.copy()
+    return results.copy()[_usable_mask(results)]
+
+
+def _usable_mask(frame) -> np.ndarray:
     ok = frame["time_us"].astype(float).gt(0) & frame["nranks"].astype(float).ge(2)
     wrong = frame["wrong"].astype(float).fillna(-1)
     ok &= wrong.le(0) & frame["op"].isin(alg.OPS)
-    return frame[ok.to_numpy()]
+    return ok.to_numpy()
 
 
 def _algorithm_for(op: str, algorithm: str) -> str:
     return algorithm if algorithm in alg.ALGORITHMS[op] else alg.ALGORITHMS[op][0]
 
 
-def _groups(frame, topology: Topology, algorithm: str):
-    """Yield (row indices, Terms) per ranks-per-node layout and op: the costs the fit's iterations reuse."""
+def _per_node(frame, topology: Topology) -> np.ndarray:
+    """Return each row's ranks per node: its own column, else nranks / nnodes, else the topology's scale-up size."""
     per_node = frame["ranks_per_node"].astype(float).fillna(0).to_numpy()
     nranks = frame["nranks"].astype(float).to_numpy()
     nnodes = frame["nnodes"].astype(float).fillna(0).to_numpy() if "nnodes" in frame else np.zeros(len(frame))
-    g = np.where(per_node > 0, per_node, np.where(nnodes > 0, np.ceil(nranks / np.maximum(nnodes, 1)), topology.gpus_per_domain))
+    from_nodes = np.where(nnodes > 0, np.ceil(nranks / np.maximum(nnodes, 1)), topology.gpus_per_domain)
+    return np.where(per_node > 0, per_node, from_nodes)
+
+
+def _layout(topology: Topology, per_node: float) -> Topology:
+    return replace(topology, tiers=(replace(topology.tiers[0], size=int(per_node)), *topology.tiers[1:]))
+
+
+def _most_ranks(topology: Topology, per_node: float) -> int:
+    """Return the most ranks the topology connects with `per_node` ranks in each scale-up domain."""
+    layout = _layout(topology, per_node)
+    return topo_mod.capacity(layout, len(layout.tiers))
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    run_id: str
+    nranks: tuple  # the communicator sizes left out
+    per_node: int
+    most_ranks: int  # what the topology connects at that many ranks per node
+
+
+def describable(results, topology: Topology):
+    """Return (results without the usable rows the topology cannot connect, [LeftOut] naming those rows' runs).
+
+    A --nodes run may go beyond a small topology at its largest communicator only; its smaller ones stay.
+    """
+    per_node = _per_node(results, topology)
+    most = {value: _most_ranks(topology, value) for value in np.unique(per_node)}
+    limit = np.array([most[value] for value in per_node])
+    beyond = _usable_mask(results) & (results["nranks"].astype(float).to_numpy() > limit)
+    left = []
+    gone = results[beyond].assign(_per_node=per_node[beyond])
+    for (run_id, value), part in gone.groupby(["run_id", "_per_node"], sort=True):
+        sizes = tuple(sorted(int(n) for n in part["nranks"].unique()))
+        left.append(LeftOut(str(run_id), sizes, int(value), most[value]))
+    return results[~beyond], left
+
+
+def left_out_text(topology: Topology, left: list, files: dict | None = None) -> str:
+    """Return one line naming the runs (and their files, when known) whose rows the topology cannot connect."""
+    parts = []
+    for one in left:
+        where = f" in {files[one.run_id]}" if files and one.run_id in files else ""
+        ranks = ", ".join(map(str, one.nranks))
+        parts.append(f"{one.run_id}{where} ({ranks} ranks at {one.per_node} per node; at most {one.most_ranks})")
+    return f"{topology.name} cannot connect the {'run' if len(left) == 1 else 'runs'} " + "; ".join(parts)
+
+
+def _groups(frame, topology: Topology, algorithm: str):
+    """Yield (row indices, Terms) per ranks-per-node layout and op: the costs the fit's iterations reuse."""
+    g = _per_node(frame, topology)
+    nranks = frame["nranks"].astype(float).to_numpy()
     ops = frame["op"].to_numpy()
     for value in np.unique(g):
-        layout = replace(topology, tiers=(replace(topology.tiers[0], size=int(value)), *topology.tiers[1:]))
-        most = topo_mod.capacity(layout, len(layout.tiers))
+        layout = _layout(topology, value)
+        most = _most_ranks(topology, value)
         for op in np.unique(ops[g == value]):
             rows = np.flatnonzero((g == value) & (ops == op))
             if nranks[rows].max() > most:
@@ -169,6 +224,7 @@ def fit(results, topology: Topology, *, algorithm: str = "ring", samples: int = 
         "log_covariance": np.atleast_2d(cov).tolist() if constrained.any() else [],
         "unconstrained": [n for n, c, u in zip(names, constrained, used, strict=True) if not c and u],
         "max_gpus": int(frame["nranks"].max()), "extrapolation_log_sd_per_doubling": per_doubling,
+        "runs": sorted(map(str, frame["run_id"].unique())) if "run_id" in frame else [],  # a report matches by these
     })  # fmt: skip
     residuals = frame[["op", "nranks", "ranks_per_node", "nbytes", "time_us"]].copy()
     residuals["predicted_us"] = predicted

@@ -38,6 +38,8 @@ class Inputs:
     topologies: list = field(default_factory=list)  # (path, Topology)
     predictions: object = None  # DataFrame (predict columns) or None
     health: list = field(default_factory=list)  # verdicts, oldest first
+    files: dict = field(default_factory=dict)  # run_id -> its results file
+    modelled: dict = field(default_factory=dict)  # fitted topology path -> (rows it describes, [fit.LeftOut])
 
 
 @dataclass
@@ -63,33 +65,58 @@ class Section:
 
 
 def gather(results: list[Path], *, topologies=(), predictions=(), health: Path | None = None) -> Inputs:
-    """Load and check every input before anything is drawn; one sentence (exit 65) for the first bad one."""
+    """Load and check every input before anything is drawn; one sentence (exit 65) naming the first bad file.
+
+    What a fitted topology cannot connect (more ranks than it has) is left out of its model here, with a note.
+    """
     import pandas as pd
 
+    from . import fit
     from . import topology as topo_mod
     from .health import history
 
     frame = records.load(*results)
-    meta = {f.stem: records.load_meta(f) for f in records.files(results)}
+    meta, files = runs_of(results)
     designs = [(Path(p), topo_mod.load(p)) for p in topologies]
+    modelled = {}
     for path, design in designs:
         if design.fit:
-            _check_fitted_to(path, design, results, set(meta))
-    sweeps = []
-    for path in predictions:
-        try:
-            sweeps.append(pd.read_csv(path))
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-            raise NcbenchError(f"{path}: not a predictions CSV ({err})", EXIT_DATAERR) from None
-        missing = {"topology", "op", "algorithm", "gpus", "bytes", "time_us", "busbw_GBps"} - set(sweeps[-1].columns)
-        if missing:
-            raise NcbenchError(
-                f"{path}: not an ncbench predictions CSV; missing {', '.join(sorted(missing))}", EXIT_DATAERR
-            )
+            _check_fitted_to(path, design, set(meta) | set(frame["run_id"]))
+            modelled[path] = fit.describable(frame, design)
+    sweeps = [_sweep(Path(p)) for p in predictions]
     nights = []
     if health is not None:
         nights = history.load(health) if Path(health).is_dir() else [_verdict(Path(health))]
-    return Inputs(frame, meta, designs, pd.concat(sweeps, ignore_index=True) if sweeps else None, nights)
+    sweep = pd.concat(sweeps, ignore_index=True) if sweeps else None
+    return Inputs(frame, meta, designs, sweep, nights, files=files, modelled=modelled)
+
+
+def runs_of(results: list[Path]) -> tuple[dict, dict]:
+    """Return ({run_id: sidecar}, {run_id: results file}) of the given files and folders.
+
+    A run's id is the one its sidecar records (the rows carry the same), so a renamed copy keeps it.
+    """
+    meta, files = {}, {}
+    for path in records.files(results):
+        m = records.load_meta(path)
+        run_id = str(m.get("run_id") or path.stem)
+        meta[run_id], files[run_id] = m, path
+    return meta, files
+
+
+def _sweep(path: Path):
+    import pandas as pd
+
+    try:
+        sweep = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise NcbenchError(f"{path}: not a predictions CSV ({err})", EXIT_DATAERR) from None
+    missing = {"topology", "op", "algorithm", "gpus", "bytes", "time_us", "busbw_GBps"} - set(sweep.columns)
+    if missing:
+        raise NcbenchError(
+            f"{path}: not an ncbench predictions CSV; missing {', '.join(sorted(missing))}", EXIT_DATAERR
+        )
+    return sweep
 
 
 def _verdict(path: Path) -> dict:
@@ -101,18 +128,37 @@ def _verdict(path: Path) -> dict:
     return v
 
 
-def _check_fitted_to(path: Path, design, results: list[Path], run_ids: set[str]) -> None:
-    """A fitted topology must have been fitted to (some of) these results, or its residuals mean nothing."""
-    fitted = [Path(p) for p in design.fit.get("results", [])]
-    given = [Path(p).resolve() for p in results]
-    for source in fitted:
-        src = source.resolve()
-        if any(src == g or src in g.parents or g in src.parents for g in given) or source.stem in run_ids:
-            return
+def _check_fitted_to(path: Path, design, run_ids: set[str]) -> None:
+    """A fitted topology must have been fitted to (some of) these results, or its residuals mean nothing.
+
+    Matched by run id, so a copy of those results in another folder is the same results: the run ids the fit
+    recorded (fit.runs), else, for a topology fitted before fit.runs existed, those of the files fit.results names.
+    """
+    fitted = set(design.fit.get("runs", [])) or _run_ids_in(design.fit.get("results", []))
+    if fitted & run_ids:
+        return
+    named = ", ".join(map(str, design.fit.get("results", []))) or "unnamed results"
+    why = (f"none of its runs ({_few(sorted(fitted))}) is among them" if fitted
+           else "they are not where it says, so which runs they were is unknown")  # fmt: skip
     raise NcbenchError(
-        f"{path} was fitted to {', '.join(map(str, fitted)) or 'unnamed results'}, not to these results; "
-        f"pass those results too, or a nominal topology", EXIT_DATAERR,
-    )  # fmt: skip
+        f"{path} was fitted to {named}, not to these results: {why}; pass those results too, or a nominal topology",
+        EXIT_DATAERR,
+    )
+
+
+def _run_ids_in(paths) -> set[str]:
+    """Return the run ids (file stems) of the results files named by `paths`, as far as they still exist."""
+    ids = set()
+    for p in map(Path, paths):
+        if p.is_dir():
+            ids |= {f.stem for f in p.glob("*.csv")}
+        elif p.suffix == ".csv":
+            ids.add(p.stem)
+    return ids
+
+
+def _few(names: list[str], most: int = 3) -> str:
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 # ----------------------------------------------------------------------------------------------- sections
@@ -123,75 +169,160 @@ def _label(run_id: str, meta: dict) -> str:
     return f"{run_id[:16]} {hosts[0]}{'+' + str(len(hosts) - 1) if len(hosts) > 1 else ''} n={meta.get('nranks', '?')}"
 
 
+STATUS_TEXT = {"running": "incomplete (killed?)", "timed_out": "timed out"}  # a killed run never got to write its end
+FAULT = {"running": "incomplete", "timed_out": "timed out"}  # the label of a run's curves; else its status
+WHY = {"failed": "failed", "timed_out": "timed out", "aborted": "was aborted", "running": "is incomplete (killed?)"}
+CLEAN, UNKNOWN, FAULTY = 0, 1, 2  # what a run's sidecar and rows say of it, best first
+
+
+@dataclass(frozen=True)
+class RunState:
+    status: str  # as the Runs table shows it
+    exit_code: object  # the sidecar's, or None (old sidecars, killed runs)
+    wrong_rows: int  # rows with a nonzero wrong count
+    trust: int  # CLEAN (complete, exit 0, no wrong rows), UNKNOWN (no status recorded), FAULTY
+    fault: str = ""  # FAULTY only: 'failed', 'incomplete', 'wrong data', ... (labels its curves)
+    why: str = ""  # what is wrong or unknown, as the end of a sentence: 'is incomplete (killed?)'
+
+
+def run_state(meta: dict, wrong_rows: int) -> RunState:
+    """Return what a run's sidecar (status, exit_code) and its rows' wrong counts say of it."""
+    status, code = meta.get("status"), meta.get("exit_code")
+    text = STATUS_TEXT.get(status, status) if status else ("no sidecar" if not meta else "not recorded")
+    if status and status != "complete":
+        why = WHY.get(status, f"ended {status!r}") + (f" (exit {code})" if code is not None else "")
+        return RunState(text, code, wrong_rows, FAULTY, FAULT.get(status, status), why)
+    if wrong_rows:
+        return RunState(text, code, wrong_rows, FAULTY, "wrong data", f"has {wrong_rows} row(s) with wrong data")
+    if code not in (None, 0):
+        return RunState(text, code, wrong_rows, FAULTY, f"exit {code}", f"exited {code}")
+    if not status:
+        return RunState(text, code, wrong_rows, UNKNOWN, "", f"has no recorded status ({text})")
+    return RunState(text, code, wrong_rows, CLEAN)
+
+
+def run_states(inp: Inputs) -> dict[str, RunState]:
+    """Return every run's state: the runs with rows and the runs whose sidecar is all they left."""
+    wrong = inp.results["wrong"].astype(float).fillna(0).gt(0).groupby(inp.results["run_id"]).sum()
+    ids = sorted(set(inp.results["run_id"]) | set(inp.meta))
+    return {i: run_state(inp.meta.get(i, {}), int(wrong.get(i, 0))) for i in ids}
+
+
 def runs_section(inp: Inputs) -> Section:
     sec = Section()
-    frame = inp.results
-    sec.p(f"{frame['run_id'].nunique()} run(s), {len(frame):,} rows. Each run is labelled with its hosts, ranks, "
-          "versions and date from its sidecar.")  # fmt: skip
-    rows = []
-    for run_id, part in frame.groupby("run_id", sort=True):
-        m = inp.meta.get(run_id, {})
-        v = m.get("versions", {})
-        rows.append([run_id, ", ".join(sorted(part["op"].unique())), ", ".join(sorted(part["backend"].unique())),
-                     ", ".join(m.get("hosts", [])[:4]) + (" ..." if len(m.get("hosts", [])) > 4 else ""),
-                     m.get("nranks", part["nranks"].max()), m.get("ranks_per_node", ""),
-                     v.get("mpi_library", m.get("sources", [{}])[0].get("nccl_tests_version", "") if m.get("sources") else ""),
-                     v.get("ncbench", ""), v.get("git", ""), (m.get("date") or "")[:19]])  # fmt: skip
-    sec.table(["run", "ops", "backend", "hosts", "ranks", "per node", "MPI / source", "ncbench", "git", "date"], rows)
+    states = run_states(inp)
+    sec.p(f"{len(states)} run(s), {len(inp.results):,} rows. Each run is labelled with its hosts, ranks, versions "
+          "and date from its sidecar, and with how it ended: a run still marked running never finished "
+          "(killed?); failed, incomplete and wrong-data runs are drawn dashed grey below.")  # fmt: skip
+    by_run = dict(tuple(inp.results.groupby("run_id", sort=True)))
+    rows = [_run_row(run_id, by_run.get(run_id), inp.meta.get(run_id, {}), states[run_id]) for run_id in states]
+    sec.table(["run", "ops", "backend", "status", "exit code", "wrong rows", "hosts", "ranks", "per node",
+               "MPI / source", "ncbench", "git", "date"], rows)  # fmt: skip
     return sec
 
 
-def measured_section(inp: Inputs) -> Section:
-    from . import plots
-    from .table import header, row_line
+def _run_row(run_id: str, part, m: dict, state: RunState) -> list:
+    settings = m.get("settings", {})
+    ops = sorted(part["op"].unique()) if part is not None else [settings.get("op") or m.get("command", "")]
+    backends = sorted(part["backend"].unique()) if part is not None else [settings.get("backend", "")]
+    hosts = m.get("hosts", [])
+    v = m.get("versions", {})
+    source = m.get("sources", [{}])[0].get("nccl_tests_version", "") if m.get("sources") else ""
+    nranks = m.get("nranks", part["nranks"].max() if part is not None else "")
+    return [run_id, ", ".join(ops), ", ".join(backends), state.status, state.exit_code, state.wrong_rows,
+            ", ".join(hosts[:4]) + (" ..." if len(hosts) > 4 else ""), nranks, m.get("ranks_per_node", ""),
+            v.get("mpi_library", source), v.get("ncbench", ""), v.get("git", ""),
+            (m.get("date") or "")[:19]]  # fmt: skip
 
+
+P2P_OPS = ("latency", "bw", "bibw")  # p2p rows have no nccl-tests table
+
+
+def measured_section(inp: Inputs) -> Section:
     sec = Section()
+    states = run_states(inp)
     frame = inp.results[inp.results["time_us"].astype(float) > 0]
     for (op, backend), part in frame.groupby(["op", "backend"], sort=True):
-        main = part[~part["in_place"].astype(bool)]
-        placement = "out-of-place" if len(main) else "in-place"
-        main = main if len(main) else part  # an import may hold in-place rows only
-        common = main.groupby(["dtype", "redop"]).size().idxmax()
-        main = main[(main["dtype"] == common[0]) & (main["redop"] == common[1]) & (main["root"].astype(int) <= 0)]
-        bw, tm = [], []
-        for run_id, run in main.groupby("run_id", sort=True):
-            for nranks, one in run.groupby("nranks"):
-                by = one.groupby("nbytes")[["busbw_GBps", "time_us"]].mean().reset_index()
-                by = by[by["nbytes"] > 0]
-                label = _label(run_id, inp.meta.get(run_id, {})) + (
-                    f" ({nranks} ranks)" if run["nranks"].nunique() > 1 else ""
-                )
-                bw.append({"label": label, "x": by["nbytes"], "y": by["busbw_GBps"]})
-                tm.append({"label": label, "x": by["nbytes"], "y": by["time_us"]})
-        if not bw:
-            continue
-        title = f"{op} ({backend}, {common[0]}, {placement})"
-        svg = plots.figure([
-            {"title": f"{op}: bus bandwidth", "xlabel": "size", "ylabel": "busbw (GB/s)", "sizes": True, "series": bw},
-            {"title": f"{op}: time", "xlabel": "size", "ylabel": "time (us)", "ylog": True, "sizes": True, "series": tm},
-        ])  # fmt: skip
-        sec.plot(f"measured-{op}-{backend}", title, svg)
-        latest = part[part["run_id"] == part["run_id"].max()]
-        latest = latest[latest["nranks"] == latest["nranks"].max()]  # a --nodes run: its largest communicator
-        if op in ("latency", "bw", "bibw"):
-            continue  # p2p rows have no nccl-tests table
-        lines = header()
-        for (nbytes, dtype, redop, root), rows in latest.groupby(["nbytes", "dtype", "redop", "root"], sort=True):
-            oop = rows[~rows["in_place"].astype(bool)].to_dict("records")
-            inp_ = rows[rows["in_place"].astype(bool)].to_dict("records")
-            if oop or inp_:
-                lines.append(row_line((oop or inp_)[0], inp_[0] if oop and inp_ else None))
-        sec.pre(
-            f"# {op}, {backend}: {latest['run_id'].iloc[0]} ({latest['nranks'].iloc[0]} ranks)\n"
-            + "\n".join(lines[:40])
-        )
+        if _measured_plot(sec, op, backend, part, inp.meta, states) and op not in P2P_OPS:
+            _latest_table(sec, op, backend, part, states)
     if not sec.blocks:
         sec.p("No timed rows in these results.")
     return sec
 
 
+def _measured_plot(sec: Section, op: str, backend: str, part, meta: dict, states: dict) -> bool:
+    """Draw an op's busbw and time per run (faulty runs dashed grey, labelled); False when nothing is drawable."""
+    from . import plots
+
+    main = part[~part["in_place"].astype(bool)]
+    placement = "out-of-place" if len(main) else "in-place"
+    main = main if len(main) else part  # an import may hold in-place rows only
+    common = main.groupby(["dtype", "redop"]).size().idxmax()
+    main = main[(main["dtype"] == common[0]) & (main["redop"] == common[1]) & (main["root"].astype(int) <= 0)]
+    bw, tm = [], []
+    for run_id, run in main.groupby("run_id", sort=True):
+        state = states[run_id]
+        look = {"style": "--", "color": "0.55"} if state.trust == FAULTY else {}
+        for nranks, one in run.groupby("nranks"):
+            by = one.groupby("nbytes")[["busbw_GBps", "time_us"]].mean().reset_index()
+            by = by[by["nbytes"] > 0]
+            label = _label(run_id, meta.get(run_id, {})) + (f" ({nranks} ranks)" if run["nranks"].nunique() > 1 else "")
+            label += f" ({state.fault})" if state.fault else ""
+            bw.append({"label": label, "x": by["nbytes"], "y": by["busbw_GBps"], **look})
+            tm.append({"label": label, "x": by["nbytes"], "y": by["time_us"], **look})
+    if not bw:
+        return False
+    faulty = any(states[r].trust == FAULTY for r in main["run_id"].unique())
+    title = f"{op} ({backend}, {common[0]}, {placement})" + ("; dashed grey: failed, incomplete or wrong-data runs"
+                                                             if faulty else "")  # fmt: skip
+    svg = plots.figure([
+        {"title": f"{op}: bus bandwidth", "xlabel": "size", "ylabel": "busbw (GB/s)", "sizes": True, "series": bw},
+        {"title": f"{op}: time", "xlabel": "size", "ylabel": "time (us)", "ylog": True, "sizes": True, "series": tm},
+    ])  # fmt: skip
+    sec.plot(f"measured-{op}-{backend}", title, svg)
+    return True
+
+
+def latest_run(run_ids, states: dict) -> tuple[str, str]:
+    """Return (the run an op's 'latest run' table shows, a note when it is not simply the newest run).
+
+    The newest complete clean run; when there is none, the newest of the best there is, and the note says what it is.
+    """
+    ids = sorted(run_ids)
+    best = min(states[i].trust for i in ids)
+    chosen = max(i for i in ids if states[i].trust == best)
+    if best == FAULTY:
+        return chosen, f"no complete, clean run: the table is from {chosen}, which {states[chosen].why}"
+    if best == UNKNOWN:
+        return chosen, f"no run is known to be complete: the table is from {chosen}, which {states[chosen].why}"
+    newer = [f"{i}, which {states[i].why}" for i in ids if i > chosen]
+    return chosen, (f"the table is from {chosen}, the newest complete clean run; newer and left out: "
+                    + "; ".join(newer)) if newer else ""  # fmt: skip
+
+
+def _latest_table(sec: Section, op: str, backend: str, part, states: dict) -> None:
+    """Add the nccl-tests table of the op's latest run (its largest communicator), with a note when it is faulty."""
+    from .table import header, row_line
+
+    run_id, note = latest_run(part["run_id"].unique(), states)
+    if note:
+        sec.p(f"{op} ({backend}): {note}.")
+    latest = part[part["run_id"] == run_id]
+    latest = latest[latest["nranks"] == latest["nranks"].max()]  # a --nodes run: its largest communicator
+    lines = header()
+    for _, rows in latest.groupby(["nbytes", "dtype", "redop", "root"], sort=True):
+        oop = rows[~rows["in_place"].astype(bool)].to_dict("records")
+        inp_ = rows[rows["in_place"].astype(bool)].to_dict("records")
+        if oop or inp_:
+            lines.append(row_line((oop or inp_)[0], inp_[0] if oop and inp_ else None))
+    mark = f" [{states[run_id].fault}]" if states[run_id].trust == FAULTY else ""
+    sizes = latest["nbytes"].astype(int)
+    span = f"{format_size(int(sizes.min()))} to {format_size(int(sizes.max()))}"
+    sec.pre(f"# {op}, {backend}: {run_id}{mark} ({latest['nranks'].iloc[0]} ranks, {span})\n" + "\n".join(lines[:40]))
+
+
 def model_section(inp: Inputs) -> Section:
-    from . import fit, plots
+    from . import algorithms, fit
 
     sec = Section()
     fitted = [(p, d) for p, d in inp.topologies if d.fit]
@@ -200,35 +331,40 @@ def model_section(inp: Inputs) -> Section:
         return sec
     for path, design in fitted:
         f = design.fit
-        times = fit.model_times(inp.results, design, algorithm=f.get("algorithm", "ring"))
+        rows, left = inp.modelled.get(path) or fit.describable(inp.results, design)
+        if left:
+            sec.p(f"Left out of {path}'s model: {fit.left_out_text(design, left, inp.files)}.")
+        if fit.usable(rows).empty:
+            sec.p(f"{path} describes none of the rest: no timed, correct, multi-rank row of a modelled op "
+                  f"({', '.join(algorithms.OPS)}) within its size.")  # fmt: skip
+            continue
+        times = fit.model_times(rows, design, algorithm=f.get("algorithm", "ring"))
         sec.p(f"{path}: fitted to {', '.join(f.get('results', []))} with algorithm {f.get('algorithm')}, "
               f"{f.get('points')} points, median |error| {f.get('median_abs_error_pct', float('nan')):.1f} % at fit time. "
               f"Here against {len(times)} usable rows of these results (every modelled op): median |error| "
               f"{times['error_pct'].abs().median():.1f} %, max {times['error_pct'].abs().max():.1f} %.")  # fmt: skip
-        scatter, resid = [], []
-        for op, part in times.groupby("op", sort=True):
-            scatter.append({"label": op, "x": part["time_us"], "y": part["predicted_us"], "style": "", "marker": "o"})
-            resid.append(
-                {
-                    "label": op,
-                    "x": part["nbytes"],
-                    "y": part["predicted_us"] / part["time_us"],
-                    "style": "",
-                    "marker": "o",
-                }
-            )
-        svg = plots.figure([
-            {"title": "model against measurement", "xlabel": "measured time (us)", "ylabel": "model time (us)",
-             "ylog": True, "series": scatter, "diagonal": True},
-            {"title": "residuals", "xlabel": "size", "ylabel": "model / measured", "sizes": True, "ylog": True,
-             "series": resid, "hline": 1.0},
-        ])  # fmt: skip
-        sec.plot(f"model-{design.name}", f"{design.name}: model against measurements", svg)
+        sec.plot(f"model-{design.name}", f"{design.name}: model against measurements", _model_figure(times))
         params = [[k, v.get("nominal"), v.get("value"), v.get("low"), v.get("high"), v.get("constrained")]
                   for k, v in f.get("parameter", {}).items()]  # fmt: skip
         if params:
             sec.table(["parameter", "nominal", "fitted", "low (2.5 %)", "high (97.5 %)", "constrained"], params)
     return sec
+
+
+def _model_figure(times) -> str:
+    from . import plots
+
+    scatter, resid = [], []
+    for op, part in times.groupby("op", sort=True):
+        scatter.append({"label": op, "x": part["time_us"], "y": part["predicted_us"], "style": "", "marker": "o"})
+        resid.append({"label": op, "x": part["nbytes"], "y": part["predicted_us"] / part["time_us"], "style": "",
+                      "marker": "o"})  # fmt: skip
+    return plots.figure([
+        {"title": "model against measurement", "xlabel": "measured time (us)", "ylabel": "model time (us)",
+         "ylog": True, "series": scatter, "diagonal": True},
+        {"title": "residuals", "xlabel": "size", "ylabel": "model / measured", "sizes": True, "ylog": True,
+         "series": resid, "hline": 1.0},
+    ])  # fmt: skip
 
 
 def _predictions(inp: Inputs):
@@ -495,12 +631,17 @@ def to_markdown(sections: dict[str, Section], title: str, sources: list[str]) ->
     return "\n".join(lines), figures
 
 
-def write(out: Path, sections: dict[str, Section], *, title: str, sources: list[str]) -> Path:
-    """Write report.html, report.md and report_files/ into `out`, whole: built aside, then renamed into place."""
+def check_out(out: Path) -> None:
+    """Refuse (64) an --out that exists and is not an empty folder: reports are never overwritten."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise NcbenchError(
             f"{out} exists and is not empty; reports are never overwritten, choose another --out", EXIT_USAGE
         )
+
+
+def write(out: Path, sections: dict[str, Section], *, title: str, sources: list[str]) -> Path:
+    """Write report.html, report.md and report_files/ into `out`, whole: built aside, then renamed into place."""
+    check_out(out)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
     try:
         (tmp / "report_files").mkdir(parents=True)

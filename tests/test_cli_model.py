@@ -134,3 +134,51 @@ def test_predict_table_marks_the_tiers_init_and_mtbf_rows_lack_with_a_dash():
     text = predict.render(predict.scale_costs(design, [1_000_000]), "table")
     rows = text.splitlines()[1:]
     assert [r.split()[1] for r in rows] == ["init", "mtbf"] and all(r.endswith(" -") for r in rows), text
+
+
+def test_fit_leaves_out_with_a_note_the_runs_beyond_its_topology_and_refuses_when_none_is_left(tmp_path):
+    import shutil
+
+    from test_report import ALLGATHER, eight_rank_run
+
+    runs = tmp_path / "runs"
+    shutil.copytree(RUNS, runs)
+    eight_rank_run(runs)
+    fitted = tmp_path / "f.toml"
+    done = ncbench("fit", runs, "--topology", "topologies/this-machine.toml", "--op", "allgather", "--out", fitted)
+    assert done.returncode == 0, done.stderr
+    note = (f"ncbench fit: left out: this-machine cannot connect the run x in {runs / 'x.csv'} "
+            "(8 ranks at 1 per node; at most 4)\n")  # fmt: skip
+    assert done.stderr.endswith(note) and note not in done.stderr[: -len(note)]  # one line; progress may precede it
+    assert f'runs = ["{ALLGATHER}"]' in fitted.read_text()  # what it was fitted to, by run id
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    eight_rank_run(alone)
+    done = ncbench("fit", alone, "--topology", "topologies/this-machine.toml", "--out", tmp_path / "g.toml")
+    assert done.returncode == 65 and "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "nothing left to fit: topologies/this-machine.toml" in done.stderr and str(alone / "x.csv") in done.stderr
+    assert not (tmp_path / "g.toml").exists()
+
+
+def test_a_fitted_topology_accepts_a_copy_of_its_results_in_another_folder(tmp_path):
+    import shutil
+
+    import pytest
+    from test_report import copy_run
+
+    from ncbench import report
+    from ncbench.errors import NcbenchError
+
+    first, copy, other = tmp_path / "first", tmp_path / "copy", tmp_path / "other"
+    shutil.copytree(RUNS, first)
+    fitted = tmp_path / "f.toml"
+    done = ncbench("fit", first, "--topology", "topologies/this-machine.toml", "--op", "allreduce", "--out", fitted)
+    assert done.returncode == 0, done.stderr
+    shutil.copytree(first, copy)
+    shutil.rmtree(first)  # the folder it was fitted in is gone: only the run ids can tell
+    inputs = report.gather([copy], topologies=[fitted])
+    assert not inputs.modelled[fitted][1]  # every run within the topology
+    other.mkdir()
+    copy_run(RUNS / "20261123T123944Z-vm-allreduce-mpi-11815", other / "y.csv", run_id="someone-else")
+    with pytest.raises(NcbenchError, match=f"{fitted} was fitted to {first}, not to these results: none of its runs"):
+        report.gather([other], topologies=[fitted])

@@ -121,12 +121,11 @@ def test_bad_input_is_one_sentence_exit_65_and_leaves_nothing(tmp_path, capfd):
         assert not out.exists() and not list(tmp_path.glob(".out*"))
     other = tmp_path / "other"
     other.mkdir()
-    shutil.copy(src.with_suffix(".csv"), other / "x.csv")
-    shutil.copy(src.with_suffix(".json"), other / "x.json")
+    copy_run(src, other / "x.csv", run_id="20261201T000000Z-elsewhere-allreduce-mpi-1")  # other results
     code, err = run_cli(
         capfd, other, "--topology", ROOT / "topologies/this-machine.fitted.toml", "--out", tmp_path / "o"
     )
-    assert code == 65 and "was fitted to results/runs, not to these results" in err
+    assert code == 65 and "this-machine.fitted.toml was fitted to results/runs, not to these results" in err
     kept = tmp_path / "kept"
     kept.mkdir()
     (kept / "report.html").write_text("mine")
@@ -151,3 +150,105 @@ def test_progress_draws_on_a_terminal_and_stays_silent_in_a_pipe():
         step.done()
     assert "\rreport [1/2] runs" in tty.getvalue() and "[2/2] health" in tty.getvalue()
     assert tty.getvalue().endswith("\r") and pipe.getvalue() == ""
+
+
+# ----------------------------------------------------------------------------------------------- faulty and unfit runs
+
+ALLREDUCE_NEWER = "20261123T124037Z-vm-allreduce-mpi-11955"
+ALLREDUCE_OLDER = "20261123T123944Z-vm-allreduce-mpi-11815"
+ALLGATHER = "20261123T123952Z-vm-allgather-mpi-11835"
+REDUCESCATTER = "20261123T123958Z-vm-reducescatter-mpi-11855"
+
+
+def copy_run(src, dst, *, run_id: str, **columns) -> None:
+    """Copy a committed run (CSV and sidecar) to `dst` under another run id, with some columns set for every row."""
+    import json
+
+    import pandas as pd
+
+    frame = pd.read_csv(src.with_suffix(".csv"), dtype=str, keep_default_na=False)
+    frame = frame.assign(run_id=run_id, **{k: str(v) for k, v in columns.items()})
+    frame.to_csv(dst, index=False)
+    meta = json.loads(src.with_suffix(".json").read_text())
+    dst.with_suffix(".json").write_text(json.dumps({**meta, **columns, "run_id": run_id}))
+
+
+def eight_rank_run(folder, name: str = "x") -> None:
+    """Add to `folder` an allgather run of 8 ranks at 1 per node (as the README's mpiexec -n 8 example writes)."""
+    src = ROOT / f"results/runs/{ALLGATHER}"
+    copy_run(src, folder / f"{name}.csv", run_id=name, nranks=8, nnodes=8, ranks_per_node=1)
+
+
+def doctor(runs) -> None:
+    """Make the newest allreduce a killed run, reducescatter a failed one and allgather one with wrong rows."""
+    import json
+
+    import pandas as pd
+
+    killed = runs / f"{ALLREDUCE_NEWER}.json"
+    meta = json.loads(killed.read_text())
+    meta = {k: v for k, v in meta.items() if k not in ("exit_code", "end")}
+    killed.write_text(json.dumps({**meta, "status": "running"}))
+    failed = runs / f"{REDUCESCATTER}.json"
+    failed.write_text(json.dumps({**json.loads(failed.read_text()), "status": "failed", "exit_code": 1}))
+    wrong = runs / f"{ALLGATHER}.csv"
+    frame = pd.read_csv(wrong, dtype=str, keep_default_na=False)
+    frame.loc[frame.index[:3], "wrong"] = "5"
+    frame.to_csv(wrong, index=False)
+
+
+def test_faulty_runs_are_marked_drawn_apart_and_never_the_latest_table_unsaid(tmp_path, monkeypatch):
+    from ncbench import plots
+
+    runs = tmp_path / "runs"
+    shutil.copytree(ROOT / "results/runs", runs)
+    doctor(runs)
+    drawn = []
+    monkeypatch.setattr(plots, "figure", lambda panels, **_: drawn.append(panels) or "<svg></svg>")
+    inputs = report.gather([runs])
+    (table,) = [b for b in report.runs_section(inputs).blocks if b[0] == "table"]
+    rows = {row[0]: dict(zip(table[1], row, strict=True)) for row in table[2]}
+    assert rows[ALLREDUCE_NEWER]["status"] == "incomplete (killed?)" and rows[ALLREDUCE_NEWER]["exit code"] is None
+    assert (rows[REDUCESCATTER]["status"], rows[REDUCESCATTER]["exit code"]) == ("failed", 1)
+    assert rows[ALLGATHER]["wrong rows"] == 3 and rows[ALLREDUCE_OLDER]["status"] == "complete"
+    blocks = report.measured_section(inputs).blocks
+    text = "\n".join(b[1] if b[0] in ("p", "pre") else b[2] for b in blocks if b[0] in ("p", "pre", "plot"))
+    series = [s for panels in drawn for s in panels[0]["series"]]
+    looks = {s["label"].rsplit(" (", 1)[-1]: (s.get("style"), s.get("color")) for s in series if "vm n=4" in s["label"]}
+    assert {"incomplete)", "failed)", "wrong data)"} <= set(looks) and looks["failed)"] == ("--", "0.55")
+    assert f"# allreduce, mpi: {ALLREDUCE_OLDER} (4 ranks" in text  # not the newer, killed run
+    assert f"newer and left out: {ALLREDUCE_NEWER}, which is incomplete (killed?)" in text
+    assert f"allgather (mpi): no complete, clean run: the table is from {ALLGATHER}, which has 3 row(s)" in text
+    assert f"# allgather, mpi: {ALLGATHER} [wrong data]" in text and "which failed (exit 1)" in text
+    assert "allreduce (mpi, float, out-of-place); dashed grey: failed, incomplete or wrong-data runs" in text
+
+
+def test_the_readme_report_leaves_out_a_run_its_fitted_topology_cannot_connect(tmp_path, capfd, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the committed fitted topology names results/runs as the repository holds it
+    runs = tmp_path / "runs"  # a copy of those results, with the README's 8-rank allgather in it
+    shutil.copytree(ROOT / "results/runs", runs)
+    eight_rank_run(runs)
+    out = tmp_path / "report"
+    code, err = run_cli(capfd, runs, "--topology", INPUTS["topologies"][0], "--topology", INPUTS["topologies"][1],
+                        "--predictions", INPUTS["predictions"][0], "--health", INPUTS["health"],
+                        "--out", out)  # fmt: skip
+    assert code == 0, err
+    md = (out / "report.md").read_text()
+    assert (f"Left out of {INPUTS['topologies'][0]}'s model: this-machine.fitted cannot connect the run x in "
+            f"{runs / 'x.csv'} (8 ranks at 1 per node; at most 4)") in md  # fmt: skip
+    assert "Here against" in md and "# allgather, mpi: x (8 ranks" in md
+
+
+def test_every_refusal_comes_before_the_sections_are_drawn(tmp_path, capfd, monkeypatch):
+    def drawn(*_, **__):
+        raise AssertionError("the report drew its sections before refusing")
+
+    monkeypatch.setattr(report, "build", drawn)
+    src = ROOT / "results/runs/20261123T123944Z-vm-allreduce-mpi-11815.csv"
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "report.html").write_text("mine")
+    code, err = run_cli(capfd, src, "--out", kept)
+    assert code == 64 and f"{kept} exists and is not empty" in err
+    code, err = run_cli(capfd, src, "--predictions", src, "--out", tmp_path / "o")
+    assert code == 65 and f"{src}: not an ncbench predictions CSV" in err
