@@ -37,7 +37,8 @@ Timeout = Annotated[float, typer.Option("-T", "--timeout", help="Seconds before 
 RanksPerNode = Annotated[int, typer.Option("--ranks-per-node", help="Let blocks of this many ranks stand in for nodes.")]
 TimeBudget = Annotated[float, typer.Option("--time-budget", help="Seconds per size (and placement or test) that calibrate -n.")]
 Samples = Annotated[int, typer.Option("--samples", help="Timed samples per size (statistics are over these).")]
-Out = Annotated[Path | None, typer.Option("--out", help="Results CSV (default results/runs/<run_id>.csv); never overwritten.")]
+Out = Annotated[Path | None, typer.Option("--out", help="Results CSV (default results/runs/<run_id>.csv); never overwritten without --force.")]
+Force = Annotated[bool, typer.Option("--force", help="Replace an existing --out instead of refusing (ncbench never overwrites otherwise).")]
 Format = Annotated[str, typer.Option("--format", help="stdout: table | csv | json (one object per line).")]
 ThreadLevel = Annotated[str, typer.Option("--thread-level", help="MPI thread level: auto | single | funneled | serialized | multiple.")]
 BackendName = Annotated[str, typer.Option("--backend", help="mpi (host buffers) | nccl (CuPy + NCCL) | cuda-mpi (GPU buffers through MPI).")]
@@ -77,6 +78,7 @@ def _collective_command(name: str):
         time_budget: TimeBudget = 0.1,
         samples: Samples = 10,
         out: Out = None,
+        force: Force = False,
         fmt: Format = "table",
         thread_level: ThreadLevel = "auto",
     ) -> None:
@@ -101,7 +103,7 @@ def _collective_command(name: str):
         )  # fmt: skip
         launch = session.Launch(
             nodes=tuple(parse_int_list(nodes, what="--nodes")) if nodes else None,
-            ranks_per_node=ranks_per_node or None, out=out, fmt=fmt, timeout_s=timeout,
+            ranks_per_node=ranks_per_node or None, out=out, force=force, fmt=fmt, timeout_s=timeout,
             graph_launches=cudagraph or int(graph), staged=staged, assume_cuda_aware=assume_cuda_aware,
         )  # fmt: skip
         Outcome.code = session.run_collective(sweep, launch)
@@ -134,6 +136,7 @@ def p2p_cmd(
     time_budget: TimeBudget = 0.05,
     samples: Samples = 10,
     out: Out = None,
+    force: Force = False,
     fmt: Format = "table",
     thread_level: ThreadLevel = "auto",
 ) -> None:
@@ -149,7 +152,7 @@ def p2p_cmd(
         window=window, iters=iters or None, warmup=warmup, samples=samples, time_budget_s=time_budget, check=check,
         backend=backend,
     )  # fmt: skip
-    launch = session.Launch(ranks_per_node=ranks_per_node or None, out=out, fmt=fmt, timeout_s=timeout,
+    launch = session.Launch(ranks_per_node=ranks_per_node or None, out=out, force=force, fmt=fmt, timeout_s=timeout,
                             assume_cuda_aware=assume_cuda_aware)  # fmt: skip
     Outcome.code = session.run_p2p(sweep, launch)
 
@@ -159,15 +162,16 @@ def import_cmd(
     logs: Annotated[list[Path], typer.Argument(help="nccl-tests output: text logs (any version) or -J JSON files.")],
     out: Annotated[Path | None, typer.Option("--out", help="Results CSV to write (default results/runs/<first log>-import.csv); never overwritten.")] = None,
     op: Annotated[str | None, typer.Option("--op", help="The operation, when neither the log nor its file name says (e.g. allreduce).")] = None,
+    force: Force = False,
 ) -> None:
     """Turn nccl-tests output into ncbench records (one results file with a sidecar naming the sources)."""
     from . import importers, records
 
     parsed = [importers.parse_file(path, op) for path in logs]
-    target = out or records.RUNS_DIR / f"{logs[0].stem}-import.csv"
+    target = records.claim(out or records.RUNS_DIR / f"{logs[0].stem}-import.csv", force)
     meta = {"command": "import", "date": records.now_iso(), "sources": [p.meta for p in parsed],
             "problems": [f"{p.meta['source']}: {problem}" for p in parsed for problem in p.problems]}  # fmt: skip
-    writer = records.RunWriter(target, {"run_id": target.stem, **meta})
+    writer = records.RunWriter(target, {"run_id": target.stem, **meta}, force=force)
     rows = 0
     for imported in parsed:
         for row in imported.rows:
@@ -211,23 +215,24 @@ def compare_cmd(
 @app.command("report")
 def report_cmd(
     results: Annotated[list[Path], typer.Argument(help="Results CSV files or directories (runs, imports).")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for report.html, report.md and report_files/; must not exist or be empty.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for report.html, report.md and report_files/; must not exist or be empty (or --force).")],
     topology_paths: Annotated[list[Path] | None, typer.Option("--topology", help="Topology TOML (repeat): fitted ones show the fit, all are predicted.")] = None,
     predictions: Annotated[list[Path] | None, typer.Option("--predictions", help="Prediction sweep CSV (ncbench predict --format csv), e.g. results/predictions/default-sweep.csv.")] = None,
     health: Annotated[Path | None, typer.Option("--health", help="A health verdict.json, or a folder of health runs for the trend.")] = None,
     title: Annotated[str, typer.Option("--title", help="The report's title.")] = "ncbench report",
+    force: Force = False,
 ) -> None:
     """Write one self-contained HTML report (plots inline, no network needed) and its Markdown twin."""
     from . import report
     from .progress import Progress
 
-    report.check_out(out)  # every input is checked before the sections are drawn, the slow part
+    report.check_out(out, force)  # every input is checked before the sections are drawn, the slow part
     step = Progress("report", total=len(report.SECTIONS) + 1)
     step("reading inputs")
     inputs = report.gather(results, topologies=topology_paths or (), predictions=predictions or (), health=health)
     sections = report.build(inputs, progress=step)
     sources = [str(p) for p in [*results, *(topology_paths or ()), *(predictions or ()), *([health] if health else [])]]
-    path = report.write(out, sections, title=title, sources=sources)
+    path = report.write(out, sections, title=title, sources=sources, force=force)
     step.done()
     print(f"wrote {path} and {out / 'report.md'}")
 
@@ -257,6 +262,7 @@ def health_cmd(
     topology_path: Annotated[Path | None, typer.Option("--topology", help="Topology TOML giving leaf and pod sizes.")] = None,
     adaptive_routing: Annotated[bool, typer.Option("--adaptive-routing", help="Paths are not fixed: skip link tomography.")] = False,
     exit_zero: Annotated[bool, typer.Option("--exit-zero", help="Exit 0 whatever the verdict (it is in the files).")] = False,
+    force: Force = False,
     cluster: Annotated[str, typer.Option("--cluster", help="Cluster name in the verdict (default $SLURM_CLUSTER_NAME or the first host).")] = "",
     thread_level: ThreadLevel = "auto",
 ) -> None:
@@ -276,6 +282,7 @@ def health_cmd(
         ranks_per_node=ranks_per_node or None, hosts_per_leaf=hosts_per_leaf or None, leaves_per_pod=leaves_per_pod or None,
         topology=topology_path, adaptive_routing=adaptive_routing, baseline=baseline, update_baseline=update_baseline,
         out=out, prom_dir=prom_dir, drain=drain, max_drain_fraction=max_drain, exit_zero=exit_zero, cluster=cluster,
+        force=force,
     )  # fmt: skip
     Outcome.code = command.run(opts)
 
@@ -358,6 +365,7 @@ def fit_cmd(
     algo: Annotated[str, typer.Option("--algo", help="Algorithm behind the measurements (ring, tree, ...); ops without it use their own.")] = "ring",
     op: Annotated[str, typer.Option("--op", help="Fit only these ops (comma list); default every op in the results.")] = "",
     out: Annotated[Path | None, typer.Option("--out", help="Fitted topology to write (default topologies/<name>.fitted.toml).")] = None,
+    force: Force = False,
 ) -> None:
     """Fit per-tier latency and bandwidth to measurements; write a fitted topology with its uncertainty."""
     from . import fit, records, topology
@@ -365,6 +373,7 @@ def fit_cmd(
     from .report import runs_of
 
     nominal = topology.load(topology_path)
+    target = records.claim(out or topology_path.with_name(f"{topology_path.stem}.fitted.toml"), force)  # before the work
     frame = records.load(*results)
     if op:
         frame = frame[frame["op"].isin(_list(op, ()))]
@@ -376,7 +385,6 @@ def fit_cmd(
         print(f"ncbench fit: left out: {note}", file=sys.stderr)
     result = fit.fit(frame, nominal, algorithm=algo)
     fitted = replace(result.topology, fit={"results": [str(p) for p in results], **result.topology.fit})
-    target = out or topology_path.with_name(f"{topology_path.stem}.fitted.toml")
     topology.save(fitted, target)
     print(fit.summary(result), end="")
     print(f"wrote {target}")
@@ -390,7 +398,8 @@ def predict_cmd(
     nbytes: Annotated[str, typer.Option("--bytes", help="Sizes, e.g. 8,1M,1G (binary K/M/G); default 8 B to 16 GiB by 2x.")] = "",
     algo: Annotated[str, typer.Option("--algo", help="auto (as NCCL's tuner picks), all, or a comma list (ring,tree,nvls,...).")] = "auto",
     fmt: Format = "table",
-    out: Annotated[Path | None, typer.Option("--out", help="Also write the predictions here (format from --format).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the predictions here (format from --format); never overwritten without --force.")] = None,
+    force: Force = False,
 ) -> None:
     """Predict every collective at scale for each fabric design, with a band from the fit's uncertainty."""
     import pandas as pd
@@ -399,6 +408,8 @@ def predict_cmd(
     from .units import parse_int_list, parse_size
 
     _check_format(fmt)
+    if out:
+        records.claim(out, force)
     paths = topology_paths or topology.shipped()
     if not paths:
         raise NcbenchError("no topology given and none in topologies/; pass --topology FILE")
@@ -437,6 +448,7 @@ def main(argv: list[str] | None = None) -> None:
     from . import records, session
 
     argv = sys.argv[1:] if argv is None else argv
+    Outcome.code = 0  # a second call in one process (tests, a Python user) starts clean
     comm = None
     try:
         if session.needs_mpi(argv):

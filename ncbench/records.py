@@ -56,6 +56,17 @@ def sidecar(path: Path) -> Path:
     return path.with_suffix(".json")
 
 
+def claim(path: Path, force: bool = False) -> Path:
+    """The one rule for everything ncbench writes (results, imports, fits, predictions, reports, health runs):
+    what exists is refused in one sentence, unless `force` (the user's --force) says to replace it."""
+    path = Path(path)
+    occupied = "is not empty" if path.is_dir() and any(path.iterdir()) else "already exists" if path.is_file() else ""
+    if occupied and not force:
+        raise NcbenchError(f"{path} {occupied} and is never overwritten without --force; choose another --out, "
+                           "or add --force to replace it")  # fmt: skip
+    return path
+
+
 ENDINGS = ("complete", "failed", "timed_out", "aborted")  # a sidecar still `running` was killed (or still runs)
 _OPEN: list["RunWriter"] = []  # runs this process is writing: however it ends, their sidecars say how
 
@@ -76,7 +87,7 @@ def end_open_runs(exit_code: int, reason: str = "") -> int:
     Return how many runs it marked.
     """
     marked = 0
-    for writer in list(_OPEN):
+    for writer in list(_OPEN):  # noqa: PERF101 - a copy: finish() removes the writer from _OPEN
         try:
             writer.finish(status=ending(exit_code), exit_code=exit_code, reason=reason, close=False)
             marked += 1
@@ -88,13 +99,18 @@ def end_open_runs(exit_code: int, reason: str = "") -> int:
 class RunWriter:
     """Writes one run: the CSV header at once, then each row as it is measured, flushed."""
 
-    def __init__(self, path: Path, meta: dict):
+    def __init__(self, path: Path, meta: dict, *, force: bool = False):
         self.path = path
+        claim(path, force)
+        claim(sidecar(path), force)
+        if force:  # --force: the old run goes, CSV and sidecar together
+            path.unlink(missing_ok=True)
+            sidecar(path).unlink(missing_ok=True)
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._file = open(path, "x", newline="")  # noqa: SIM115 - open for the whole run; never overwrites
         except FileExistsError:
-            raise NcbenchError(f"{path} already exists; results are never overwritten, choose another --out") from None
+            claim(path)  # another process made it since: the same sentence
         except OSError as err:
             raise NcbenchError(f"cannot create {path}: {err.strerror}") from None
         self._csv = csv.DictWriter(self._file, fieldnames=list(RESULT_COLUMNS), extrasaction="raise")
@@ -122,8 +138,8 @@ class RunWriter:
 
     def _write_meta(self, *, exclusive: bool) -> None:
         target = sidecar(self.path)
-        if exclusive and target.exists():
-            raise NcbenchError(f"{target} already exists; results are never overwritten, choose another --out")
+        if exclusive:
+            claim(target)
         write_json(target, self.meta, indent=2)
 
 

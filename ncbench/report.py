@@ -6,7 +6,6 @@ report.md (+ report_files/*.svg for the Markdown) built in a temporary folder an
 """
 
 import html
-import json
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import records
-from .errors import EXIT_DATAERR, EXIT_USAGE, NcbenchError
+from .errors import EXIT_DATAERR, NcbenchError
 from .units import format_size
 
 SECTIONS = (
@@ -631,17 +630,14 @@ def to_markdown(sections: dict[str, Section], title: str, sources: list[str]) ->
     return "\n".join(lines), figures
 
 
-def check_out(out: Path) -> None:
-    """Refuse (64) an --out that exists and is not an empty folder: reports are never overwritten."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise NcbenchError(
-            f"{out} exists and is not empty; reports are never overwritten, choose another --out", EXIT_USAGE
-        )
+def check_out(out: Path, force: bool = False) -> None:
+    """Refuse (64) an --out that exists and is not an empty folder, unless `force`: the one rule (records.claim)."""
+    records.claim(out, force)
 
 
-def write(out: Path, sections: dict[str, Section], *, title: str, sources: list[str]) -> Path:
+def write(out: Path, sections: dict[str, Section], *, title: str, sources: list[str], force: bool = False) -> Path:
     """Write report.html, report.md and report_files/ into `out`, whole: built aside, then renamed into place."""
-    check_out(out)
+    check_out(out, force)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
     try:
         (tmp / "report_files").mkdir(parents=True)
@@ -650,11 +646,11 @@ def write(out: Path, sections: dict[str, Section], *, title: str, sources: list[
         (tmp / "report.md").write_text(md)
         for name, svg in figures.items():
             (tmp / "report_files" / name).write_text(svg)
-        (tmp / "sources.json").write_text(
-            json.dumps({"sources": sources, "generated": records.now_iso()}, indent=1) + "\n"
-        )
-        if out.exists():
-            out.rmdir()  # empty, checked above
+        records.write_json(tmp / "sources.json", {"sources": sources, "generated": records.now_iso()})
+        if out.is_dir():
+            shutil.rmtree(out)  # empty, or --force: replaced whole, only once the new report is complete
+        elif out.exists():
+            out.unlink()
         os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

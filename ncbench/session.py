@@ -92,6 +92,7 @@ class Launch:
     nodes: tuple[int, ...] | None = None  # node counts to measure on; None: every node once
     ranks_per_node: int | None = None  # make blocks of this many ranks stand in for nodes
     out: Path | None = None  # results CSV; default results/runs/<run_id>.csv
+    force: bool = False  # --force: replace an existing --out (and its sidecar) instead of refusing
     fmt: str = "table"  # what stdout gets: table | csv | json
     timeout_s: float = 120.0
     graph_launches: int = 0  # GPU: capture a sample's operations in a CUDA graph, launch it N times (nccl-tests -G N)
@@ -171,7 +172,7 @@ def open_writer(comm, launch: Launch, meta: dict, label: str):
         run_id = records.new_run_id(meta["hosts"][0], label)
         path = launch.out or records.RUNS_DIR / f"{run_id}.csv"
         try:
-            writer = records.RunWriter(Path(path), {"run_id": Path(path).stem, **meta})
+            writer = records.RunWriter(Path(path), {"run_id": Path(path).stem, **meta}, force=launch.force)
         except NcbenchError as err:
             error = str(err)
     agree(comm, error)

@@ -360,14 +360,9 @@ def shipped(folder: Path | str = "topologies") -> list[Path]:
 
 def save(topology: Topology, path: Path | str) -> Path:
     """Write the topology TOML atomically."""
-    import os
+    from .records import write_atomic
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(dumps(topology))
-    os.replace(tmp, path)
-    return path
+    return write_atomic(Path(path), dumps(topology))
 
 
 def describe(topology: Topology, gpus: int, *, added: int = 0) -> str:

@@ -89,7 +89,10 @@ def test_baseline_starts_then_judges_the_next_night(tmp_path):
     stored = list((tmp_path / "baselines").glob("*.json"))
     assert [p.stem for p in stored] == [v1["fingerprint_id"]]
     second, v2, _ = health(tmp_path, "--baseline", tmp_path / "baselines", name="n2")
-    assert second.returncode == 0, second.stdout + second.stderr
+    # a one-night baseline knows no night-to-night scatter: on a loaded 2-core VM tonight may dip below it,
+    # which is at most WARN NCB-NOISY (ranks share cores), never a FAIL
+    assert second.returncode in (0, 1), second.stdout + second.stderr
+    assert {e["code"] for e in v2["entities"]} <= {"NCB-NOISY"}, second.stdout
     assert "1 night(s)" in v2["baseline"]["note"] and "pairs.intra_leaf" in v2["baseline"]["classes"]
     nights = run_mpi(1, "health", "history", tmp_path)
     assert nights.returncode == 0 and nights.stdout.count("PASS") >= 2, nights.stdout + nights.stderr

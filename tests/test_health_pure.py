@@ -106,7 +106,7 @@ def test_a_strike_the_noise_could_explain_is_warn_noisy_never_fail_or_drain():
     class Loud:
         """Every test of node 5 at 0.5x, with samples that scatter 25 %: slow, but not beyond its noise."""
 
-        names = [f"n{i}" for i in range(8)]
+        names = tuple(f"n{i}" for i in range(8))
         unreachable = np.zeros(8, dtype=bool)
         node_allreduce = False
         noise_floor = 0.0
@@ -132,7 +132,7 @@ def test_a_confirmed_strike_that_clears_on_a_remeasurement_is_no_failure():
     class Once:
         """Node 3 is slow (50x, tight samples) the first two times it is measured, then fine: a passing burst."""
 
-        names = [f"n{i}" for i in range(8)]
+        names = tuple(f"n{i}" for i in range(8))
         unreachable = np.zeros(8, dtype=bool)
         node_allreduce = False
         noise_floor = 0.0

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from conftest import ROOT, mpiexec, requires_mpi, run_mpi
@@ -219,7 +220,8 @@ def test_memory_check_counts_check_data_not_only_the_buffers(tmp_path):
     from ncbench import measure, ops, validate
     from ncbench.backends.base import MEMORY_SHARE
 
-    avail = next(int(line.split()[1]) * 1024 for line in open("/proc/meminfo") if line.startswith("MemAvailable:"))
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    avail = next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:"))
     budget = avail * MEMORY_SHARE / 2  # per rank, 2 ranks on this host
     size = 1 << 20
     while 2 * size * 2 < budget:  # the smallest power of two whose buffers fit but not buffers + check data

@@ -249,6 +249,6 @@ def test_every_refusal_comes_before_the_sections_are_drawn(tmp_path, capfd, monk
     kept.mkdir()
     (kept / "report.html").write_text("mine")
     code, err = run_cli(capfd, src, "--out", kept)
-    assert code == 64 and f"{kept} exists and is not empty" in err
+    assert code == 64 and f"{kept} is not empty and is never overwritten without --force" in err
     code, err = run_cli(capfd, src, "--predictions", src, "--out", tmp_path / "o")
     assert code == 65 and f"{src}: not an ncbench predictions CSV" in err

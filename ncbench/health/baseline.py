@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EXIT_DATAERR, EXIT_NOINPUT, NcbenchError
-from ..records import read_json, write_atomic
+from ..records import read_json, write_json
 
 SCHEMA = "ncbench.health.baseline/1"
 WINDOW_NIGHTS = 14  # the last K healthy nights make the baseline (conventions.md: K ~ 14)
@@ -93,4 +93,4 @@ def update(path: Path, fp_id: str, facts: dict, classes: dict[str, float], run_i
     doc.update(
         nights=nights, classes=stats, method=f"median of the last {WINDOW_NIGHTS} healthy nights' class peer references"
     )
-    return write_atomic(target, json.dumps(doc, indent=1) + "\n")
+    return write_json(target, doc)

@@ -5,14 +5,11 @@ test -> suite rounds (records.jsonl appended per round) -> verdict.json, ncbench
 junit.xml, drain.sh in results/health/<run_id>/ -> drains (only with --drain) -> exit code.
 """
 
-import json
 import os
 import platform
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import numpy as np
 
 from .. import records, sysinfo
 from ..errors import EXIT_UNAVAILABLE, EXIT_USAGE, NcbenchError
@@ -43,6 +40,7 @@ class Options:
     drain: bool = False
     max_drain_fraction: float = 0.01
     exit_zero: bool = False
+    force: bool = False  # --force: replace a non-empty --out
     cluster: str = ""
 
 
@@ -63,8 +61,8 @@ def check_options(opts: Options) -> None:
     if opts.drain and shutil.which("scontrol") is None:
         raise NcbenchError("--drain runs scontrol, which is not on PATH here; drop --drain to print the commands instead",
                            EXIT_UNAVAILABLE)  # fmt: skip
-    if opts.out is not None and opts.out.exists() and any(opts.out.iterdir()):
-        raise NcbenchError(f"{opts.out} is not empty; health results are never overwritten, choose another --out")
+    if opts.out is not None:
+        records.claim(opts.out, opts.force)
 
 
 SERIAL_NOTE = (
@@ -171,6 +169,8 @@ def run(opts: Options) -> int:
         return code
     run_id = records.new_run_id(job.hosts[0], f"health-{suite.name}")
     out_dir = opts.out or HEALTH_DIR / run_id
+    if opts.force and out_dir.is_dir():
+        shutil.rmtree(out_dir)  # --force: the old run's files go together
     out_dir.mkdir(parents=True, exist_ok=True)
     started = records.now_iso()
     log = open(out_dir / "records.jsonl", "x")  # noqa: SIM115 - appended per round for the whole run
@@ -211,14 +211,13 @@ def _recorder(log, run_id: str, names: list[str]):
     def record(stage, round_no, tests, results):
         for i in range(len(tests)):
             a, b = int(tests.a[i]), int(tests.b[i])
-            value = results.value[i]
-            log.write(json.dumps({
+            log.write(records.json_text({
                 "run_id": run_id, "stage": stage, "round": round_no, "kind": str(tests.kind[i]),
                 "a": names[a] if a >= 0 else "", "b": names[b] if b >= 0 else "", "rail": int(tests.rail[i]),
-                "nbytes": int(tests.nbytes[i]), "busbw_GBps": None if not np.isfinite(value) else round(float(value), 6),
-                "spread": None if not np.isfinite(results.spread[i]) else round(float(results.spread[i]), 4),
+                "nbytes": int(tests.nbytes[i]), "busbw_GBps": round(float(results.value[i]), 6),
+                "spread": round(float(results.spread[i]), 4),
                 "wrong_from_a": bool(results.wrong_a[i]), "wrong_from_b": bool(results.wrong_b[i]),
-            }) + "\n")  # fmt: skip
+            }) + "\n")  # fmt: skip (json_text writes NaN, a test with no answer, as null)
         log.flush()
 
     return record

@@ -109,6 +109,13 @@ def _label(value) -> str:
     return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+def _sample(value: float) -> str:
+    """Return a sample value as Prometheus' text format spells it (NaN, +Inf, -Inf; a timestamp needs 10 digits)."""
+    if value is None or math.isnan(value):
+        return "NaN"
+    return ("+Inf" if value > 0 else "-Inf") if math.isinf(value) else f"{value:.10g}"
+
+
 def prometheus(v: dict, finished_s: float) -> str:
     """Return node_exporter textfile metrics: run, stage and non-PASS entity states, class references, staleness."""
     out = []
@@ -119,7 +126,7 @@ def prometheus(v: dict, finished_s: float) -> str:
         for labels, value in samples:
             text = ",".join(f'{k}="{_label(x)}"' for k, x in labels.items())
             out.append(
-                f"{name}{{{text}}} {value:.10g}" if text else f"{name} {value:.10g}"
+                f"{name}{{{text}}} {_sample(value)}" if text else f"{name} {_sample(value)}"
             )  # a timestamp needs 10 digits
 
     metric("ncbench_health_status", "Verdict of the last ncbench health run (0=PASS,1=WARN,2=FAIL,3=UNKNOWN,4=SKIPPED).",

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import records
 from . import FAIL, plan
 from .judge import Criteria
 from .suite import SUITES, Orchestrator, Results, Tests
@@ -168,10 +169,9 @@ def trials(topology, *, trials: int, seed: int, round_s: float, **kw) -> dict:
 
 def render(result: dict, fmt: str) -> str:
     """Return the simulation as JSON or as the lines a planner reads."""
-    import json
 
     if fmt == "json":
-        return json.dumps(result, indent=1) + "\n"
+        return records.json_text(result, indent=1) + "\n"
     f, fab = result["faults"], result["fabric"]
     lines = [
         (
