@@ -102,21 +102,32 @@ def test_a_dip_inside_the_tests_own_spread_is_no_strike():
     assert judge.beyond_noise(np.array([0.2]), loud, crit, np.array([0.01])).tolist() == [True]
 
 
+class ScriptedRunner:
+    """Eight nodes on one rail whose tests return `value(tests)` GB/s with a fixed own spread; nothing wrong."""
+
+    names = tuple(f"n{i}" for i in range(8))
+    node_allreduce = False
+    noise_floor = 0.0
+    spread = 0.01
+
+    def __init__(self):
+        self.unreachable = np.zeros(len(self.names), dtype=bool)
+
+    def round(self, stage, tests):
+        from ncbench.health.suite import Results
+
+        n = len(tests)
+        return Results(self.value(tests), np.zeros(n, bool), np.zeros(n, bool), np.full(n, self.spread))
+
+
 def test_a_strike_the_noise_could_explain_is_warn_noisy_never_fail_or_drain():
-    class Loud:
+    class Loud(ScriptedRunner):
         """Every test of node 5 at 0.5x, with samples that scatter 25 %: slow, but not beyond its noise."""
 
-        names = tuple(f"n{i}" for i in range(8))
-        unreachable = np.zeros(8, dtype=bool)
-        node_allreduce = False
-        noise_floor = 0.0
+        spread = 0.25
 
-        def round(self, stage, tests):
-            from ncbench.health.suite import Results
-
-            hit = (tests.a == 5) | (tests.b == 5)
-            n = len(tests)
-            return Results(np.where(hit, 5.0, 10.0), np.zeros(n, bool), np.zeros(n, bool), np.full(n, 0.25))
+        def value(self, tests):
+            return np.where((tests.a == 5) | (tests.b == 5), 5.0, 10.0)
 
     fabric = plan.Fabric(nodes=8, rails=1, hosts_per_leaf=8, leaves_per_pod=1)
     out = Orchestrator(Loud(), fabric, SUITES["quick"], judge.Criteria(), None).run()
@@ -129,24 +140,15 @@ def test_a_strike_the_noise_could_explain_is_warn_noisy_never_fail_or_drain():
 
 
 def test_a_confirmed_strike_that_clears_on_a_remeasurement_is_no_failure():
-    class Once:
+    class Once(ScriptedRunner):
         """Node 3 is slow (50x, tight samples) the first two times it is measured, then fine: a passing burst."""
 
-        names = tuple(f"n{i}" for i in range(8))
-        unreachable = np.zeros(8, dtype=bool)
-        node_allreduce = False
-        noise_floor = 0.0
         seen = 0
 
-        def round(self, stage, tests):
-            from ncbench.health.suite import Results
-
+        def value(self, tests):
             hit = ((tests.a == 3) | (tests.b == 3)) & (tests.kind != "loopback")
-            if hit.any():
-                self.seen += 1
-            n = len(tests)
-            slow = hit & (self.seen <= 2)
-            return Results(np.where(slow, 0.2, 10.0), np.zeros(n, bool), np.zeros(n, bool), np.full(n, 0.01))
+            self.seen += int(hit.any())
+            return np.where(hit & (self.seen <= 2), 0.2, 10.0)
 
     fabric = plan.Fabric(nodes=8, rails=1, hosts_per_leaf=8, leaves_per_pod=1)
     out = Orchestrator(Once(), fabric, SUITES["quick"], judge.Criteria(), None).run()
