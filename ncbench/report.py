@@ -282,19 +282,27 @@ def _measured_plot(sec: Section, op: str, backend: str, part, meta: dict, states
     return True
 
 
-def latest_run(run_ids, states: dict) -> tuple[str, str]:
+TINY_SHARE = 0.25  # a run that measured under this share of the sizes another run of the op did is a tiny test run
+
+
+def latest_run(run_ids, states: dict, sizes: dict | None = None) -> tuple[str, str]:
     """Return (the run an op's 'latest run' table shows, a note when it is not simply the newest run).
 
-    The newest complete clean run; when there is none, the newest of the best there is, and the note says what it is.
+    The newest complete clean run that is not a tiny test run (`sizes`: run id -> sizes measured); when there
+    is none, the newest of the best there is, and the note says what it is.
     """
     ids = sorted(run_ids)
     best = min(states[i].trust for i in ids)
-    chosen = max(i for i in ids if states[i].trust == best)
+    trusted = [i for i in ids if states[i].trust == best]
+    most = max((sizes or {}).get(i, 0) for i in trusted)
+    tiny = {i for i in trusted if sizes and sizes.get(i, 0) < TINY_SHARE * most}
+    chosen = max(i for i in trusted if i not in tiny)
     if best == FAULTY:
         return chosen, f"no complete, clean run: the table is from {chosen}, which {states[chosen].why}"
     if best == UNKNOWN:
         return chosen, f"no run is known to be complete: the table is from {chosen}, which {states[chosen].why}"
-    newer = [f"{i}, which {states[i].why}" for i in ids if i > chosen]
+    why = {i: f"measured only {sizes[i]} size(s) of the {most} another run did" for i in tiny}
+    newer = [f"{i}, which {why.get(i) or states[i].why}" for i in ids if i > chosen]
     return chosen, (f"the table is from {chosen}, the newest complete clean run; newer and left out: "
                     + "; ".join(newer)) if newer else ""  # fmt: skip
 
@@ -303,7 +311,7 @@ def _latest_table(sec: Section, op: str, backend: str, part, states: dict) -> No
     """Add the nccl-tests table of the op's latest run (its largest communicator), with a note when it is faulty."""
     from .table import header, row_line
 
-    run_id, note = latest_run(part["run_id"].unique(), states)
+    run_id, note = latest_run(part["run_id"].unique(), states, part.groupby("run_id")["nbytes"].nunique().to_dict())
     if note:
         sec.p(f"{op} ({backend}): {note}.")
     latest = part[part["run_id"] == run_id]

@@ -252,3 +252,11 @@ def test_every_refusal_comes_before_the_sections_are_drawn(tmp_path, capfd, monk
     assert code == 64 and f"{kept} is not empty and is never overwritten without --force" in err
     code, err = run_cli(capfd, src, "--predictions", src, "--out", tmp_path / "o")
     assert code == 65 and f"{src}: not an ncbench predictions CSV" in err
+
+
+def test_a_tiny_test_run_is_never_the_latest_table_unsaid():
+    clean = report.RunState("complete", 0, 0, report.CLEAN)
+    states = {"a-full": clean, "b-tiny": clean}
+    run_id, note = report.latest_run(["a-full", "b-tiny"], states, {"a-full": 23, "b-tiny": 2})
+    assert run_id == "a-full" and "b-tiny, which measured only 2 size(s) of the 23" in note
+    assert report.latest_run(["a-full", "b-tiny"], states, {"a-full": 23, "b-tiny": 20}) == ("b-tiny", "")
