@@ -2,7 +2,7 @@
 
 Each round: rank 0 sends every rank its tasks (point-to-point, no collective that a stalled rank could
 hang), each rank runs them with nonblocking MPI polled until the round's deadline, and reports back;
-a rank that does not report in time is named UNREACHABLE and left out of later rounds. Tests:
+a rank that does not report in time is named UNREACHABLE and left out of later rounds. Round:
 loopback (a rank with itself), an intra-node allreduce, pair exchanges, one-way fabric flows, and a
 whole-job allreduce. Each moves a known pattern, so wrong data is attributed to the rank that sent it.
 """
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import EXIT_UNKNOWN
-from .suite import Results, Suite, Tests
+from .suite import Results, Round, Suite
 
 ASSIGN_TAG, RESULT_TAG = 7101, 7102
 TEST_TAG_BASE = 8000  # + round number: a late message from an abandoned test can never match a later round
@@ -262,7 +262,7 @@ class MPIRunner:
         self.record = record
         self.buffers = Buffers()
 
-    def _tasks(self, tests: Tests) -> dict[int, list[dict]]:
+    def _tasks(self, tests: Round) -> dict[int, list[dict]]:
         """Return world rank -> its tasks; a pair is a task on each end, a flow a send task and a receive task."""
         tasks: dict[int, list[dict]] = {}
         for i in range(len(tests)):
@@ -305,7 +305,7 @@ class MPIRunner:
                 merged = {**out, "src": into["src"], "from": into["from"], "also": into["i"]}
                 tasks[rank] = [t for t in mine if t["kind"] != "flow"] + [merged]
 
-    def round(self, stage: str, tests: Tests) -> Results:
+    def round(self, stage: str, tests: Round) -> Results:
         """Run one round; with `serial` (ranks outnumber cores) its tests run one after another."""
         groups = [np.arange(len(tests))] if not self.serial else [np.array([i]) for i in range(len(tests))]
         value, spread = np.full(len(tests), np.nan), np.full(len(tests), np.nan)
@@ -319,7 +319,7 @@ class MPIRunner:
             self.record(stage, self.round_no, tests, results)
         return results
 
-    def _run(self, stage: str, tests: Tests) -> Results:
+    def _run(self, stage: str, tests: Round) -> Results:
         from mpi4py import MPI
 
         comm = self.where.comm
@@ -361,7 +361,7 @@ class MPIRunner:
             self.unreachable[node] = True
         return self._combine(tests, reports)
 
-    def _combine(self, tests: Tests, reports: dict[int, list[dict]]) -> Results:
+    def _combine(self, tests: Round, reports: dict[int, list[dict]]) -> Results:
         """Each test's value is its slowest end's, its spread the wider end's; wrong data is charged to the sender."""
         n = len(tests)
         value, spread = np.full(n, np.inf), np.zeros(n)

@@ -12,7 +12,7 @@ import numpy as np
 from .. import records
 from . import FAIL, plan
 from .judge import Criteria
-from .suite import SUITES, Orchestrator, Results, Tests
+from .suite import SUITES, Orchestrator, Results, Round
 
 NOMINAL_GBPS = 48.0  # a healthy 400G NIC's send/recv busbw (published.csv: ~48-49 GB/s per rail)
 
@@ -61,7 +61,7 @@ class SimRunner:
         self.slow_link = np.zeros(fabric.rails * 4 * fabric.link_space, dtype=bool)
         self.slow_link[list(faults.links)] = True
 
-    def round(self, stage: str, tests: Tests) -> Results:
+    def round(self, stage: str, tests: Round) -> Results:
         n = len(tests)
         hit = np.zeros(n, dtype=bool)
         rail = np.maximum(tests.rail, 0)

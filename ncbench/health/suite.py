@@ -36,7 +36,7 @@ KIND = "U9"  # test kinds: loopback allreduce pair confirm retest flow world
 
 
 @dataclass
-class Tests:
+class Round:
     """One round: test i runs `kind[i]` between nodes a[i] and b[i] (-1: none) on rail[i] (-1: all)."""
 
     kind: np.ndarray
@@ -46,7 +46,7 @@ class Tests:
     nbytes: np.ndarray
 
     @classmethod
-    def of(cls, kind, a, b, rail, nbytes) -> "Tests":
+    def of(cls, kind, a, b, rail, nbytes) -> "Round":
         n = len(a)
         arr = np.asarray
         full = np.full
@@ -57,12 +57,12 @@ class Tests:
     def __len__(self) -> int:
         return len(self.a)
 
-    def take(self, pick) -> "Tests":
+    def take(self, pick) -> "Round":
         """Return the tests selected by an index or mask array."""
-        return Tests(self.kind[pick], self.a[pick], self.b[pick], self.rail[pick], self.nbytes[pick])
+        return Round(self.kind[pick], self.a[pick], self.b[pick], self.rail[pick], self.nbytes[pick])
 
-    def __add__(self, other: "Tests") -> "Tests":
-        return Tests(
+    def __add__(self, other: "Round") -> "Round":
+        return Round(
             *(np.concatenate([getattr(self, k), getattr(other, k)]) for k in ("kind", "a", "b", "rail", "nbytes"))
         )
 
@@ -92,7 +92,7 @@ class Runner(Protocol):
     node_allreduce: bool  # nodes hold more than one rank, so an intra-node allreduce means something
     noise_floor: float  # the least noise any test has here (ranks sharing cores: the scheduler's)
 
-    def round(self, stage: str, tests: Tests) -> Results: ...
+    def round(self, stage: str, tests: Round) -> Results: ...
 
 
 @dataclass
@@ -105,6 +105,20 @@ class Outcome:
     unknown_nodes: int = 0
 
 
+@dataclass(frozen=True)
+class PairFindings:
+    """What the pairs stage found, handed to confirm and then to retest (nothing kept on the orchestrator)."""
+
+    ref: Reference  # the intra-leaf pairs' peer reference, which confirm and retest judge against too
+    suspects: np.ndarray  # (node, rail): slow in the pairs round
+    slow: "Round"  # the slow pair tests ...
+    slow_values: np.ndarray  # ... their values (GB/s) ...
+    slow_spreads: np.ndarray  # ... and their own spreads
+    unpaired: np.ndarray  # nodes the matching left without a partner
+    first_partner: dict[int, int]  # node -> its partner in the pairs round
+    confirm_tested: np.ndarray | None = None  # (node, rail) measured (and answered) in confirm; None before it
+
+
 class Orchestrator:
     """Runs the stages in order over one Runner, keeping what each stage learned."""
 
@@ -114,11 +128,10 @@ class Orchestrator:
         self.failed = np.zeros((fabric.nodes, fabric.rails), dtype=bool)  # confirmed bad (node, rail): left out after
         self.out = Outcome(nodes=fabric.nodes)
         self.refs: dict[str, Reference] = {}  # class key -> tonight's reference, with its noise
-        self.record = None  # optional callback(stage, round, tests, results, refs) for records.jsonl
 
     # ------------------------------------------------------------------------------------ plumbing
 
-    def _round(self, stage: str, tests: Tests) -> Results:
+    def _round(self, stage: str, tests: Round) -> Results:
         results = self.runner.round(stage, tests)
         self.out.rounds += 1
         return results
@@ -156,7 +169,7 @@ class Orchestrator:
     def alive(self) -> np.ndarray:
         return ~self.runner.unreachable
 
-    def _corrupt(self, stage: str, tests: Tests, res: Results) -> None:
+    def _corrupt(self, stage: str, tests: Round, res: Results) -> None:
         for end, wrong in (("a", res.wrong_a), ("b", res.wrong_b)):
             for i in np.flatnonzero(wrong):
                 node = int(getattr(tests, end)[i])
@@ -183,11 +196,11 @@ class Orchestrator:
         """
         nodes = np.flatnonzero(self.alive())
         R = self.fabric.rails
-        tests = Tests.of(
+        tests = Round.of(
             "loopback", np.repeat(nodes, R), np.repeat(nodes, R), np.tile(np.arange(R), len(nodes)), self.suite.nbytes
         )
         if self.runner.node_allreduce:
-            tests = tests + Tests.of(
+            tests = tests + Round.of(
                 "allreduce", nodes, np.full(len(nodes), -1), np.full(len(nodes), -1), self.suite.nbytes
             )
         res = self._round("local", tests)
@@ -225,43 +238,40 @@ class Orchestrator:
         note = f"{cleared} strike(s) cleared on a second measurement" if cleared else ""
         self._stage("local", len(tests), int(slow.sum()) - cleared, int((~res.answered).sum()), note=note)
 
-    def _pair_tests(self, kind: str, a, b, rails=None) -> Tests:
-        """Tests for node pairs on every rail neither end has failed on (or on the given rails)."""
+    def _pair_tests(self, kind: str, a, b, rails=None) -> Round:
+        """Round for node pairs on every rail neither end has failed on (or on the given rails)."""
         R = self.fabric.rails
         a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
         rail = np.tile(np.arange(R), len(a)) if rails is None else np.asarray(rails, dtype=np.int64)
         if rails is None:
             a, b = np.repeat(a, R), np.repeat(b, R)
         keep = ~self.failed[a, rail] & ~self.failed[b, rail]
-        return Tests.of(kind, a[keep], b[keep], rail[keep], self.suite.nbytes)
+        return Round.of(kind, a[keep], b[keep], rail[keep], self.suite.nbytes)
 
-    def pairs(self) -> None:
-        """Round 1: every healthy node with a neighbour on its leaf, every rail at once."""
+    def pairs(self) -> "PairFindings":
+        """Round 1: every healthy node with a neighbour on its leaf, every rail at once; return what it found."""
         usable = self.alive() & ~self.failed.all(axis=1)
         a, b = plan.matching(self.fabric, usable)
         tests = self._pair_tests("pair", a, b)
-        self.unpaired = plan.unpaired(self.fabric, usable, a, b)
-        self.first_partner = {**{int(x): int(y) for x, y in zip(a, b)}, **{int(y): int(x) for x, y in zip(a, b)}}
+        unpaired = plan.unpaired(self.fabric, usable, a, b)
+        partner = {**{int(x): int(y) for x, y in zip(a, b)}, **{int(y): int(x) for x, y in zip(a, b)}}
+        suspects = np.zeros_like(self.failed)
         if len(tests) == 0:
-            self.pair_ref = judge.reference(np.array([]))
-            self.suspects = np.zeros_like(self.failed)
-            self.slow_pairs, self.slow_values, self.slow_spreads = Tests.of("pair", [], [], [], 0), np.array([]), np.array([])
             self._stage("pairs", 0, 0, 0, SKIPPED, "fewer than two healthy nodes")
-            return
+            none = Round.of("pair", [], [], [], 0)
+            return PairFindings(judge.reference(np.array([])), suspects, none, np.array([]), np.array([]), unpaired, partner)
         res = self._round("pairs", tests)
         self._unreachable("pairs")
-        self.pair_ref = self._reference("pairs.intra_leaf", res)
-        slow = judge.strikes(res.value, self.pair_ref, self.criteria, res.spread)
-        self.suspects = np.zeros_like(self.failed)
-        self.suspects[tests.a[slow], tests.rail[slow]] = True
-        self.suspects[tests.b[slow], tests.rail[slow]] = True
-        self.slow_pairs = tests.take(slow)
-        self.slow_values, self.slow_spreads = res.value[slow], res.spread[slow]
+        ref = self._reference("pairs.intra_leaf", res)
+        slow = judge.strikes(res.value, ref, self.criteria, res.spread)
+        suspects[tests.a[slow], tests.rail[slow]] = True
+        suspects[tests.b[slow], tests.rail[slow]] = True
         self._corrupt("pairs", tests, res)
         self._record_unanswered("pairs", tests, res)
         self._stage("pairs", len(tests), int(slow.sum()), int((~res.answered).sum()))
+        return PairFindings(ref, suspects, tests.take(slow), res.value[slow], res.spread[slow], unpaired, partner)
 
-    def _record_unanswered(self, stage: str, tests: Tests, res: Results) -> None:
+    def _record_unanswered(self, stage: str, tests: Round, res: Results) -> None:
         """A test that timed out between two ends that both still answer: the path, UNKNOWN."""
         for i in np.flatnonzero(~res.answered):
             a, b = int(tests.a[i]), int(tests.b[i])
@@ -270,39 +280,39 @@ class Orchestrator:
             self._entity("pair", f"{self.runner.names[a]}<->{self.runner.names[b]}/rail{tests.rail[i]}", UNKNOWN,
                          "NCB-UNREACHABLE", rail=tests.rail[i], evidence=[{"stage": stage, "note": "test timed out"}])  # fmt: skip
 
-    def confirm(self) -> None:
+    def confirm(self, found: "PairFindings") -> "PairFindings":
         """Round 2: each suspect (and the node the matching left out) with a distinct known-good partner."""
         alive = self.alive()
         if alive.sum() < 2:
             self._stage("confirm", 0, 0, 0, SKIPPED, "one node: nobody to pair with")
-            return
-        good = alive & ~self.suspects.any(axis=1) & ~self.failed.any(axis=1)
-        suspect_nodes = np.flatnonzero(self.suspects.any(axis=1) & alive)
-        candidates = list(suspect_nodes) + [int(n) for n in self.unpaired if alive[n]]
+            return found
+        good = alive & ~found.suspects.any(axis=1) & ~self.failed.any(axis=1)
+        suspect_nodes = np.flatnonzero(found.suspects.any(axis=1) & alive)
+        candidates = list(suspect_nodes) + [int(n) for n in found.unpaired if alive[n]]
         if not candidates:
             self._stage("confirm", 0, 0, 0, SKIPPED, "no suspects")
-            return
-        chosen = plan.confirm_partners(self.fabric, candidates, good, self.first_partner)
+            return found
+        chosen = plan.confirm_partners(self.fabric, candidates, good, found.first_partner)
         partnered = {s for s, _ in chosen}
         for s in candidates:
             if s not in partnered:
-                self._flag_unconfirmed(s, "no known-good partner was left to confirm with")
+                self._flag_unconfirmed(s, "no known-good partner was left to confirm with", found)
         if not chosen:
             self._stage("confirm", 0, 0, 0, WARN, "no known-good partners")
-            return
+            return found
         s_arr, g_arr = np.array([c[0] for c in chosen]), np.array([c[1] for c in chosen])
         tests = self._pair_tests("confirm", s_arr, g_arr)
         res = self._round("confirm", tests)
         self._unreachable("confirm")
-        slow = judge.strikes(res.value, self.pair_ref, self.criteria, res.spread)
-        second = slow & self.suspects[tests.a, tests.rail]  # slow again on the rail it was slow on: two strikes
-        third, again = self._remeasure("confirm retest", tests, second)  # and once more before it can FAIL
+        slow = judge.strikes(res.value, found.ref, self.criteria, res.spread)
+        second = slow & found.suspects[tests.a, tests.rail]  # slow again on the rail it was slow on: two strikes
+        third, again = self._remeasure("confirm retest", tests, second, found.ref)  # and once more before it can FAIL
         for node in np.unique(tests.a[slow]):
             mine = np.flatnonzero((tests.a == node) & slow)
-            ev = self._first_strike(node) + [
-                self._evidence(res.value[i], self.pair_ref, res.spread[i], stage="confirm",
+            ev = self._first_strike(node, found) + [
+                self._evidence(res.value[i], found.ref, res.spread[i], stage="confirm",
                                partner=self.runner.names[tests.b[i]], rail=int(tests.rail[i])) for i in mine]  # fmt: skip
-            ev += [self._evidence(again.value[i], self.pair_ref, again.spread[i], stage="confirm retest",
+            ev += [self._evidence(again.value[i], found.ref, again.spread[i], stage="confirm retest",
                                   partner=self.runner.names[tests.b[i]], rail=int(tests.rail[i]))
                    for i in mine if third[i]]  # fmt: skip
             noisy = self._noisy(ev)
@@ -321,13 +331,14 @@ class Orchestrator:
                     self.failed[node, rails] = True
         self._corrupt("confirm", tests, res)
         self._record_unanswered("confirm", tests, res)
-        self.confirm_tested = np.zeros_like(self.failed)
-        self.confirm_tested[tests.a[res.answered], tests.rail[res.answered]] = True
+        tested = np.zeros_like(self.failed)
+        tested[tests.a[res.answered], tests.rail[res.answered]] = True
         cleared = int((second & ~third).sum())
         note = f"{cleared} second strike(s) cleared on a re-measurement" if cleared else ""
         self._stage("confirm", len(tests), int(slow.sum()) - cleared, int((~res.answered).sum()), note=note)
+        return replace(found, confirm_tested=tested)
 
-    def _remeasure(self, stage: str, tests: Tests, pick: np.ndarray) -> tuple[np.ndarray, Results]:
+    def _remeasure(self, stage: str, tests: "Round", pick: np.ndarray, ref: Reference) -> tuple[np.ndarray, Results]:
         """Measure the picked tests again, later; return (which are slow again, the new results by test index)."""
         again = Results(np.full(len(tests), np.nan), np.zeros(len(tests), dtype=bool),
                         np.zeros(len(tests), dtype=bool), np.full(len(tests), np.nan))  # fmt: skip
@@ -339,27 +350,27 @@ class Orchestrator:
         again.value[idx], again.spread[idx] = res.value, res.spread
         self._corrupt(stage, tests.take(idx), res)
         still = np.zeros(len(tests), dtype=bool)
-        still[idx] = judge.strikes(res.value, self.pair_ref, self.criteria, res.spread)
+        still[idx] = judge.strikes(res.value, ref, self.criteria, res.spread)
         return still, again
 
-    def _first_strike(self, node: int) -> list[dict]:
-        sp = self.slow_pairs
+    def _first_strike(self, node: int, found: "PairFindings") -> list[dict]:
+        sp = found.slow
         mine = np.flatnonzero((sp.a == node) | (sp.b == node))
-        return [self._evidence(self.slow_values[i], self.pair_ref, self.slow_spreads[i], stage="pairs", rail=int(sp.rail[i]),
+        return [self._evidence(found.slow_values[i], found.ref, found.slow_spreads[i], stage="pairs", rail=int(sp.rail[i]),
                                partner=self.runner.names[sp.b[i] if sp.a[i] == node else sp.a[i]]) for i in mine]  # fmt: skip
 
-    def _flag_unconfirmed(self, node: int, why: str) -> None:
-        if self.suspects[node].any():
+    def _flag_unconfirmed(self, node: int, why: str, found: "PairFindings") -> None:
+        if found.suspects[node].any():
             self._entity("node", self.runner.names[node], WARN, "NCB-NODE-SLOW", node=node,
-                         evidence=self._first_strike(node) + [{"stage": "confirm", "note": why}])  # fmt: skip
+                         evidence=self._first_strike(node, found) + [{"stage": "confirm", "note": why}])  # fmt: skip
         else:
             self._entity("node", self.runner.names[node], UNKNOWN, "NCB-SETUP", node=node,
                          evidence=[{"stage": "pairs", "note": f"left without a partner; {why}"}])  # fmt: skip
 
-    def retest(self) -> None:
+    def retest(self, found: "PairFindings") -> None:
         """Round 3 (only when needed): slow pairs neither of whose ends was slow with a known-good node."""
-        sp = self.slow_pairs
-        tested = getattr(self, "confirm_tested", np.zeros_like(self.failed))
+        sp = found.slow
+        tested = found.confirm_tested if found.confirm_tested is not None else np.zeros_like(self.failed)
         cleared_a = tested[sp.a, sp.rail] & ~self.failed[sp.a, sp.rail]
         cleared_b = tested[sp.b, sp.rail] & ~self.failed[sp.b, sp.rail]
         pick = np.flatnonzero(cleared_a & cleared_b & self.alive()[sp.a] & self.alive()[sp.b])
@@ -367,16 +378,16 @@ class Orchestrator:
             why = "every slow pair was explained by a slow node" if len(sp) else "no slow pairs"
             self._stage("retest", 0, 0, 0, SKIPPED, why)
             return
-        tests = Tests.of("retest", sp.a[pick], sp.b[pick], sp.rail[pick], self.suite.nbytes)
+        tests = Round.of("retest", sp.a[pick], sp.b[pick], sp.rail[pick], self.suite.nbytes)
         res = self._round("retest", tests)
         self._unreachable("retest")
-        slow = judge.strikes(res.value, self.pair_ref, self.criteria, res.spread)
+        slow = judge.strikes(res.value, found.ref, self.criteria, res.spread)
         for j, i in enumerate(pick):
             a, b, r = int(sp.a[i]), int(sp.b[i]), int(sp.rail[i])
             if not res.answered[j]:
                 continue
-            ev = [self._evidence(self.slow_values[i], self.pair_ref, self.slow_spreads[i], stage="pairs", rail=r),
-                  self._evidence(res.value[j], self.pair_ref, res.spread[j], stage="retest", rail=r)]  # fmt: skip
+            ev = [self._evidence(found.slow_values[i], found.ref, found.slow_spreads[i], stage="pairs", rail=r),
+                  self._evidence(res.value[j], found.ref, res.spread[j], stage="retest", rail=r)]  # fmt: skip
             noisy = self._noisy(ev)
             if slow[j]:
                 self._entity("pair", f"{self.runner.names[a]}<->{self.runner.names[b]}/rail{r}", FAIL, "NCB-PAIR-SLOW",
@@ -444,7 +455,7 @@ class Orchestrator:
             self._stage("scale", 0, 0, 0, UNKNOWN, "ranks stopped answering: a whole-job collective would hang")
             return
         sizes = self.suite.scale_bytes
-        tests = Tests.of(
+        tests = Round.of(
             "world", np.full(len(sizes), -1), np.full(len(sizes), -1), np.full(len(sizes), -1), list(sizes)
         )
         res = self._round("scale", tests)
@@ -499,9 +510,7 @@ class Orchestrator:
 
     def run(self) -> Outcome:
         self.local()
-        self.pairs()
-        self.confirm()
-        self.retest()
+        self.retest(self.confirm(self.pairs()))
         if self.suite.fabric:
             self.fabric_rounds()
         if self.suite.scale_bytes:
