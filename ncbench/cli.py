@@ -159,18 +159,33 @@ def p2p_cmd(
 
 @app.command("import")
 def import_cmd(
-    logs: Annotated[list[Path], typer.Argument(help="nccl-tests output: text logs (any version) or -J JSON files.")],
+    logs: Annotated[list[Path], typer.Argument(help="nccl-tests output: text logs (any version), -J JSON files, directories of them, or a quoted glob ('logs/*.log').")],
     out: Annotated[Path | None, typer.Option("--out", help="Results CSV to write (default results/runs/<first log>-import.csv); never overwritten.")] = None,
-    op: Annotated[str | None, typer.Option("--op", help="The operation, when neither the log nor its file name says (e.g. allreduce).")] = None,
+    op: Annotated[str | None, typer.Option("--op", help="The operation, when neither the log nor its file name says and the table fits several (e.g. allreduce).")] = None,
+    ranks: Annotated[int | None, typer.Option("--ranks", help="The job's rank count, when the log has no '# Rank ... device' lines; one the log contradicts is refused.")] = None,
+    gpus_per_node: Annotated[int | None, typer.Option("--gpus-per-node", help="Ranks (GPUs) per node; the node count follows from the rank count.")] = None,
     force: Force = False,
 ) -> None:
-    """Turn nccl-tests output into ncbench records (one results file with a sidecar naming the sources)."""
+    """Turn nccl-tests output into ncbench records (one results file with a sidecar naming the sources).
+
+    Every file of a directory or glob is read; each refused one is named on stderr, and the exit code is
+    non-zero only when none could be read.
+    """
     from . import importers, records
 
-    parsed = [importers.parse_file(path, op) for path in logs]
-    target = records.claim(out or records.RUNS_DIR / f"{logs[0].stem}-import.csv", force)
+    hints = importers.Hints(op=op, ranks=ranks, gpus_per_node=gpus_per_node)
+    files, refused = importers.expand(logs)
+    target = records.claim(out or records.RUNS_DIR / f"{(files or logs)[0].stem}-import.csv", force) if files else None
+    parsed, unread = importers.read_all(files, hints)
+    refused += unread
+    for path, err in refused:
+        print(f"ncbench: {importers.refusal(path, err)}", file=sys.stderr)
+    if not parsed:
+        Outcome.code = refused[0][1].exit_code
+        return
     meta = {"command": "import", "date": records.now_iso(), "sources": [p.meta for p in parsed],
-            "problems": [f"{p.meta['source']}: {problem}" for p in parsed for problem in p.problems]}  # fmt: skip
+            "problems": [f"{p.meta['source']}: {problem}" for p in parsed for problem in p.problems],
+            "refused": [importers.refusal(path, err) for path, err in refused]}  # fmt: skip
     writer = records.RunWriter(target, {"run_id": target.stem, **meta}, force=force)
     rows = 0
     for imported in parsed:
@@ -179,13 +194,13 @@ def import_cmd(
             rows += 1
     writer.finish(status="complete", rows=rows)
     for imported in parsed:
-        m = imported.meta
-        version = f"nccl-tests {m.get('nccl_tests_version')}" if m.get("nccl_tests_version") else "nccl-tests"
-        print(f"{m['source']}: {len(imported.rows)} rows of {m['op']} ({version}, {m['nranks']} ranks on "
-              f"{m['nnodes'] if m['nnodes'] > 0 else '?'} node(s)); {len(imported.problems)} line(s) skipped")  # fmt: skip
+        print("\n".join(importers.summary_lines(imported)))
         for problem in imported.problems[:5]:
             print(f"  skipped {problem}")
-    print(f"wrote {rows} rows to {target}")
+        for note in importers.notes(imported)[:5]:
+            print(f"  note: {note}")
+    read = f" from {len(parsed)} of {len(parsed) + len(refused)} files" if refused else ""
+    print(f"wrote {rows} rows{read} to {target}")
 
 
 @app.command("compare")
@@ -254,7 +269,7 @@ def health_cmd(
     nbytes: Annotated[str, typer.Option("--bytes", help="Message size of loopback, pair and flow tests (default: the suite's).")] = "",
     slow_ratio: Annotated[float, typer.Option("--slow-ratio", help="A test is a strike below this share of its peers (and baseline).")] = 0.90,
     z: Annotated[float, typer.Option("--z", help="... and this many robust sd below the peers (when there are 5 or more).")] = 6.0,
-    max_noise: Annotated[float, typer.Option("--max-noise", help="A test whose own or peers' samples spread more (1 - best/median) is too noisy to judge: WARN NCB-NOISY, never FAIL.")] = 0.15,
+    max_noise: Annotated[float, typer.Option("--max-noise", help="A test whose own or peers' samples spread more (1 - best/median) is too noisy to judge: WARN NCB-NOISY, never FAIL.")] = 0.18,
     timeout: Annotated[float, typer.Option("-T", "--timeout", help="Seconds a round may take; ranks silent longer are UNKNOWN.")] = 60.0,
     ranks_per_node: RanksPerNode = 0,
     hosts_per_leaf: Annotated[int, typer.Option("--hosts-per-leaf", help="Nodes per leaf switch, in launch order (default: topology, else all).")] = 0,

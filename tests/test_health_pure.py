@@ -100,6 +100,10 @@ def test_a_dip_inside_the_tests_own_spread_is_no_strike():
     # far beyond any noise: a 50x slower test is a strike and beyond its noise
     assert judge.strikes(np.array([0.2]), loud, crit, np.array([0.01])).tolist() == [True]
     assert judge.beyond_noise(np.array([0.2]), loud, crit, np.array([0.01])).tolist() == [True]
+    # spread is multiplicative: a pair 250x slower than its peers whose own samples spread 51 % (a loaded VM)
+    # is still beyond its noise; a linear cut, 1 - 3 x 0.51, would have called nothing beyond it
+    assert judge.beyond_noise(np.array([0.04]), loud, crit, np.array([0.51])).tolist() == [True]
+    assert crit.noise_cut(0.01) == pytest.approx(1 - 3 * 0.01, abs=1e-3)  # small spreads: k spreads down
 
 
 class ScriptedRunner:

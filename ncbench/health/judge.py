@@ -20,8 +20,8 @@ class Criteria:
 
     slow_ratio: float = 0.90  # below 90 % of the peer reference (and of the baseline p50, when there is one)
     z_slow: float = 6.0  # and at least 6 robust sd below the peers: 25,000 nodes x 1e-9 false strikes a night
-    noise_k: float = 3.0  # and this many times the measurement's spread (its own samples', its peers') below
-    max_noise: float = 0.15  # a test (or its class) whose samples spread more is too noisy to judge: WARN at most
+    noise_k: float = 3.0  # and below (1 - noise)^k of it: k spreads down, multiplicatively (its own samples', peers')
+    max_noise: float = 0.18  # the cut stops falling there, at 0.55: a strike it alone lets through is WARN at most
     shared_fraction: float = 0.5  # this share of a rail's or leaf's members failing together is a shared cause
     shared_min: int = 3  # ... and at least this many (two bad nodes on one leaf are two bad nodes)
 
@@ -32,13 +32,21 @@ class Criteria:
             raise NcbenchError(f"--slow-ratio {self.slow_ratio}: give a fraction of the peer reference, 0 < r < 1")
         if self.z_slow < 0:
             raise NcbenchError(f"--z {self.z_slow}: a robust z threshold is a positive number of sd")
-        if not 0 < self.max_noise < 1 / self.noise_k:
-            raise NcbenchError(f"--max-noise {self.max_noise}: give a spread between 0 and {1 / self.noise_k:.2g}")
+        if not 0 < self.max_noise < 1:
+            raise NcbenchError(f"--max-noise {self.max_noise}: give a spread (1 - best/median sample) between 0 and 1")
+
+    def noise_cut(self, noise):
+        """Return the share of the reference a value must be below to lie beyond this noise: (1 - noise)^k.
+
+        Spread is multiplicative (a busbw scatters by factors), so k spreads down is a power: for small spreads
+        it is 1 - k x noise, and a test 250x slower than its peers stays beyond even a 50 % spread.
+        """
+        return (1 - np.clip(np.asarray(noise, dtype=float), 0.0, 1.0)) ** self.noise_k
 
     def ratio(self, noise):
-        """Return the strike ratio for a measurement of this relative spread: the ratio, or lower when noisy."""
-        floor = 1 - self.noise_k * self.max_noise  # past max_noise a strike is WARN only: the cut stops falling
-        return np.minimum(self.slow_ratio, np.maximum(1 - self.noise_k * np.asarray(noise, dtype=float), floor))
+        """Return the strike ratio for a measurement of this spread: the ratio, or lower when noisy."""
+        floor = self.noise_cut(self.max_noise)  # past max_noise a strike is WARN only: the cut stops falling
+        return np.minimum(self.slow_ratio, np.maximum(self.noise_cut(noise), floor))
 
 
 @dataclass(frozen=True)
@@ -95,12 +103,12 @@ def strikes(values: np.ndarray, ref: Reference, criteria: Criteria, spread=None)
 
 
 def beyond_noise(values, ref: Reference, criteria: Criteria, spread=None) -> np.ndarray:
-    """Return which values lie beyond the measurement's own noise (1 - noise_k x noise of the reference).
+    """Return which values lie beyond the measurement's own noise (below noise_cut of the reference).
 
     A strike that its noise could explain (the cut stopped falling at max_noise) is WARN, never FAIL.
     """
     with np.errstate(invalid="ignore"):
-        return np.asarray(values) < (1 - criteria.noise_k * np.asarray(noise_of(ref, spread))) * ref.value
+        return np.asarray(values) < criteria.noise_cut(noise_of(ref, spread)) * ref.value
 
 
 def evidence(value: float, ref: Reference, spread: float = float("nan"), criteria: Criteria | None = None,

@@ -22,8 +22,8 @@ TEST_TAG_BASE = 8000  # + round number: a late message from an abandoned test ca
 REPORT_GRACE_S = 2.0  # rank 0 waits this much past the test deadline for reports
 SAMPLE_GAP_S = 1e-3  # between samples: spread over time, the best sample escapes a disturbance of a few ms
 ASSIGN_WAIT = 2.5  # a rank gives rank 0 this many test deadlines (+10 s) to send the next round
-SHARED_CORES_NOISE = 0.25  # ranks outnumber cores: clean tests measured 0.33-1.27x of their peers on the 2-core VM
-# (12 ranks' tests over 20 runs, before pinning), so only a strike below 1 - 3 x 0.25 = 0.25x can be a FAIL
+SHARED_CORES_NOISE = 0.37  # ranks outnumber cores: clean tests measured 0.33-1.27x of their peers on the 2-core VM
+# (12 ranks' tests over 20 runs, before pinning), so only a strike below (1 - 0.37)^3 = 0.25x can be a FAIL
 POLL_MIN_S, POLL_MAX_S = 2e-3, 5e-3  # idle ranks poll this rarely: at 0.1 ms their wakeups on shared cores
 # moved clean exchanges from 0.88-1.19x to 0.60-1.35x of their peers (24 confirm tests each, 2-core VM)
 

@@ -153,7 +153,7 @@ class Orchestrator:
         return not all(e.get("beyond_noise", True) for e in evidence)
 
     def _entity(self, kind, ident, status, code, *, node=None, rail=None, evidence=(), noisy=False, **extra) -> None:
-        if noisy and status == FAIL:  # too noisy to judge: never a confirmed FAIL, never a drain
+        if noisy and status in (FAIL, WARN):  # too noisy to judge: never a confirmed FAIL, never a drain
             status, code, extra = WARN, "NCB-NOISY", {**extra, "suspected": code}
         entry = {"kind": kind, "id": ident, "status": status, "code": code}
         if node is not None:
@@ -361,8 +361,9 @@ class Orchestrator:
 
     def _flag_unconfirmed(self, node: int, why: str, found: "PairFindings") -> None:
         if found.suspects[node].any():
-            self._entity("node", self.runner.names[node], WARN, "NCB-NODE-SLOW", node=node,
-                         evidence=self._first_strike(node, found) + [{"stage": "confirm", "note": why}])  # fmt: skip
+            ev = self._first_strike(node, found)
+            self._entity("node", self.runner.names[node], WARN, "NCB-NODE-SLOW", node=node, noisy=self._noisy(ev),
+                         evidence=ev + [{"stage": "confirm", "note": why}])  # fmt: skip
         else:
             self._entity("node", self.runner.names[node], UNKNOWN, "NCB-SETUP", node=node,
                          evidence=[{"stage": "pairs", "note": f"left without a partner; {why}"}])  # fmt: skip
@@ -441,7 +442,7 @@ class Orchestrator:
         for candidates in found.ambiguous[:100]:
             names = [plan.describe_link(self.fabric, c) for c in candidates]
             self._entity("link", " | ".join(names), WARN, "NCB-LINK-SUSPECT", evidence=ev_of.get(candidates[0], [])[:2],
-                         candidates=names)  # fmt: skip
+                         candidates=names, noisy=set(candidates) <= noisy_links)  # fmt: skip
         note = (
             f"{found.unexplained} slow flow(s) every link of which also carried a good flow"
             if found.unexplained
@@ -465,7 +466,9 @@ class Orchestrator:
             ref = self._reference(key, res.take(slice(i, i + 1)))
             if judge.strikes(res.value[i : i + 1], ref, self.criteria, res.spread[i : i + 1])[0]:
                 slow_count += 1
-                self._entity("job", f"allreduce {nbytes} B", WARN, "NCB-SCALE-SLOW",
+                noise = max(float(judge.noise_of(ref, res.spread[i : i + 1])[0]), ref.baseline_noise)
+                noisy = res.value[i] >= self.criteria.noise_cut(noise) * ref.baseline_p50  # within the noise
+                self._entity("job", f"allreduce {nbytes} B", WARN, "NCB-SCALE-SLOW", noisy=noisy,
                              evidence=[self._evidence(res.value[i], ref, stage="scale", nbytes=int(nbytes))])  # fmt: skip
         note = (
             "" if any(f"scale.allreduce.{n}" in self.baseline for n in sizes) else "no baseline: recorded, not judged"
@@ -484,7 +487,7 @@ class Orchestrator:
             noise = max(ref.noise, ref.baseline_noise)  # tonight's scatter, and the baseline's from night to night
             if tonight < self.criteria.ratio(noise) * p50:
                 self._entity("fleet", key, FAIL, "NCB-SHARED-CAUSE", drain=False,
-                             noisy=tonight >= (1 - self.criteria.noise_k * noise) * p50,
+                             noisy=tonight >= self.criteria.noise_cut(noise) * p50,
                              evidence=[{"class": key, "peer_ref_tonight": round(tonight, 4), "baseline_p50": p50,
                                         "ratio_to_baseline": round(tonight / p50, 4), "spread": round(ref.noise, 4),
                                         "peer_spread": round(ref.baseline_noise, 4)}])  # fmt: skip
