@@ -130,7 +130,6 @@ class Stdout:
         sys.stdout.flush()
 
 
-P2P_COLUMNS = ("latency", "bw", "bibw")
 P2P_HEADER = (
     f"#{'rank_a':>7}  {'rank_b':>6}  {'host_a':>12}  {'host_b':>12}  {'size':>10}  "
     f"{'latency':>9}  {'bw':>8}  {'bibw':>8}  {'#wrong':>6}\n"

@@ -10,9 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Switch-link kinds in one rail plane (host links are tested by the pair stages, not by tomography).
-LINK_KINDS = ("leaf-up", "spine-down", "spine-up", "core-down")
-
 
 @dataclass(frozen=True)
 class Fabric:
