@@ -11,7 +11,7 @@ from pathlib import Path
 
 from . import job as jobs
 from . import records, sysinfo
-from .errors import EXIT_FAIL, EXIT_OK, NcbenchError
+from .errors import EXIT_FAIL, EXIT_OK, EXIT_USAGE, NcbenchError
 
 MEASURE_COMMANDS = ("allreduce", "allgather", "reducescatter", "broadcast", "reduce", "alltoall", "sendrecv", "p2p")
 SLOWEST_SHARE = 0.25  # the summary names a slow rank only if it was late in this share of measurements
@@ -100,12 +100,15 @@ class Launch:
     assume_cuda_aware: bool = False  # cuda-mpi: trust the library where it cannot say
 
 
-def agree(comm, error: str | None) -> None:
-    """Raise the same NcbenchError on every rank if any rank found one (rank order decides)."""
-    errors = comm.allgather(error)
-    first = next((e for e in errors if e), None)
+def agree(comm, error: "str | NcbenchError | None") -> None:
+    """Raise the same NcbenchError, with its exit code, on every rank if any rank found one (rank order decides).
+
+    `error` is a sentence (exit 64) or an NcbenchError (its own code), or None where this rank found nothing.
+    """
+    found = (str(error), error.exit_code) if isinstance(error, NcbenchError) else (error, EXIT_USAGE) if error else None
+    first = next((f for f in comm.allgather(found) if f), None)
     if first:
-        raise NcbenchError(first)
+        raise NcbenchError(*first)
 
 
 def node_steps(launch: Launch, job: jobs.Job) -> tuple[int, ...]:

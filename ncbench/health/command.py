@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .. import records, sysinfo
 from ..errors import EXIT_UNAVAILABLE, EXIT_USAGE, NcbenchError
+from ..session import agree
 from . import baseline as baselines
 from . import outputs, plan
 from .judge import Criteria
@@ -103,14 +104,6 @@ def facts(opts: Options, suite, mpi_library: str, rails: int, fabric: plan.Fabri
             "topology": opts.topology.stem if opts.topology else ""}  # fmt: skip
 
 
-def _agree(comm, error: NcbenchError | None) -> None:
-    """Raise the same NcbenchError, with its exit code, on every rank if any rank found one."""
-    found = comm.allgather((str(error), error.exit_code) if error else None)
-    first = next((f for f in found if f), None)
-    if first:
-        raise NcbenchError(*first)
-
-
 def setup(comm, opts: Options):
     """Return (job, names, fabric, suite, run facts) after every rank agreed the run can start."""
     from dataclasses import replace
@@ -132,7 +125,7 @@ def setup(comm, opts: Options):
         prepared = (job, node_names(job), fabric, suite)
     except NcbenchError as err:
         error = err
-    _agree(comm, error)
+    agree(comm, error)
     job, names, fabric, suite = prepared
     library = MPI.Get_library_version().strip().splitlines()[0].strip()
     return job, names, fabric, suite, facts(opts, suite, library, fabric.rails, fabric)
@@ -146,7 +139,7 @@ def load_baseline(comm, opts: Options, fp_id: str, fp: dict) -> tuple[dict, str]
             classes, note = baselines.load(opts.baseline, fp_id, fp, update=opts.update_baseline)
         except NcbenchError as err:
             error = err
-    _agree(comm, error)
+    agree(comm, error)
     return classes, note
 
 
