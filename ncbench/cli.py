@@ -39,7 +39,7 @@ TimeBudget = Annotated[float, typer.Option("--time-budget", help="Seconds per si
 Samples = Annotated[int, typer.Option("--samples", help="Timed samples per size (statistics are over these).")]
 Out = Annotated[Path | None, typer.Option("--out", help="Results CSV (default results/runs/<run_id>.csv); never overwritten without --force.")]
 Force = Annotated[bool, typer.Option("--force", help="Replace an existing --out instead of refusing (ncbench never overwrites otherwise).")]
-Format = Annotated[str, typer.Option("--format", help="stdout: table | csv | json (one object per line).")]
+Format = Annotated[str, typer.Option("--format", help="stdout: table | csv | json (a measurement: one object per line).")]
 ThreadLevel = Annotated[str, typer.Option("--thread-level", help="MPI thread level: auto | single | funneled | serialized | multiple.")]
 BackendName = Annotated[str, typer.Option("--backend", help="mpi (host buffers) | nccl (CuPy + NCCL) | cuda-mpi (GPU buffers through MPI).")]
 AssumeCudaAware = Annotated[bool, typer.Option("--assume-cuda-aware", help="cuda-mpi: trust an MPI library that cannot say.")]

@@ -19,6 +19,7 @@ TIER_REQUIRED = ("name", "bandwidth_GBps", "latency_us")
 TIER_NUMBERS = ("size", "bandwidth_GBps", "latency_us", "efficiency", "oversubscription", "reduction_efficiency",
                 "link_W")  # fmt: skip
 TOP_NUMBERS = ("gpus", "planes", "base_latency_us", "jitter_us", "degraded_link_fraction", "degraded_link_speed")
+REQUIRED_KEYS = {"init": {"coefficient_s", "exponent"}, "failures": {"per_gpu_per_day"}}  # what predict reads
 
 
 @dataclass(frozen=True)
@@ -207,6 +208,9 @@ def from_dict(data: dict, where: str = "<topology>") -> Topology:
                 _number(value, key, f"[{table}]", bad)
         if data.get(table) and "source" not in data[table]:
             raise bad(f"[{table}] has no source; say where its numbers come from")
+        needed = REQUIRED_KEYS[table] - set(data.get(table, {}))
+        if data.get(table) and needed:
+            raise bad(f"[{table}] needs {', '.join(sorted(needed))}; predict reads it")
     return Topology(
         name=data["name"], tiers=tiers, description=data.get("description", ""), gpus=int(data.get("gpus", 0)),
         planes=int(data.get("planes", 1)), rail_optimized=bool(data.get("rail_optimized", True)),

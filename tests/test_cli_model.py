@@ -182,3 +182,12 @@ def test_a_fitted_topology_accepts_a_copy_of_its_results_in_another_folder(tmp_p
     copy_run(RUNS / "20261123T123944Z-vm-allreduce-mpi-11815", other / "y.csv", run_id="someone-else")
     with pytest.raises(NcbenchError, match=f"{fitted} was fitted to {first}, not to these results: none of its runs"):
         report.gather([other], topologies=[fitted])
+
+
+def test_a_failures_table_without_its_rate_is_refused_when_loaded_not_a_crash_in_predict(tmp_path):
+    text = (ROOT / "topologies" / "this-machine.toml").read_text()
+    bad = tmp_path / "no-rate.toml"
+    bad.write_text(text + '\n[failures]\nsource = "a test"\nper_gpu_per_day_low = 1e-4\n')
+    done = ncbench("predict", "--topology", bad, "--gpus", "8", "--bytes", "8")
+    assert done.returncode == 65 and "[failures] needs per_gpu_per_day" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

@@ -282,6 +282,7 @@ def write_all(out_dir: Path, v: dict, plan: dict, names: list[str], *, prom_dir:
             "#!/bin/sh\n# ncbench health: confirmed failures only\n" + "".join(c + "\n" for c in drain_commands(plan)),
         ),
     }
+    files["drain"].chmod(0o755)  # a script an operator runs as it is
     if prom_dir is not None:
         files["textfile"] = write_atomic(prom_dir / "ncbench_health.prom", prom)
     return files
