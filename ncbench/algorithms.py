@@ -1,8 +1,8 @@
 """The cost of each collective algorithm on a topology, linear in per-tier latency and 1/bandwidth.
 
 (op, algorithm, protocol, Topology, GPU counts) -> Terms -> time_us; `fit` solves the same Terms for the
-parameters and `predict` evaluates them, so the physics is written once (DESIGN.md, algorithms.py).
-Formulas: Thakur/Rabenseifner/Gropp 2005, Sanders et al. 2009, NCCL's tuning.cc (reference/models.md 2-3).
+parameters and `predict` evaluates them, so the physics is written once (docs/cost-model.md).
+Formulas: Thakur/Rabenseifner/Gropp 2005, Sanders et al. 2009, NCCL's src/graph/tuning.cc (docs/cost-model.md).
 Everything is vectorised over GPU counts: the cost never enumerates GPUs one by one.
 """
 
@@ -24,7 +24,7 @@ class Protocol:
 
 
 # chunk_bytes: NCCL's per-step buffer slot, buffer size / NCCL_STEPS (8): Simple 4 MiB, LL128 4.69 MB, LL 512 KiB
-# of which half is flags (src/include/device.h DEFAULT_*_BUFFSIZE; recalled, not in reference/).
+# of which half is flags (NCCL's src/include/device.h DEFAULT_*_BUFFSIZE; recalled, to be checked against the source).
 PROTOCOLS = {
     "simple": Protocol(512 * 1024, 0.0, 1.0, 1.0, 1.0),
     "ll128": Protocol(600 * 1024, 14.0 - 8.4, 1.9 / 3.4, 4.0 / 14.0, 0.92),

@@ -37,7 +37,7 @@ def choose_thread_level(requested: str, environ: dict, cores: int) -> tuple[str,
         # (ranks busy-poll through whole scheduler slices) and 18 us at multiple, which yields
         return "multiple", f"{local} ranks share {cores} cores; funneled busy-polling would take ms per op"
     # mpi4py's default, multiple, was measured 4-7x slower for small MPICH allreduce
-    return "funneled", "funneled: multiple costs 4-7x on small messages (reference/methodology.md §8)"
+    return "funneled", "funneled: multiple costs 4-7x on small messages (measured with MPICH; docs/methodology.md)"
 
 
 def start_mpi(level: str):

@@ -17,7 +17,7 @@ from .units import format_size
 
 CALIBRATE_MIN_S = 2e-3  # time at least this much when estimating one op (20x MPI_Wtime's resolution and cost)
 CALIBRATE_MAX_OPS = 1 << 16
-MAX_ITERS = 100_000  # per sample (methodology.md §3: clamp to a ceiling)
+MAX_ITERS = 100_000  # per sample: a ceiling, as IMB and OSU clamp theirs (docs/methodology.md)
 MIN_SAMPLES = 3  # fewest samples kept when one op alone exceeds the budget: a median needs three
 PROBE_OPS = 16  # operations timed one by one to find a late rank
 PROBE_BUDGET_FRACTION = 0.25  # of the size's time budget, at most, spent probing

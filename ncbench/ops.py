@@ -98,7 +98,7 @@ class Op:
     rooted: bool = False  # takes -r ROOT
 
 
-# busbw factors: nccl-tests doc/PERFORMANCE.md (see ../shared/reference/nccl-tests.md §3)
+# busbw factors: nccl-tests doc/PERFORMANCE.md (docs/methodology.md, "Metrics")
 OPS = {
     "allreduce": Op("allreduce", _whole, lambda p: 2 * (p - 1) / p, reduction=True),
     "allgather": Op("allgather", _gather, lambda p: (p - 1) / p),

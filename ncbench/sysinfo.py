@@ -1,6 +1,6 @@
 """What was true when a run was measured: versions, settings that move results, environment.
 
-this process + the MPI library -> plain dicts for a run's JSON sidecar (reference/methodology.md §8).
+this process + the MPI library -> plain dicts for a run's JSON sidecar (docs/formats.md, "Run sidecar").
 """
 
 import os
@@ -95,7 +95,7 @@ def process_info() -> dict:
 
 
 def machine() -> dict:
-    """Return the settings that moved results by more than Python's own overhead (methodology.md §8)."""
+    """Return the settings that moved results by more than Python's own overhead (docs/methodology.md)."""
     return {
         "os": platform.platform(),
         "cpu": platform.processor() or platform.machine(),

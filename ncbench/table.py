@@ -1,7 +1,7 @@
 """The nccl-tests table on stdout (v2.17.3+ layout), so operators' eyes and scripts carry over.
 
 result rows (dicts with RESULT_COLUMNS keys) -> fixed-width lines, header and footer.
-Widths and number rules are nccl-tests' util.cu (reference/nccl-tests.md, second half, §2).
+Widths and number rules are nccl-tests' src/util.cu (its getFloatStr and the row format strings).
 """
 
 import math

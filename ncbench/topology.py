@@ -2,7 +2,7 @@
 
 Tiers go from the innermost (the NVLink / NVSwitch domain) outwards (leaf, spine, core); every number
 in a file carries its source, and a bad file gets one sentence naming file, tier, key and value.
-Sizing follows the folded Clos of Al-Fares et al. (SIGCOMM 2008), see reference/topologies.md section 3.
+Sizing follows the folded Clos of Al-Fares et al. (SIGCOMM 2008); docs/cost-model.md, "Folded-Clos sizing".
 """
 
 import math

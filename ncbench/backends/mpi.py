@@ -13,7 +13,7 @@ from ..ops import NOT_IN_NUMPY, DType, Layout
 from .base import Backend
 
 HUGE_PAGE = 2 << 20
-# methodology.md §8: numpy's unaligned large arrays ran allreduce 1.9-2.8x slower than 2 MiB-aligned
+# docs/methodology.md, "Memory": numpy's unaligned large arrays ran allreduce 1.9-2.8x slower than 2 MiB-aligned
 # ones, and THP in madvise mode (the common default) only applies to memory that asks for it.
 ALLOCATION = "mmap, 2 MiB-aligned, MADV_HUGEPAGE from 2 MiB, first-touched"
 

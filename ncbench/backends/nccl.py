@@ -2,7 +2,7 @@
 
 MPI communicator -> one GPU per rank (from the node-local rank), an NCCL communicator built from a
 unique id broadcast over MPI (its creation timed), then ops enqueued on a non-blocking stream.
-Calls follow ../shared/reference/cupy-nccl.md; counts are elements, pointers are raw ints.
+Calls follow CuPy's cupy.cuda.nccl API (cupy_backends/cuda/libs/nccl.pyx); counts are elements, pointers raw ints.
 """
 
 import os

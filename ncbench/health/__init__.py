@@ -5,7 +5,7 @@ Prometheus textfile, JUnit XML, Slurm drain commands, exit code. One orchestrato
 both the real MPI run (`live`) and the simulated fabric (`simulate`), so the two schedule and judge alike.
 """
 
-# Verdict states, worst first as an exit code sees them (reference/health/conventions.md section 1).
+# Verdict states, worst first as an exit code sees them (Nagios: 0 OK, 1 WARN, 2 FAIL, 3 UNKNOWN; docs/health.md).
 PASS, WARN, FAIL, UNKNOWN, SKIPPED = "PASS", "WARN", "FAIL", "UNKNOWN", "SKIPPED"
 STATE_VALUE = {PASS: 0, WARN: 1, FAIL: 2, UNKNOWN: 3, SKIPPED: 4}  # the Prometheus gauge's encoding
 

@@ -2,7 +2,7 @@
 
 facts (hardware, versions, backend, suite, topology) -> fingerprint id; --baseline FILE | DIR ->
 {class key: {p50, mad, nights}}; tonight's class peer references -> the next baseline (rolling window of
-healthy nights, written whole or not at all). reference/health/conventions.md section 8.
+healthy nights, written whole or not at all). docs/health.md, "Baselines".
 """
 
 import hashlib
@@ -15,7 +15,7 @@ from ..errors import EXIT_DATAERR, EXIT_NOINPUT, NcbenchError
 from ..records import read_json, write_json
 
 SCHEMA = "ncbench.health.baseline/1"
-WINDOW_NIGHTS = 14  # the last K healthy nights make the baseline (conventions.md: K ~ 14)
+WINDOW_NIGHTS = 14  # the last K healthy nights make the baseline: two weeks, a rolling window (docs/health.md)
 
 
 def fingerprint(facts: dict) -> str:

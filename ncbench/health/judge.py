@@ -2,7 +2,7 @@
 
 values of one test class (GB/s, higher is better) + Criteria + baseline p50 -> per-test strikes with
 the evidence (peer reference, ratios, robust z); slow and good flows + their links -> blamed links.
-Rules from reference/health/conventions.md section 8 and localization.md sections 3.6 and 5.
+The rules, and why: docs/health.md ("Noise", "Strikes, FAIL and WARN").
 """
 
 from dataclasses import dataclass

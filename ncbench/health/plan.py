@@ -2,8 +2,8 @@
 
 Fabric (from a topology file or a job) + the nodes still healthy -> arrays of (a, b) node pairs or
 (src, dst) flows per round; flows -> the switch links they cross under static D-mod-k routing.
-Everything is vectorised over nodes, so a 125,000-node plan costs milliseconds (reference/health/
-localization.md sections 3-5: pairs inside a leaf share no link; shift permutations are contention-free).
+Everything is vectorised over nodes, so a 125,000-node plan costs milliseconds (docs/health.md, "Stages":
+pairs inside a leaf share no link; shift permutations are contention-free under D-mod-k routing).
 """
 
 from dataclasses import dataclass
@@ -127,7 +127,8 @@ def shift_rounds(fabric: Fabric) -> list[tuple[str, int]]:
     """Return the fabric rounds as (kind, offset): leaf shifts inside pods, then pod shifts.
 
     Two offsets per level: a single offset cannot tell the uplink of one switch from the downlink
-    of the next (localization.md section 5); with fewer than 3 leaves or pods the second one repeats the first.
+    of the next (boolean tomography needs each link on flows of two rounds); with fewer than 3 leaves or pods the
+    second one repeats the first.
     """
     rounds = []
     most_leaves = min(fabric.leaves, fabric.leaves_per_pod)
