@@ -1,6 +1,6 @@
 """What was true when a run was measured: versions, settings that move results, environment.
 
-this process + the MPI library -> plain dicts for a run's JSON sidecar (docs/formats.md, "Run sidecar").
+this process + the MPI library -> plain dicts for a run's JSON sidecar (docs/formats.md, "Run sidecar JSON").
 """
 
 import os
