@@ -40,6 +40,24 @@ class _Rows:
     choices: tuple  # what was chosen per row (protocol, binding phase) to detect convergence
 
 
+def check_scale(results, files: dict | None = None) -> None:
+    """Refuse rows whose rank count is unknown (-1: an imported log that did not state it), naming their runs.
+
+    `files` ({run_id: results file}) names the file too; without it the run id (an import's file name) does.
+    """
+    nranks = results["nranks"].astype(float).fillna(-1).to_numpy()
+    unknown = (nranks < 1) & results["op"].isin(alg.OPS).to_numpy()
+    if not unknown.any():
+        return
+    runs = sorted(map(str, results["run_id"][unknown].unique())) if "run_id" in results else ["(no run id)"]
+    named = ", ".join(f"{run} ({files[run]})" if files and run in files else run for run in runs)
+    raise NcbenchError(
+        f"{int(unknown.sum())} rows of run {named} have an unknown rank count (the nccl-tests log did not state it), "
+        "so they cannot be fitted at any scale; re-import the log with --ranks N (and --gpus-per-node G)",
+        EXIT_DATAERR,
+    )
+
+
 def usable(results):
     """Return the rows a fit can use: timed, correct, with at least two ranks."""
     return results.copy()[_usable_mask(results)]
@@ -185,6 +203,7 @@ def fit(results, topology: Topology, *, algorithm: str = "ring", samples: int = 
     """Fit base latency, and latency and bandwidth per tier, to `results`; keep unconstrained ones nominal."""
     import pandas as pd
 
+    check_scale(results)
     frame = usable(results).reset_index(drop=True)
     if frame.empty:
         raise NcbenchError("no usable rows to fit: every row was untimed, wrong, or had fewer than 2 ranks", EXIT_DATAERR)
