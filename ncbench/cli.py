@@ -168,8 +168,7 @@ def import_cmd(
 ) -> None:
     """Turn nccl-tests output into ncbench records (one results file with a sidecar naming the sources).
 
-    Every file of a directory or glob is read; each refused one is named on stderr, and the exit code is
-    non-zero only when none could be read.
+    Reads every file of a directory or glob; names each refused one on stderr; fails only if none was read.
     """
     from . import importers, records
 
