@@ -391,6 +391,7 @@ def fit_cmd(
     frame = records.load(*results)
     if op:
         frame = frame[frame["op"].isin(_list(op, ()))]
+    fit.check_scale(frame, runs_of(results)[1])  # rows of unknown scale: refused by name, never fitted or left out
     frame, left = fit.describable(frame, nominal)  # runs beyond the topology: named and left out, not fatal
     if left:
         note = fit.left_out_text(nominal, left, runs_of(results)[1])
