@@ -47,6 +47,43 @@ def test_fat_tree_sizing_matches_the_clos_formulas(name, gpus, tiers, switches):
     assert counts[0].links == gpus * design.planes
 
 
+# Figures of the one-port-per-GPU designs as they were before NIC ports could be stated: a file that
+# states no ports must size and predict exactly as before.
+PINNED_SIZES = [
+    ("colossus-spectrum-x-200k", 200_000, [3_125, 3_125, 1_563], 600_000, 24.7384),
+    ("colossus-1m-4tier", 1_000_000, [15_625, 15_625, 15_625, 7_813], 4_000_000, 169.5634),
+    ("colossus-1m-2plane", 1_000_000, [15_626, 15_626, 7_814], 6_000_256, 124.6961),
+    ("dgx-h100-superpod-ndr", 32_768, [1_024, 1_024, 512], 98_304, 6.4184),
+    ("gb200-nvl72-ndr", 36_864, [1_152, 1_152, 576], 110_592, 7.2207),
+]
+PINNED_TIMES = [
+    ("colossus-spectrum-x-200k", "allreduce", 200_000, 1 << 30, "nvlstree", "simple", 6987.948),
+    ("colossus-spectrum-x-200k", "allreduce", 200_000, 8, "tree", "ll", 109.3855),
+    ("colossus-spectrum-x-200k", "alltoall", 200_000, 1 << 30, "pairwise", "ll", 768561.8251),
+    ("dgx-h100-superpod-ndr", "allreduce", 4096, 1 << 30, "nvls", "simple", 3963.0278),
+    ("gb200-nvl72-ndr", "allreduce", 36_864, 8, "nvls", "ll", 49.6),
+    ("colossus-1m-2plane", "allgather", 1_000_000, 1 << 20, "ring", "ll", 882236.3398),
+    ("colossus-1m-4tier", "reducescatter", 1_000_000, 1 << 30, "ring", "ll", 927851.2971),
+]
+
+
+@pytest.mark.parametrize(("name", "gpus", "switches", "links", "megawatts"), PINNED_SIZES)
+def test_designs_with_one_port_per_gpu_size_as_they_always_did(name, gpus, switches, links, megawatts):
+    design = topo.load(ROOT / "topologies" / f"{name}.toml")
+    counts = topo.size(design, gpus)
+    assert [c.switches for c in counts] == switches
+    assert sum(c.links for c in counts) == links
+    assert sum(c.switch_W + c.optics_W for c in counts) / 1e6 == pytest.approx(megawatts, abs=5e-5)
+
+
+@pytest.mark.parametrize(("name", "op", "gpus", "nbytes", "algorithm", "protocol", "time_us"), PINNED_TIMES)
+def test_designs_with_one_port_per_gpu_predict_as_they_always_did(name, op, gpus, nbytes, algorithm, protocol, time_us):
+    design = topo.load(ROOT / "topologies" / f"{name}.toml")
+    row = pred.predict(design, ops=(op,), gpus=[gpus], nbytes=[nbytes], samples=2).iloc[0]
+    assert (row.algorithm, row.protocol) == (algorithm, protocol)
+    assert row.time_us == pytest.approx(time_us, abs=1e-4)
+
+
 def test_a_design_too_small_says_so_and_extended_grows_it():
     design = topo.load(SUPERPOD)
     with pytest.raises(NcbenchError, match="65,536"):
