@@ -69,6 +69,12 @@ CASES = {
     "ncbench import tests/data/nccl-tests/all_reduce_v2.19_2x2.log tests/data/nccl-tests/alltoall.json --out results/runs/cluster-a-2026-11.csv": Case(
         0, "wrote 8 rows to results/runs/cluster-a-2026-11.csv"
     ),
+    "ncbench import 'tests/data/nccl-tests/*.log' --out results/imports/cluster-b.csv": Case(
+        0, "ncbench: tests/data/nccl-tests/not_nccl_tests.log: no nccl-tests result rows"
+    ),
+    "ncbench import tests/data/nccl-tests/job64_allgather_8x8_v2.19.log --ranks 64 --gpus-per-node 8 --out results/imports/pasted.csv": Case(
+        0, "64 ranks (given) on 8 node(s)"
+    ),
     "NCBENCH_INJECT=delay:rank=1:us=500 mpiexec -n 4 ncbench allreduce": Case(
         0, "Slowest rank: 1", run="NCBENCH_INJECT=delay:rank=1:us=500 mpiexec -n 4 ncbench allreduce -e 64K"
     ),
