@@ -11,7 +11,8 @@ import numpy as np
 
 from .errors import EXIT_DATAERR, NcbenchError
 
-KEYS = ["op", "backend", "dtype", "redop", "root", "in_place", "nranks", "nbytes", "peer_a", "peer_b"]
+# `timing` names the statistic too: ncbench's slowest rank, nccl-tests' or OSU's average over ranks, IMB's t_avg
+KEYS = ["op", "backend", "dtype", "redop", "root", "in_place", "nranks", "nbytes", "peer_a", "peer_b", "timing"]
 COLUMNS = ["op", "backend", "dtype", "in_place", "nranks", "nbytes", "time_us_a", "time_us_b", "change_pct",
            "busbw_GBps_a", "busbw_GBps_b", "t", "p", "verdict"]  # fmt: skip
 
@@ -70,6 +71,7 @@ def compare(a, b, *, threshold_pct: float = 5.0, alpha: float = 0.05):
     joined = _pooled(a).merge(_pooled(b), how="inner", left_index=True, right_index=True, suffixes=("_a", "_b"))
     joined = joined.reset_index()
     if joined.empty:
+        _refuse_other_statistics(a, b)
         raise NcbenchError(
             "the two results share no measurement (same op, backend, dtype, ranks and size); they measured different "
             "things, so there is nothing to compare", EXIT_DATAERR,
@@ -86,6 +88,19 @@ def compare(a, b, *, threshold_pct: float = 5.0, alpha: float = 0.05):
         [significant & (joined["change_pct"] > threshold_pct), significant & (joined["change_pct"] > 0),
          significant & (joined["change_pct"] < 0)], ["regression", "slower", "faster"], "same")  # fmt: skip
     return joined[COLUMNS].sort_values(["op", "backend", "dtype", "in_place", "nranks", "nbytes"], ignore_index=True)
+
+
+def _refuse_other_statistics(a, b) -> None:
+    """Raise one sentence when A and B measured the same things but report different statistics of them."""
+    same = [k for k in KEYS if k != "timing"]
+    both = a[same + ["timing"]].merge(b[same + ["timing"]], on=same, suffixes=("_a", "_b"))
+    if not both.empty:
+        first = both.iloc[0]
+        raise NcbenchError(
+            f"the two results measured the same things but report different statistics of them (A: "
+            f"{first['timing_a']!r}; B: {first['timing_b']!r}): ncbench's time is the slowest rank's, OSU's and "
+            "nccl-tests' an average over ranks, IMB's t_avg; they are not compared", EXIT_DATAERR,
+        )  # fmt: skip
 
 
 def render(frame, fmt: str, *, label_a: str, label_b: str, threshold_pct: float, alpha: float) -> str:

@@ -479,8 +479,57 @@ def _json_text(text: str, source: str, hints: Hints) -> Imported:
 # The formats parse_file tries, in order: (name, looks_like(text) -> bool, parse(text, source, hints) -> Imported).
 # The first that claims a file parses it. Other benchmarks' parsers (OSU, IMB) go before the last entry,
 # nccl-tests text, which takes anything and refuses, in one sentence, what has no result rows.
-FORMATS = [
+def _looks_like_osu(text: str) -> bool:
+    from . import osu_imb  # it imports Imported from here: imported late
+
+    return osu_imb.looks_like_osu(text)
+
+
+def _looks_like_imb(text: str) -> bool:
+    from . import osu_imb
+
+    return osu_imb.looks_like_imb(text)
+
+
+def _osu(text: str, source: str, hints: Hints) -> Imported:
+    """One OSU benchmark's output; --ranks says what OSU never prints (else the file name's _n4)."""
+    from . import osu_imb
+
+    return _given(osu_imb.parse_osu(text, source, nranks=hints.ranks), hints)
+
+
+def _imb(text: str, source: str, hints: Hints) -> Imported:
+    """Every benchmark x #processes block of an IMB-MPI1 file, as one import with a run per block."""
+    from . import osu_imb
+
+    blocks = osu_imb.parse_imb(text, source)
+    first = blocks[0].meta
+    meta = {k: first[k] for k in ("source", "format", "tool", "imb_version") if k in first}
+    meta.update(op=first["op"], nranks=first["nranks"], nnodes=-1, ranks_per_node=-1,
+                runs=[{**b.meta, "rows": len(b.rows)} for b in blocks])  # fmt: skip
+    rows = [row for b in blocks for row in b.rows]
+    return _given(Imported(rows, meta, [p for b in blocks for p in b.problems]), hints)
+
+
+def _given(imported: Imported, hints: Hints) -> Imported:
+    """Apply --gpus-per-node to OSU/IMB rows (neither tool prints nodes); --op is refused: the output names it."""
+    if hints.op is not None and hints.op != imported.meta["op"]:
+        raise NcbenchError(f"{imported.meta['source']}: the output is {imported.meta['tool']} "
+                           f"{imported.meta['op']}; --op {hints.op} contradicts it", EXIT_DATAERR)  # fmt: skip
+    if hints.gpus_per_node:
+        for facts in [imported.meta, *imported.meta.get("runs", [])]:
+            if facts.get("nranks", -1) > 0 and facts["nranks"] % hints.gpus_per_node == 0:
+                facts.update(nnodes=facts["nranks"] // hints.gpus_per_node, ranks_per_node=hints.gpus_per_node)
+        for row in imported.rows:
+            if row["nranks"] > 0 and row["nranks"] % hints.gpus_per_node == 0:
+                row.update(nnodes=row["nranks"] // hints.gpus_per_node, ranks_per_node=hints.gpus_per_node)
+    return imported
+
+
+FORMATS = [  # (name, does the text look like it, parse(text, source, hints)); the last takes whatever is left
     ("nccl-tests JSON", _looks_like_json, _json_text),
+    ("OSU micro-benchmarks", _looks_like_osu, _osu),
+    ("Intel MPI Benchmarks", _looks_like_imb, _imb),
     ("nccl-tests text", lambda text: True, _parse_text),
 ]
 
@@ -976,7 +1025,8 @@ SHOWN = {"redop column": "redop", "root column": "root", "in-place #wrong N/A": 
 def summary_lines(imported: Imported) -> list[str]:
     """Return one line per distinct run of a file: rows, op (and how it was known), ranks, nodes."""
     m = imported.meta
-    version = f"nccl-tests {m.get('nccl_tests_version')}" if m.get("nccl_tests_version") else "nccl-tests"
+    tool, version = m.get("tool", "nccl-tests"), m.get("nccl_tests_version") or m.get("osu_version") or m.get("imb_version")
+    version = f"{tool} {version}" if version else tool
     skipped = f"{len(imported.problems)} line(s) skipped"
     groups: dict = {}
     for facts in m.get("runs") or [{**m, "rows": len(imported.rows)}]:

@@ -75,6 +75,9 @@ CASES = {
     "ncbench import tests/data/nccl-tests/job64_allgather_8x8_v2.19.log --ranks 64 --gpus-per-node 8 --out results/imports/pasted.csv": Case(
         0, "64 ranks (given) on 8 node(s)"
     ),
+    "ncbench import tests/data/osu/ tests/data/imb/imb-2021.11_mpi1_n4.txt --out results/imports/osu-imb.csv": Case(
+        0, "rows of alltoall (IMB 2021.11, 4 ranks"
+    ),
     "NCBENCH_INJECT=delay:rank=1:us=500 mpiexec -n 4 ncbench allreduce": Case(
         0, "Slowest rank: 1", run="NCBENCH_INJECT=delay:rank=1:us=500 mpiexec -n 4 ncbench allreduce -e 64K"
     ),
