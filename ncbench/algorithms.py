@@ -228,21 +228,33 @@ def cost(op: str, algorithm: str, shape_: Shape) -> Terms:
     raise KeyError(f"{op}/{algorithm}")
 
 
+def network_reduces(shape_: Shape) -> bool:
+    """Return whether every network tier reduces in its switches (SHARP): what NVLS or CollNet across domains needs."""
+    return len(shape_.reduction) > 1 and all(r == "sharp" for r in shape_.reduction[1:])
+
+
 def enabled(op: str, algorithm: str, shape_: Shape) -> np.ndarray:
-    """Return, per GPU count, whether NCCL would consider `algorithm` (tuning.cc enablement, models.md 3.3)."""
+    """Return, per GPU count, whether NCCL would consider `algorithm` (tuning.cc and enqueue.cc enablement).
+
+    In-network reduction beyond one scale-up domain (k > 1) needs switch SHARP on every network tier: NCCL
+    skips NVLS with nNodes > 1 unless CollNet is supported, and CollNet itself is SHARP. A communicator inside
+    one NVLink domain (k = 1, a whole GB200 NVL72 of 72 GPUs included) needs none. NVLSTree reduces in the
+    NVSwitch only and runs a tree over the network, so NCCL enables it on any fabric with NVLS and k > 1.
+    """
     k, g = shape_.domains, shape_.g
-    net_sharp = all(r == "sharp" for r in shape_.reduction[1:]) and len(shape_.reduction) > 1
-    nvls = shape_.reduction[0] == "nvls" and g > 4  # NVLS needs > 4 GPUs per NVSwitch domain (topologies.md 1)
+    one_domain = k == 1
+    in_network = network_reduces(shape_)
+    nvls = shape_.reduction[0] == "nvls" and g > 4  # > 4 GPUs per NVSwitch domain (docs/cost-model.md, Enablement)
     if algorithm in ("ring", "pairwise", "p2p", "hierarchical", "rabenseifner", "recursive_doubling"):
         return np.ones(k.size, bool)
     if algorithm == "tree":
         return np.full(k.size, op == "allreduce")
-    if algorithm == "nvls":
-        return (k == 1) & nvls if op != "allreduce" else nvls & ((k == 1) | net_sharp)
+    if algorithm == "nvls":  # across domains only allreduce, as NVLS + CollNet
+        return nvls & (one_domain | (in_network & (op == "allreduce")))
     if algorithm == "nvlstree":
-        return nvls & (k > 1)
+        return nvls & ~one_domain
     if algorithm == "collnet":
-        return (k > 1) & net_sharp
+        return ~one_domain & in_network
     if algorithm == "pat":
         return np.full(k.size, g == 1)
     return np.zeros(k.size, bool)

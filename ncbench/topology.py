@@ -14,10 +14,12 @@ from pathlib import Path
 from .errors import EXIT_DATAERR, EXIT_USAGE, NcbenchError
 
 REDUCTIONS = ("", "nvls", "sharp")
-# Keys every tier needs; the rest default to the values below. Units are in the names.
+# Keys every tier needs; the rest default to the values below. Units are in the names. The first switch tier
+# may give nics_per_domain and nic_GBps instead of bandwidth_GBps (which then follows from them).
 TIER_REQUIRED = ("name", "bandwidth_GBps", "latency_us")
-TIER_NUMBERS = ("size", "bandwidth_GBps", "latency_us", "efficiency", "oversubscription", "reduction_efficiency",
-                "link_W")  # fmt: skip
+TIER_NUMBERS = ("size", "bandwidth_GBps", "nics_per_domain", "nic_GBps", "latency_us", "efficiency", "oversubscription",
+                "reduction_efficiency", "link_W")  # fmt: skip
+NIC_KEYS = ("nics_per_domain", "nic_GBps")
 TOP_NUMBERS = ("gpus", "planes", "base_latency_us", "jitter_us", "degraded_link_fraction", "degraded_link_speed")
 REQUIRED_KEYS = {"init": {"coefficient_s", "exponent"}, "failures": {"per_gpu_per_day"}}  # what predict reads
 
@@ -25,7 +27,7 @@ REQUIRED_KEYS = {"init": {"coefficient_s", "exponent"}, "failures": {"per_gpu_pe
 @dataclass(frozen=True)
 class Switch:
     model: str
-    radix: int  # ports per switch at this tier's port speed (one plane)
+    radix: int  # ports per switch at the NIC port speed (nic_GBps, or one GPU's port in one plane), one plane
     power_W: float  # one switch, without its transceivers
 
 
@@ -41,6 +43,8 @@ class Tier:
     reduction_efficiency: float = 1.0  # achieved fraction of bandwidth_GBps when the switch reduces
     switch: Switch | None = None
     link_W: float = 0.0  # transceiver power of one link from this tier down to its children (both ends)
+    nics_per_domain: int | None = None  # first switch tier only: NIC ports per scale-up domain, all planes together
+    nic_GBps: float | None = None  # ... and the line rate of one port per direction (radix counts ports of this speed)
     sources: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -69,6 +73,14 @@ class Topology:
     def gpus_per_domain(self) -> int:
         return int(self.tiers[0].size or 1)
 
+    @property
+    def ports_per_domain(self) -> int:
+        """Return the NIC ports of one scale-up domain in one plane (files that state none: one per GPU)."""
+        first = self.tiers[1] if len(self.tiers) > 1 else None
+        if first is not None and first.nics_per_domain:
+            return first.nics_per_domain // self.planes
+        return self.gpus_per_domain
+
 
 # ----------------------------------------------------------------------------------------------- sizing
 
@@ -87,28 +99,29 @@ def children(tier: Tier, *, top: bool) -> int:
 def group_gpus(topology: Topology) -> list[int]:
     """Return GPUs per group at each tier when that tier is not the top one (tiers[0]: the domain).
 
-    Rail-optimised: the first switch tier's group is `children` domains reached through one leaf per
-    rail (NVLink forwards across rails); above it every GPU is one endpoint.
+    Endpoints are NIC ports (one per GPU unless the file says otherwise), so a group of e endpoints holds
+    e x GPUs per domain / ports per domain GPUs. Rail-optimised: the first switch tier's group is `children`
+    domains reached through one leaf per rail (NVLink forwards across rails).
     """
-    g = topology.gpus_per_domain
+    g, ports = topology.gpus_per_domain, topology.ports_per_domain
     sizes = [g]
     endpoints = 1
     for i, tier in enumerate(topology.tiers[1:], start=1):
         endpoints *= children(tier, top=False)
-        sizes.append(max(endpoints * g if i == 1 and topology.rail_optimized else endpoints, sizes[-1]))
+        sizes.append(max(endpoints * g if i == 1 and topology.rail_optimized else endpoints * g // ports, sizes[-1]))
     return sizes
 
 
 def capacity(topology: Topology, ntiers: int) -> int:
     """Return the most GPUs a fabric using the first `ntiers` tiers (scale-up included) can connect."""
-    g = topology.gpus_per_domain
+    g, ports = topology.gpus_per_domain, topology.ports_per_domain
     if ntiers <= 1:
         return g
     top = children(topology.tiers[ntiers - 1], top=True)
     if ntiers == 2:
-        return top * g if topology.rail_optimized else max(top, g)
+        return top * g if topology.rail_optimized else max(top * g // ports, g)
     endpoints = math.prod(children(t, top=False) for t in topology.tiers[1 : ntiers - 1])
-    return endpoints * top
+    return endpoints * top * g // ports
 
 
 def tiers_needed(topology: Topology, gpus: int) -> int:
@@ -135,13 +148,18 @@ class TierCount:
     optics_W: float
 
 
+def host_ports(topology: Topology, gpus: int) -> int:
+    """Return the NIC ports `gpus` GPUs bring into one plane: ceil(gpus x ports per domain / GPUs per domain)."""
+    return -(-gpus * topology.ports_per_domain // topology.gpus_per_domain)
+
+
 def size(topology: Topology, gpus: int) -> list[TierCount]:
     """Return the switches, links and power of each switch tier of the fabric sized for `gpus` GPUs."""
     ntiers = tiers_needed(topology, gpus)
     groups = group_gpus(topology)
     counts = []
     planes = topology.planes
-    down = gpus  # links arriving from below, per plane: every GPU has one port in each plane
+    down = host_ports(topology, gpus)  # links arriving from below, per plane: the NIC ports of the GPUs
     for i in range(1, ntiers):
         tier = topology.tiers[i]
         top = i == ntiers - 1
@@ -187,6 +205,11 @@ def from_dict(data: dict, where: str = "<topology>") -> Topology:
     tiers = tuple(_tier(raw, i, bad) for i, raw in enumerate(raw_tiers))
     if not tiers[0].size or tiers[0].size < 1:
         raise bad(f"tier {tiers[0].name!r}: the first tier is the scale-up domain and needs size = GPUs per domain")
+    if "planes" in data:
+        _number(data["planes"], "planes", "top level", bad)
+        if int(data["planes"]) != data["planes"]:
+            raise bad(f"top level: planes = {data['planes']} is not a whole number")
+    tiers = _with_nic_bandwidth(tiers, int(data.get("planes", 1)), bad)
     top_sources = data.get("sources", {})
     for key in TOP_NUMBERS:
         if key in data:
@@ -234,9 +257,11 @@ def _tier(raw: dict, index: int, bad) -> Tier:
     if not isinstance(raw, dict):
         raise bad(f"tier {index} is not a table")
     label = f"tier {raw.get('name', index)!r}"
+    _check_nic_keys(raw, index, label, bad)
     for key in TIER_REQUIRED:
-        if key not in raw:
-            raise bad(f"{label}: missing {key}")
+        if key not in raw and not (key == "bandwidth_GBps" and "nic_GBps" in raw):
+            ports = " (or nics_per_domain and nic_GBps, from which it follows)" if index == 1 else ""
+            raise bad(f"{label}: missing {key}{ports}")
     known = {*TIER_REQUIRED, *TIER_NUMBERS, "reduction", "switch", "sources"}
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -254,8 +279,9 @@ def _tier(raw: dict, index: int, bad) -> Tier:
         raise bad(f"{label}: oversubscription = {raw['oversubscription']} is below 1; write down:up, e.g. 7 for 1:7")
     if raw.get("reduction", "") not in REDUCTIONS:
         raise bad(f"{label}: reduction = {raw['reduction']!r}; choose nvls, sharp or leave it out")
-    if "size" in raw and int(raw["size"]) != raw["size"]:
-        raise bad(f"{label}: size = {raw['size']} is not a whole number")
+    for key in ("size", "nics_per_domain"):
+        if key in raw and int(raw[key]) != raw[key]:
+            raise bad(f"{label}: {key} = {raw[key]} is not a whole number")
     switch = None
     if "switch" in raw:
         sw = raw["switch"]
@@ -270,18 +296,51 @@ def _tier(raw: dict, index: int, bad) -> Tier:
     if index > 0 and switch is None and "size" not in raw:
         raise bad(f"{label}: a switch tier needs a switch (model, radix, power_W) or a size")
     return Tier(
-        name=str(raw["name"]), bandwidth_GBps=float(raw["bandwidth_GBps"]), latency_us=float(raw["latency_us"]),
-        size=int(raw["size"]) if "size" in raw else None, efficiency=float(raw.get("efficiency", 1.0)),
-        oversubscription=float(raw.get("oversubscription", 1.0)), reduction=raw.get("reduction", ""),
-        reduction_efficiency=float(raw.get("reduction_efficiency", 1.0)), switch=switch,
-        link_W=float(raw.get("link_W", 0.0)), sources=dict(sources),
+        name=str(raw["name"]), bandwidth_GBps=float(raw.get("bandwidth_GBps", math.nan)),
+        latency_us=float(raw["latency_us"]), size=int(raw["size"]) if "size" in raw else None,
+        efficiency=float(raw.get("efficiency", 1.0)), oversubscription=float(raw.get("oversubscription", 1.0)),
+        reduction=raw.get("reduction", ""), reduction_efficiency=float(raw.get("reduction_efficiency", 1.0)),
+        switch=switch, link_W=float(raw.get("link_W", 0.0)),
+        nics_per_domain=int(raw["nics_per_domain"]) if "nics_per_domain" in raw else None,
+        nic_GBps=float(raw["nic_GBps"]) if "nic_GBps" in raw else None, sources=dict(sources),
     )  # fmt: skip
+
+
+def _check_nic_keys(raw: dict, index: int, label: str, bad) -> None:
+    """NIC ports belong to the first switch tier, and a port count comes with its speed."""
+    given = [key for key in NIC_KEYS if key in raw]
+    if given and index != 1:
+        raise bad(f"{label}: {given[0]} belongs to the first switch tier (the one above the scale-up domain)")
+    if len(given) == 1:
+        other = NIC_KEYS[1 - NIC_KEYS.index(given[0])]
+        raise bad(f"{label}: {given[0]} = {raw[given[0]]!r} needs {other} beside it (ports per domain and their speed)")
+
+
+def _with_nic_bandwidth(tiers: tuple[Tier, ...], planes: int, bad) -> tuple[Tier, ...]:
+    """Derive the first switch tier's bandwidth per GPU from its NIC ports, or check the one it states."""
+    if len(tiers) < 2 or tiers[1].nics_per_domain is None:
+        return tiers
+    tier, g = tiers[1], int(tiers[0].size)
+    label = f"tier {tier.name!r}"
+    if tier.nics_per_domain % planes:
+        raise bad(f"{label}: nics_per_domain = {tier.nics_per_domain} does not split into {planes} planes; "
+                  "count the ports of every plane together")  # fmt: skip
+    derived = tier.nics_per_domain * tier.nic_GBps / g
+    arithmetic = f"nics_per_domain x nic_GBps / GPUs per domain = {tier.nics_per_domain} x {tier.nic_GBps:g} / {g}"
+    if math.isnan(tier.bandwidth_GBps):
+        sources = {**tier.sources, "bandwidth_GBps": f"derived: {arithmetic} = {derived:g} GB/s per GPU"}
+        return (tiers[0], replace(tier, bandwidth_GBps=derived, sources=sources), *tiers[2:])
+    if not math.isclose(tier.bandwidth_GBps, derived, rel_tol=1e-9):
+        raise bad(f"{label}: bandwidth_GBps = {tier.bandwidth_GBps:g} disagrees with {arithmetic} = {derived:g}; "
+                  "give one of them or make them agree")  # fmt: skip
+    return tiers
 
 
 def extended(topology: Topology, gpus: int) -> tuple[Topology, int]:
     """Return the topology with copies of its outermost tier added until it connects `gpus`, and how many.
 
-    Each added tier costs the latency step between the two outermost tiers again (DESIGN: `scaled`).
+    Each added tier costs the latency step between the two outermost tiers again (docs/cost-model.md,
+    "Growing a design by copying its outer tier"). Copies carry no NIC ports: those belong to the first switch tier.
     """
     added = 0
     while capacity(topology, len(topology.tiers)) < gpus:
@@ -289,8 +348,8 @@ def extended(topology: Topology, gpus: int) -> tuple[Topology, int]:
         step = last.latency_us - topology.tiers[-2].latency_us if len(topology.tiers) > 2 else 0.0
         note = f"added by ncbench to reach {gpus:,} GPUs: a copy of tier {last.name!r}"
         tier = replace(last, name=f"{last.name}+{added + 1}", latency_us=last.latency_us + max(step, 0.0),
-                       size=last.size if len(topology.tiers) > 1 else None,
-                       sources={k: note for k in last.sources})  # fmt: skip
+                       size=last.size if len(topology.tiers) > 1 else None, nics_per_domain=None, nic_GBps=None,
+                       sources={k: note for k in last.sources if k not in NIC_KEYS})  # fmt: skip
         topology = replace(topology, tiers=(*topology.tiers, tier))
         added += 1
         if added > 64:
@@ -307,6 +366,8 @@ def dumps(topology: Topology) -> str:
     defaults = Topology(name="", tiers=())
     for key in ("rail_optimized", *TOP_NUMBERS):
         value = getattr(topology, key)
+        if key == "gpus" and not value:
+            continue  # no design size: `load` refuses gpus = 0
         if key in ("gpus", "rail_optimized") or key in topology.sources or value != getattr(defaults, key):
             lines.append(f"{key} = {_toml(value)}")
     lines.append("")
@@ -315,6 +376,7 @@ def dumps(topology: Topology) -> str:
         lines += _table(name, getattr(topology, name))
     tier_defaults = Tier(name="", bandwidth_GBps=0.0, latency_us=0.0)
     for tier in topology.tiers:
+        tier = _ports_agreeing(tier, topology.gpus_per_domain)
         lines.append("[[tier]]")
         for key in ("name", *TIER_NUMBERS, "reduction"):
             value = getattr(tier, key)
@@ -327,6 +389,19 @@ def dumps(topology: Topology) -> str:
         lines += ["[tier.sources]", *(f"{_key(k)} = {_toml(v)}" for k, v in tier.sources.items()), ""]
     lines += _table("fit", topology.fit)
     return "\n".join(lines) + "\n"
+
+
+def _ports_agreeing(tier: Tier, gpus_per_domain: int) -> Tier:
+    """Return the tier with nic_GBps following bandwidth_GBps where `ncbench fit` changed the latter."""
+    if tier.nics_per_domain is None:
+        return tier
+    derived = tier.nics_per_domain * tier.nic_GBps / gpus_per_domain
+    if math.isclose(tier.bandwidth_GBps, derived, rel_tol=1e-9):
+        return tier
+    speed = tier.bandwidth_GBps * gpus_per_domain / tier.nics_per_domain
+    note = (f"follows bandwidth_GBps = {tier.bandwidth_GBps:g} x {gpus_per_domain} GPUs / {tier.nics_per_domain} "
+            f"ports (was {tier.nic_GBps:g}: {tier.sources.get('nic_GBps', '')})")  # fmt: skip
+    return replace(tier, nic_GBps=speed, sources={**tier.sources, "nic_GBps": note})
 
 
 def _table(name: str, values: Mapping) -> list[str]:
@@ -369,6 +444,18 @@ def save(topology: Topology, path: Path | str) -> Path:
     return write_atomic(Path(path), dumps(topology))
 
 
+def _ports_line(topology: Topology, gpus: int) -> list[str]:
+    """Return the line that says how many NIC ports a design that states them has (none for one per GPU)."""
+    first = topology.tiers[1] if len(topology.tiers) > 1 else None
+    if first is None or first.nics_per_domain is None:
+        return []
+    ports = host_ports(topology, gpus) * topology.planes
+    return [
+        f"{first.nics_per_domain} NIC ports of {first.nic_GBps * 8:g} Gb/s per domain = "
+        + f"{first.bandwidth_GBps:g} GB/s per GPU; {ports:,} host ports"
+    ]
+
+
 def describe(topology: Topology, gpus: int, *, added: int = 0) -> str:
     """Return the bill of materials of the fabric sized for `gpus` GPUs, as text a person reads."""
     counts = size(topology, gpus)
@@ -378,6 +465,7 @@ def describe(topology: Topology, gpus: int, *, added: int = 0) -> str:
         f"{gpus:,} GPUs in domains of {topology.gpus_per_domain}; {ntiers - 1} switch tier(s) of "
         f"{len(topology.tiers) - 1} in the file; {topology.planes} plane(s)"
         + (f"; {added} tier(s) added by copying the outermost one" if added else ""),
+        *_ports_line(topology, gpus),
         "",
         (f"{'tier':<16} {'GPUs/group':>11} {'switches':>9} {'model':<26} {'links':>10} {'transceivers':>13} "
         f"{'switch kW':>10} {'optics kW':>10}"),

@@ -120,6 +120,111 @@ def test_fitted_topology_round_trips_through_toml(tmp_path):
     assert again.init == design.init
 
 
+# ------------------------------------------------------------------------------------------------ NIC ports
+
+
+def _design(name):
+    return topo.load(ROOT / "topologies" / f"{name}.toml")
+
+
+def _ported(nics=None, nic_GBps=None, bandwidth=None, planes=1, tiers=2):
+    """A small rail-optimised design whose first switch tier states NIC ports, bandwidth or both."""
+    leaf = {"name": "leaf", "latency_us": 14.0, "switch": {"model": "m", "radix": 64, "power_W": 100.0},
+            "sources": {"latency_us": "t", "switch.radix": "t", "switch.power_W": "t"}}  # fmt: skip
+    for key, value in (("nics_per_domain", nics), ("nic_GBps", nic_GBps), ("bandwidth_GBps", bandwidth)):
+        if value is not None:
+            leaf[key] = value
+            leaf["sources"][key] = "t"
+    spine = {**leaf, "name": "spine", "bandwidth_GBps": 50.0, "sources": {**leaf["sources"], "bandwidth_GBps": "t"}}
+    spine = {k: v for k, v in spine.items() if k not in ("nics_per_domain", "nic_GBps")}
+    spec = {"name": "ported", "planes": planes, "sources": {"planes": "t"},
+            "tier": [{"name": "nvlink", "size": 8, "bandwidth_GBps": 450.0, "latency_us": 3.4,
+                      "sources": {"size": "t", "bandwidth_GBps": "t", "latency_us": "t"}}, leaf, spine][:tiers]}  # fmt: skip
+    return topo.from_dict(spec, "ported.toml")
+
+
+@pytest.mark.parametrize(("name", "per_gpu_GBps", "gpus", "host_ports", "leaves"), [
+    ("aws-p5-efa", 32 * 12.5 / 8, 20_000, 80_000, 625),  # 4 ports of 100G per GPU, 128 down per 256-port leaf
+    ("summit-edr", 2 * 12.5 / 6, 27_648, 9_216, 512),  # 2 EDR ports per 6 GPUs, 18 down per 36-port leaf
+    ("alibaba-hpn-dualplane", 16 * 25.0 / 8, 15_360, 30_720, 240),  # 2 x 200G per GPU, one port in each plane
+    ("meta-h100-roce-24k", 8 * 50.0 / 8, 24_576, 24_576, 1_536),  # one 400G per GPU, 16 GPUs per ToR
+])  # fmt: skip
+def test_nic_ports_per_domain_give_the_bandwidth_per_gpu_and_the_switch_counts(
+    name, per_gpu_GBps, gpus, host_ports, leaves
+):
+    design = _design(name)
+    assert design.tiers[1].bandwidth_GBps == pytest.approx(per_gpu_GBps)
+    assert design.tiers[1].sources["bandwidth_GBps"].startswith("derived: nics_per_domain x nic_GBps")
+    counts = topo.size(design, gpus)
+    assert counts[0].links == host_ports and counts[0].switches == leaves
+    assert alg.nominal(design).inv_GBps[1] == pytest.approx(1 / (per_gpu_GBps * design.tiers[1].efficiency))
+
+
+def test_one_port_per_gpu_is_what_a_file_without_ports_means():
+    implicit, explicit = _ported(bandwidth=50.0, tiers=3), _ported(nics=8, nic_GBps=50.0, tiers=3)
+    assert explicit.tiers[1].bandwidth_GBps == 50.0
+    assert topo.group_gpus(implicit) == topo.group_gpus(explicit)
+    assert [topo.capacity(implicit, t) for t in (1, 2, 3)] == [topo.capacity(explicit, t) for t in (1, 2, 3)]
+    assert topo.size(implicit, 2048) == topo.size(explicit, 2048)
+    shared_ports = _ported(nics=2, nic_GBps=200.0, tiers=3)  # the same 50 GB/s per GPU through 2 ports per 8 GPUs
+    assert topo.size(shared_ports, 2048)[0].links == 512 and topo.group_gpus(shared_ports)[2] == 4 * 32 * 32
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ({"nics": 8, "nic_GBps": 50.0, "bandwidth": 40.0}, "tier 'leaf': bandwidth_GBps = 40 disagrees with nics_per_domain x nic_GBps"),
+    ({"nics": 8}, "tier 'leaf': nics_per_domain = 8 needs nic_GBps beside it"),
+    ({"nic_GBps": 50.0}, "tier 'leaf': nic_GBps = 50.0 needs nics_per_domain beside it"),
+    ({"nics": 7.5, "nic_GBps": 50.0}, "tier 'leaf': nics_per_domain = 7.5 is not a whole number"),
+    ({"nics": 9, "nic_GBps": 50.0, "planes": 2}, "tier 'leaf': nics_per_domain = 9 does not split into 2 planes"),
+    ({}, "tier 'leaf': missing bandwidth_GBps (or nics_per_domain and nic_GBps"),
+])  # fmt: skip
+def test_a_bad_port_count_is_one_sentence_naming_file_tier_and_key(spec, message):
+    with pytest.raises(NcbenchError) as err:
+        _ported(**spec)
+    assert err.value.exit_code == 65 and "ported.toml" in str(err.value) and message in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_ports_belong_to_the_first_switch_tier_and_need_a_source(tmp_path):
+    text = (ROOT / "topologies" / "aws-p5-efa.toml").read_text()
+    moved = text.replace('name = "spine"\n', 'name = "spine"\nnics_per_domain = 32\n', 1)
+    unsourced = text.replace('nic_GBps = "3,200 Gb/s / 32 cards = 100 Gb/s = 12.5 GB/s per direction per port"\n', "")
+    for edited, message in ((moved, "tier 'spine': nics_per_domain belongs to the first switch tier"),
+                            (unsourced, "tier 'leaf': nic_GBps = 12.5 has no source")):  # fmt: skip
+        bad = tmp_path / "bad.toml"
+        bad.write_text(edited)
+        with pytest.raises(NcbenchError, match=message):
+            topo.load(bad)
+
+
+def test_a_design_with_ports_round_trips_even_after_a_fit_changed_its_bandwidth(tmp_path):
+    design = _design("summit-edr")
+    again = topo.load(topo.save(design, tmp_path / "same.toml"))
+    assert again.tiers == design.tiers
+    faster = replace(design, tiers=(design.tiers[0], replace(design.tiers[1], bandwidth_GBps=5.0), *design.tiers[2:]))
+    fitted = topo.load(topo.save(faster, tmp_path / "fitted.toml"))  # nic_GBps follows: 5 x 6 / 2
+    assert fitted.tiers[1].nic_GBps == pytest.approx(15.0) and fitted.tiers[1].bandwidth_GBps == 5.0
+    assert "follows bandwidth_GBps" in fitted.tiers[1].sources["nic_GBps"]
+
+
+def test_copies_of_a_first_switch_tier_with_ports_carry_no_ports(tmp_path):
+    design = _ported(nics=2, nic_GBps=200.0)
+    grown, added = topo.extended(design, 100_000)
+    assert added >= 1 and all(t.nics_per_domain is None for t in grown.tiers[2:])
+    assert grown.ports_per_domain == 2
+    assert topo.load(topo.save(grown, tmp_path / "grown.toml")).tiers == grown.tiers
+
+
+def test_the_new_designs_are_shipped_and_state_their_ports():
+    names = {topo.load(p).name for p in SHIPPED}
+    new = {"meta-h100-roce-24k", "alibaba-hpn-dualplane", "aws-p5-efa", "summit-edr"}
+    assert new <= names
+    for name in new:
+        design = _design(name)
+        assert design.tiers[1].nics_per_domain and design.tiers[1].nic_GBps
+        assert not alg.network_reduces(alg.shape(design, [design.gpus]))  # none reduces in its switches
+
+
 # ------------------------------------------------------------------------------------------------ cost model
 
 
@@ -188,6 +293,38 @@ def test_enablement_follows_nccl_rules():
     assert list(alg.enabled("allgather", "pat", shape)) == [False, False]  # PAT needs one GPU per node
     colossus = topo.load(ROOT / "topologies" / "colossus-spectrum-x-200k.toml")
     assert list(alg.enabled("allreduce", "collnet", alg.shape(colossus, [64]))) == [False]  # no SHARP on Ethernet
+
+
+NO_SHARP = [p.stem for p in SHIPPED if p.stem != "this-machine"
+            and not alg.network_reduces(alg.shape(topo.load(p), [16]))]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", NO_SHARP)
+def test_a_fabric_whose_switches_reduce_nothing_never_reduces_in_the_network_across_domains(name):
+    design, _ = topo.extended(_design(name), 1_000_000)
+    g = design.gpus_per_domain
+    shape = alg.shape(design, [g, 4096, 1_000_000])
+    nvswitch = design.tiers[0].reduction == "nvls"  # Summit's NVLink2 has no NVSwitch, so no NVLS at all
+    assert list(alg.enabled("allreduce", "nvls", shape)) == [nvswitch, False, False]  # inside one domain only
+    assert not alg.enabled("allreduce", "collnet", shape).any()
+    # NVLSTree: NVLS in the NVSwitch, a tree over the network; NCCL enables it without SHARP (enqueue.cc)
+    assert list(alg.enabled("allreduce", "nvlstree", shape)) == [False, nvswitch, nvswitch]
+    picked = pred.predict(design, ops=("allreduce", "allgather", "reducescatter"), gpus=[4096, 1_000_000],
+                          nbytes=[8, 1 << 20, 1 << 30, 16 << 30], samples=2)  # fmt: skip
+    assert not set(picked.algorithm) & {"nvls", "collnet"}, picked[["gpus", "bytes", "algorithm"]]
+
+
+def test_nvls_across_domains_needs_sharp_in_every_network_tier_or_one_nvlink_domain():
+    nvl72 = _design("gb200-nvl72-ndr")
+    assert alg.enabled("allreduce", "nvls", alg.shape(nvl72, [72, 4096])).tolist() == [True, True]
+    some = replace(nvl72, tiers=(*nvl72.tiers[:3], replace(nvl72.tiers[3], reduction="")))  # a core without SHARP
+    none = replace(nvl72, tiers=(nvl72.tiers[0], *(replace(t, reduction="") for t in nvl72.tiers[1:])))
+    for design in (some, none):
+        shape = alg.shape(design, [72, 144, 4096])  # a whole NVL72 is one domain: NVLS needs no switch there
+        assert alg.enabled("allreduce", "nvls", shape).tolist() == [True, False, False]
+        assert not alg.enabled("allreduce", "collnet", shape).any()
+        assert alg.enabled("allreduce", "nvlstree", shape).tolist() == [False, True, True]
+    assert alg.enabled("allgather", "nvls", alg.shape(nvl72, [72, 144])).tolist() == [True, False]
 
 
 # ------------------------------------------------------------------------------------------------ fit
