@@ -30,7 +30,7 @@ PROTOCOLS = {
     "ll128": Protocol(600 * 1024, 14.0 - 8.4, 1.9 / 3.4, 4.0 / 14.0, 0.92),
     "ll": Protocol(32 * 1024, 6.6 - 8.4, 0.6 / 3.4, 2.7 / 14.0, 0.5),
 }
-# Fixed latencies NCCL's tuner charges instead of per-step ones (tuning.cc hwLatencies, Simple; models.md 3.2).
+# Fixed latencies NCCL's tuner charges instead of per-step ones (NCCL src/graph/tuning.cc hwLatencies, Simple; docs/cost-model.md).
 NVLS_US = 25.0  # NVLINK NVLS / NVLSTree
 NVLS_NET_US = 18.0  # NET NVLS, added when the NVLS allreduce spans nodes (with IB SHARP)
 COLLNET_US = 31.0  # NET CollNetDirect: the SHARP aggregation round trip

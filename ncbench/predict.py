@@ -18,7 +18,7 @@ DEFAULT_BYTES = tuple(1 << e for e in range(3, 35))  # 8 B .. 16 GiB
 SAMPLES = 200  # parameter draws per prediction band
 BAND = (2.5, 97.5)  # percentiles of the band: a 95 % interval
 # Without a fit, every parameter is a spec-sheet or NCCL constant: library-level latency is 5-10x the wire's
-# (models.md 1.1), so the prior spread is wide (log-normal sd).
+# (docs/cost-model.md, "Constants"), so the prior spread is wide (log-normal sd).
 NOMINAL_LOG_SD = 0.25
 COLUMNS = ["topology", "op", "algorithm", "protocol", "gpus", "bytes", "time_us", "time_us_low", "time_us_high",
            "algbw_GBps", "busbw_GBps", "tiers", "tiers_added", "fitted"]  # fmt: skip
@@ -211,7 +211,7 @@ def fit_init(gpus, time_s, *, samples: int = SAMPLES, seed: int = 0) -> dict:
     """Fit time_s = coefficient_s * (gpus/1000)**exponent in log space, with a prior on the exponent.
 
     Stock NCCL initialisation grows at least linearly (bootstrap ring all-gather, the root accepting every
-    rank; models.md 5); the prior says so and the data say by how much more. Spread by bootstrap.
+    rank; docs/cost-model.md, "Predictions"); the prior says so and the data say by how much more. Bootstrap spread.
     """
     x = np.log(np.asarray(gpus, dtype=float) / 1000)
     y = np.log(np.asarray(time_s, dtype=float))
