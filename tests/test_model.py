@@ -95,7 +95,7 @@ def test_a_design_too_small_says_so_and_extended_grows_it():
 
 @pytest.mark.parametrize(("edit", "message"), [
     (lambda t: t.replace('efficiency = 0.96\noversubscription', 'efficiency = 1.5\noversubscription'), "efficiency = 1.5 is above 1"),
-    (lambda t: t.replace('latency_us = "NCCL hwLatencies NET Ring/Simple = 14 us per step (reference/models.md 3.2)"\n', ""), "tier 'leaf': latency_us = 14.0 has no source"),
+    (lambda t: t.replace('latency_us = "NCCL hwLatencies NET Ring/Simple = 14 us per step (docs/cost-model.md)"\n', ""), "tier 'leaf': latency_us = 14.0 has no source"),
     (lambda t: t.replace('name = "spine"\n', 'name = "spine"\nradix = 3\n'), "unknown key 'radix'"),
     (lambda t: t.replace("bandwidth_GBps = 450.0", 'bandwidth_GBps = "fast"'), "bandwidth_GBps = 'fast' is not a number"),
     (lambda t: t + "\n[[tier\n", "not valid TOML"),
