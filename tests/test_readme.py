@@ -78,8 +78,8 @@ CASES = {
     "ncbench import tests/data/osu/ tests/data/imb/imb-2021.11_mpi1_n4.txt --out results/imports/osu-imb.csv": Case(
         0, "rows of alltoall (IMB 2021.11, 4 ranks"
     ),
-    "NCBENCH_INJECT=delay:rank=1:us=500 mpiexec -n 4 ncbench allreduce": Case(
-        0, "Slowest rank: 1", run="NCBENCH_INJECT=delay:rank=1:us=500 mpiexec -n 4 ncbench allreduce -e 64K"
+    "NCBENCH_INJECT=delay:rank=1:us=2000 mpiexec -n 4 ncbench allreduce": Case(
+        0, "Slowest rank: 1", run="NCBENCH_INJECT=delay:rank=1:us=2000 mpiexec -n 4 ncbench allreduce -e 64K"
     ),
     "NCBENCH_INJECT=corrupt:rank=1 mpiexec -n 4 ncbench allgather": Case(
         2, "came from rank(s) 1", run="NCBENCH_INJECT=corrupt:rank=1 mpiexec -n 4 ncbench allgather" + SMALL
