@@ -57,7 +57,7 @@ def from_topology(topology, nodes: int, *, adaptive_routing: bool = False) -> Fa
     from ..topology import children
 
     switch_tiers = topology.tiers[1:]
-    rails = topology.gpus_per_domain if topology.rail_optimized else 1
+    rails = topology.ports_per_domain if topology.rail_optimized else 1  # a rail per NIC port of a domain (plane)
     if not switch_tiers:
         return Fabric(nodes=nodes, rails=rails, hosts_per_leaf=max(nodes, 1), leaves_per_pod=1)
     hosts = children(switch_tiers[0], top=len(switch_tiers) == 1)
