@@ -67,7 +67,6 @@ def claim(path: Path, force: bool = False) -> Path:
     return path
 
 
-ENDINGS = ("complete", "failed", "timed_out", "aborted")  # a sidecar still `running` was killed (or still runs)
 _OPEN: list["RunWriter"] = []  # runs this process is writing: however it ends, their sidecars say how
 
 
@@ -110,14 +109,15 @@ class RunWriter:
         try:
             self._file = open(path, "x", newline="")  # noqa: SIM115 - open for the whole run; never overwrites
         except FileExistsError:
-            claim(path)  # another process made it since: the same sentence
+            claim(path)  # another process made it since: the same sentence ...
+            raise  # ... unless it went again meanwhile
         except OSError as err:
             raise NcbenchError(f"cannot create {path}: {err.strerror}") from None
         self._csv = csv.DictWriter(self._file, fieldnames=list(RESULT_COLUMNS), extrasaction="raise")
         self._csv.writeheader()
         self._file.flush()
         self.meta = {"schema": SCHEMA, **meta, "status": "running"}
-        self._write_meta(exclusive=True)
+        self._write_meta()
         _OPEN.append(self)
 
     def append(self, row: dict) -> None:
@@ -134,13 +134,10 @@ class RunWriter:
         else:
             self._file.flush()
         self.meta.update(summary, status=status, exit_code=exit_code, end=now_iso())
-        self._write_meta(exclusive=False)
+        self._write_meta()
 
-    def _write_meta(self, *, exclusive: bool) -> None:
-        target = sidecar(self.path)
-        if exclusive:
-            claim(target)
-        write_json(target, self.meta, indent=2)
+    def _write_meta(self) -> None:
+        write_json(sidecar(self.path), self.meta, indent=2)  # __init__ claimed it: a new run never replaces one
 
 
 def write_atomic(path: Path, text: str) -> Path:

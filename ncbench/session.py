@@ -282,7 +282,8 @@ def run_collective(sweep, launch: Launch) -> int:
     measure.check_sweep(sweep, min(len(job.ranks_on(n)) for n in steps))
     left_out = {}
     if sweep.dtypes == tuple(ops.DTYPES):  # -d all: what this backend can carry (nccl-tests drops fp8 likewise)
-        left_out = {d: backend_cls.unsupported(ops.DTYPES[d]) for d in ops.DTYPES if backend_cls.unsupported(ops.DTYPES[d])}
+        reasons = {d: backend_cls.unsupported(ops.DTYPES[d]) for d in ops.DTYPES}
+        left_out = {d: why for d, why in reasons.items() if why}
         sweep = replace(sweep, dtypes=tuple(d for d in ops.DTYPES if d not in left_out))
         if left_out and comm.rank == 0:  # said, not silent: stderr, so a csv or json stdout stays clean
             print(f"ncbench: -d all on --backend {sweep.backend} leaves out {', '.join(left_out)}: "
