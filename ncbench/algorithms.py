@@ -6,10 +6,12 @@ Formulas: Thakur/Rabenseifner/Gropp 2005, Sanders et al. 2009, NCCL's src/graph/
 Everything is vectorised over GPU counts: the cost never enumerates GPUs one by one.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 
+from . import ops as ops_mod
 from . import topology as topo_mod
 from .topology import Topology
 
@@ -39,17 +41,7 @@ PAT_LINEAR_US = 2.8  # PAT's "still a linear part" per rank
 TREE_BANDWIDTH = 0.92  # Tree allreduce busBw cap, 0.92 x link (tuning.cc L326-350)
 PAT_BANDWIDTH = 0.75  # PAT busBw x 0.75
 
-OPS = ("allreduce", "allgather", "reducescatter", "broadcast", "reduce", "alltoall", "sendrecv")
-ALGORITHMS = {  # op -> algorithms it can use; the first of each is NCCL's always-available one
-    "allreduce": ("ring", "tree", "nvls", "nvlstree", "collnet", "hierarchical", "rabenseifner", "recursive_doubling"),
-    "allgather": ("ring", "pat", "nvls"),
-    "reducescatter": ("ring", "pat", "nvls"),
-    "broadcast": ("ring",),
-    "reduce": ("ring",),
-    "alltoall": ("pairwise",),
-    "sendrecv": ("p2p",),
-}
-NCCL_AUTO = {"ring", "tree", "nvls", "nvlstree", "collnet", "pat", "pairwise", "p2p"}  # what NCCL's tuner picks from
+OPS = tuple(ops_mod.OPS)  # allreduce, allgather, reducescatter, broadcast, reduce, alltoall, sendrecv
 
 
 @dataclass(frozen=True)
@@ -157,80 +149,192 @@ def _net_top(shape_: Shape) -> np.ndarray:
     return np.maximum(shape_.top, 1)
 
 
-def cost(op: str, algorithm: str, shape_: Shape) -> Terms:
-    """Return the Terms of one operation of `op` with `algorithm` (before the protocol is applied)."""
+def _ring_cost(op: str, shape_: Shape) -> Terms:
+    """A pipelined ring: reduce-scatter then all-gather for allreduce (docs/cost-model.md, Formulas)."""
+    p = shape_.p
+    if op == "allreduce":
+        return _ring(shape_, 2 * (p - 1), 2 * (p - 1) / p)
+    if op in ("allgather", "reducescatter"):
+        return _ring(shape_, p - 1, (p - 1) / p)
+    if op in ("broadcast", "reduce"):  # a pipelined chain: fill once, then stream n
+        return _ring(shape_, p - 1, np.ones_like(p))
+    raise KeyError(f"{op}/ring")
+
+
+def _tree_cost(op: str, shape_: Shape) -> Terms:
+    """Double binary tree: reduce up, broadcast down; each GPU moves ~n twice."""
+    levels = 2 * _tree_levels(shape_)
+    zero = np.zeros_like(shape_.p)
+    return Terms(zero, levels, _per_tier(shape_, shape_.edges, 2.0 / TREE_BANDWIDTH), fill=_fill(shape_, levels))
+
+
+def _hierarchical_cost(op: str, shape_: Shape) -> Terms:
+    """Intra reduce-scatter, inter ring allreduce on n/g (g rails), intra all-gather."""
+    g, k = shape_.g, shape_.domains
+    intra = _zeros(shape_)
+    intra[0] = 2 * (g - 1) / g
+    net_edges = shape_.edges.copy()
+    net_edges[0] = 0
+    inter_steps = 2 * (k - 1) * net_edges / np.maximum(k, 1)
+    steps = inter_steps.copy()
+    steps[0] = 2 * (g - 1)
+    net = _at(shape_, _net_top(shape_), np.where(k > 1, 2 * (k - 1) / k / g, 0.0))
+    return Terms(np.zeros_like(shape_.p), steps, (intra, net), pipelined=False)
+
+
+def _nvls_cost(op: str, shape_: Shape) -> Terms:
+    """NVLink SHARP: each GPU sends n up once and receives n once."""
     p, g, k = shape_.p, shape_.g, shape_.domains
-    zero = np.zeros_like(p)
-    if algorithm == "ring":
-        if op == "allreduce":
-            return _ring(shape_, 2 * (p - 1), 2 * (p - 1) / p)
-        if op in ("allgather", "reducescatter"):
-            return _ring(shape_, p - 1, (p - 1) / p)
-        if op in ("broadcast", "reduce"):  # a pipelined chain: fill once, then stream n
-            return _ring(shape_, p - 1, np.ones_like(p))
-    if algorithm == "tree":  # double binary tree: reduce up, broadcast down; each GPU moves ~n twice
-        levels = 2 * _tree_levels(shape_)
-        return Terms(zero, levels, _per_tier(shape_, shape_.edges, 2.0 / TREE_BANDWIDTH), fill=_fill(shape_, levels))
-    if algorithm == "hierarchical":  # intra reduce-scatter, inter ring allreduce on n/g (g rails), intra all-gather
-        intra = _zeros(shape_)
-        intra[0] = 2 * (g - 1) / g
-        net_edges = shape_.edges.copy()
-        net_edges[0] = 0
-        inter_steps = 2 * (k - 1) * net_edges / np.maximum(k, 1)
-        steps = inter_steps.copy()
-        steps[0] = 2 * (g - 1)
-        net = _at(shape_, _net_top(shape_), np.where(k > 1, 2 * (k - 1) / k / g, 0.0))
-        return Terms(zero, steps, (intra, net), pipelined=False)
-    if algorithm == "nvls":  # NVLink SHARP: each GPU sends n up once and receives n once
-        steps = np.zeros_like(shape_.edges)
-        fixed = NVLS_US + np.where(k > 1, NVLS_NET_US, 0.0)
-        if op == "allreduce":
-            intra = _at(shape_, np.zeros(p.size, int), 1.0, reduction=True)
-            inter = _at(shape_, _net_top(shape_), np.where(k > 1, 1.0 / g, 0.0), reduction=True)
-            return Terms(fixed, steps, (intra, inter))
-        return Terms(fixed, steps, (_at(shape_, np.zeros(p.size, int), (g - 1) / g, reduction=True),))
-    if algorithm == "nvlstree":  # NVLS inside the domain, a binary tree of n/g per GPU across domains
-        steps = 2 * _tree_levels(shape_)
-        steps[0] = 0
+    steps = np.zeros_like(shape_.edges)
+    fixed = NVLS_US + np.where(k > 1, NVLS_NET_US, 0.0)
+    if op == "allreduce":
         intra = _at(shape_, np.zeros(p.size, int), 1.0, reduction=True)
-        inter = _at(shape_, _net_top(shape_), 2.0 / g / TREE_BANDWIDTH)
-        return Terms(np.full_like(p, NVLS_US), steps, (intra, inter), fill=_fill(shape_, steps))
-    if algorithm == "collnet":  # CollNet direct: intra scatter, SHARP allreduce of n/g per GPU, intra gather
-        steps = np.zeros_like(shape_.edges)
-        steps[0] = 2 * np.minimum(1, g - 1)
-        fixed = COLLNET_US + 2 * (g - 1) * COLLNET_ARITY_US
-        intra = _zeros(shape_)
-        intra[0] = 2 * (g - 1) / g
-        inter = _at(shape_, _net_top(shape_), 1.0 / g, reduction=True)
-        return Terms(np.full_like(p, fixed), steps, (intra, inter))
-    if algorithm == "pat":  # Bruck-like, logarithmic steps; NCCL adds a linear part per rank
-        return Terms(PAT_LINEAR_US * p, shape_.levels, _per_tier(shape_, shape_.edges, (p - 1) / p / PAT_BANDWIDTH))
-    if algorithm == "recursive_doubling":  # MPI: log p exchanges of the whole vector
-        volume = _zeros(shape_)
-        volume[: shape_.ntiers] = shape_.levels
-        return Terms(zero, shape_.levels, (volume,), pipelined=False)
-    if algorithm == "rabenseifner":  # recursive halving then doubling: near partners first, carrying the most data
-        halves = np.cumsum(shape_.levels, axis=0)
-        before = np.vstack([np.zeros_like(p), halves[:-1]])
-        volume = _zeros(shape_)
-        volume[: shape_.ntiers] = 2 * (2.0**-before - 2.0**-halves)
-        return Terms(zero, 2 * shape_.levels, (volume,), pipelined=False)
-    if algorithm == "pairwise":  # alltoall as grouped send/recv: every peer once, NVLink and NIC in parallel
-        intra = _zeros(shape_)
-        intra[0] = shape_.peers[0] / p
-        net = _zeros(shape_)
-        net[1 : shape_.ntiers] = shape_.peers[1:] / p
-        return Terms(zero, shape_.peers, (intra, net))
-    if algorithm == "p2p":  # sendrecv with ring neighbours: one message over the slowest edge
-        steps = np.zeros_like(shape_.edges)
-        steps[shape_.top, np.arange(p.size)] = 1.0
-        return Terms(zero, steps, _per_tier(shape_, shape_.edges, np.ones_like(p)))
-    raise KeyError(f"{op}/{algorithm}")
+        inter = _at(shape_, _net_top(shape_), np.where(k > 1, 1.0 / g, 0.0), reduction=True)
+        return Terms(fixed, steps, (intra, inter))
+    return Terms(fixed, steps, (_at(shape_, np.zeros(p.size, int), (g - 1) / g, reduction=True),))
+
+
+def _nvlstree_cost(op: str, shape_: Shape) -> Terms:
+    """NVLS inside the domain, a binary tree of n/g per GPU across domains."""
+    p, g = shape_.p, shape_.g
+    steps = 2 * _tree_levels(shape_)
+    steps[0] = 0
+    intra = _at(shape_, np.zeros(p.size, int), 1.0, reduction=True)
+    inter = _at(shape_, _net_top(shape_), 2.0 / g / TREE_BANDWIDTH)
+    return Terms(np.full_like(p, NVLS_US), steps, (intra, inter), fill=_fill(shape_, steps))
+
+
+def _collnet_cost(op: str, shape_: Shape) -> Terms:
+    """CollNet direct: intra scatter, SHARP allreduce of n/g per GPU, intra gather."""
+    g = shape_.g
+    steps = np.zeros_like(shape_.edges)
+    steps[0] = 2 * np.minimum(1, g - 1)
+    fixed = COLLNET_US + 2 * (g - 1) * COLLNET_ARITY_US
+    intra = _zeros(shape_)
+    intra[0] = 2 * (g - 1) / g
+    inter = _at(shape_, _net_top(shape_), 1.0 / g, reduction=True)
+    return Terms(np.full_like(shape_.p, fixed), steps, (intra, inter))
+
+
+def _pat_cost(op: str, shape_: Shape) -> Terms:
+    """Bruck-like, logarithmic steps; NCCL adds a linear part per rank."""
+    p = shape_.p
+    return Terms(PAT_LINEAR_US * p, shape_.levels, _per_tier(shape_, shape_.edges, (p - 1) / p / PAT_BANDWIDTH))
+
+
+def _recursive_doubling_cost(op: str, shape_: Shape) -> Terms:
+    """MPI: log p exchanges of the whole vector."""
+    volume = _zeros(shape_)
+    volume[: shape_.ntiers] = shape_.levels
+    return Terms(np.zeros_like(shape_.p), shape_.levels, (volume,), pipelined=False)
+
+
+def _rabenseifner_cost(op: str, shape_: Shape) -> Terms:
+    """Recursive halving then doubling: near partners first, carrying the most data."""
+    halves = np.cumsum(shape_.levels, axis=0)
+    before = np.vstack([np.zeros_like(shape_.p), halves[:-1]])
+    volume = _zeros(shape_)
+    volume[: shape_.ntiers] = 2 * (2.0**-before - 2.0**-halves)
+    return Terms(np.zeros_like(shape_.p), 2 * shape_.levels, (volume,), pipelined=False)
+
+
+def _pairwise_cost(op: str, shape_: Shape) -> Terms:
+    """Alltoall as grouped send/recv: every peer once, NVLink and NIC in parallel."""
+    p = shape_.p
+    intra = _zeros(shape_)
+    intra[0] = shape_.peers[0] / p
+    net = _zeros(shape_)
+    net[1 : shape_.ntiers] = shape_.peers[1:] / p
+    return Terms(np.zeros_like(p), shape_.peers, (intra, net))
+
+
+def _p2p_cost(op: str, shape_: Shape) -> Terms:
+    """Sendrecv with ring neighbours: one message over the slowest edge."""
+    p = shape_.p
+    steps = np.zeros_like(shape_.edges)
+    steps[shape_.top, np.arange(p.size)] = 1.0
+    return Terms(np.zeros_like(p), steps, _per_tier(shape_, shape_.edges, np.ones_like(p)))
 
 
 def network_reduces(shape_: Shape) -> bool:
     """Return whether every network tier reduces in its switches (SHARP): what NVLS or CollNet across domains needs."""
     return len(shape_.reduction) > 1 and all(r == "sharp" for r in shape_.reduction[1:])
+
+
+def _has_nvls(shape_: Shape) -> bool:
+    """NVLink SHARP: > 4 GPUs per NVSwitch domain (docs/cost-model.md, Enablement)."""
+    return shape_.reduction[0] == "nvls" and shape_.g > 4
+
+
+def _always(op: str, shape_: Shape) -> np.ndarray:
+    return np.ones(shape_.domains.size, bool)
+
+
+def _tree_enabled(op: str, shape_: Shape) -> np.ndarray:
+    return np.full(shape_.domains.size, op == "allreduce")
+
+
+def _nvls_enabled(op: str, shape_: Shape) -> np.ndarray:
+    """Inside one domain any op; across domains only allreduce, as NVLS + CollNet (SHARP on every network tier)."""
+    one_domain = shape_.domains == 1
+    return _has_nvls(shape_) & (one_domain | (network_reduces(shape_) & (op == "allreduce")))
+
+
+def _nvlstree_enabled(op: str, shape_: Shape) -> np.ndarray:
+    return _has_nvls(shape_) & ~(shape_.domains == 1)
+
+
+def _collnet_enabled(op: str, shape_: Shape) -> np.ndarray:
+    return ~(shape_.domains == 1) & network_reduces(shape_)
+
+
+def _pat_enabled(op: str, shape_: Shape) -> np.ndarray:
+    """NCCL enables PAT only with one GPU per node."""
+    return np.full(shape_.domains.size, shape_.g == 1)
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """One collective algorithm: the ops it serves, its cost (op, Shape) -> Terms and enablement -> [P] bool."""
+
+    name: str
+    ops: tuple[str, ...]  # the ops it serves (OPS order)
+    cost: Callable[[str, Shape], Terms]  # before the protocol is applied
+    enabled: Callable[[str, Shape], np.ndarray]  # per GPU count, whether NCCL would consider it
+    auto: bool = True  # whether NCCL's tuner picks from it (`auto`); False: there to compare against
+
+
+# Registry order is each op's order in for_op(): the first an op has is NCCL's always-available one.
+ALGORITHMS = {
+    a.name: a
+    for a in (
+        Algorithm("ring", ("allreduce", "allgather", "reducescatter", "broadcast", "reduce"), _ring_cost, _always),
+        Algorithm("tree", ("allreduce",), _tree_cost, _tree_enabled),
+        Algorithm("pat", ("allgather", "reducescatter"), _pat_cost, _pat_enabled),
+        Algorithm("nvls", ("allreduce", "allgather", "reducescatter"), _nvls_cost, _nvls_enabled),
+        Algorithm("nvlstree", ("allreduce",), _nvlstree_cost, _nvlstree_enabled),
+        Algorithm("collnet", ("allreduce",), _collnet_cost, _collnet_enabled),
+        Algorithm("hierarchical", ("allreduce",), _hierarchical_cost, _always, auto=False),
+        Algorithm("rabenseifner", ("allreduce",), _rabenseifner_cost, _always, auto=False),
+        Algorithm("recursive_doubling", ("allreduce",), _recursive_doubling_cost, _always, auto=False),
+        Algorithm("pairwise", ("alltoall",), _pairwise_cost, _always),
+        Algorithm("p2p", ("sendrecv",), _p2p_cost, _always),
+    )
+}
+
+
+def for_op(op: str) -> tuple[str, ...]:
+    """Return the algorithms `op` can use, the first NCCL's always-available one (KeyError for an unknown op)."""
+    if op not in OPS:
+        raise KeyError(op)
+    return tuple(name for name, algorithm in ALGORITHMS.items() if op in algorithm.ops)
+
+
+def cost(op: str, algorithm: str, shape_: Shape) -> Terms:
+    """Return the Terms of one operation of `op` with `algorithm` (before the protocol is applied)."""
+    if algorithm not in ALGORITHMS:
+        raise KeyError(f"{op}/{algorithm}")
+    return ALGORITHMS[algorithm].cost(op, shape_)
 
 
 def enabled(op: str, algorithm: str, shape_: Shape) -> np.ndarray:
@@ -241,23 +345,9 @@ def enabled(op: str, algorithm: str, shape_: Shape) -> np.ndarray:
     one NVLink domain (k = 1, a whole GB200 NVL72 of 72 GPUs included) needs none. NVLSTree reduces in the
     NVSwitch only and runs a tree over the network, so NCCL enables it on any fabric with NVLS and k > 1.
     """
-    k, g = shape_.domains, shape_.g
-    one_domain = k == 1
-    in_network = network_reduces(shape_)
-    nvls = shape_.reduction[0] == "nvls" and g > 4  # > 4 GPUs per NVSwitch domain (docs/cost-model.md, Enablement)
-    if algorithm in ("ring", "pairwise", "p2p", "hierarchical", "rabenseifner", "recursive_doubling"):
-        return np.ones(k.size, bool)
-    if algorithm == "tree":
-        return np.full(k.size, op == "allreduce")
-    if algorithm == "nvls":  # across domains only allreduce, as NVLS + CollNet
-        return nvls & (one_domain | (in_network & (op == "allreduce")))
-    if algorithm == "nvlstree":
-        return nvls & ~one_domain
-    if algorithm == "collnet":
-        return ~one_domain & in_network
-    if algorithm == "pat":
-        return np.full(k.size, g == 1)
-    return np.zeros(k.size, bool)
+    if algorithm not in ALGORITHMS:
+        return np.zeros(shape_.domains.size, bool)
+    return ALGORITHMS[algorithm].enabled(op, shape_)
 
 
 def with_protocol(terms: Terms, protocol: Protocol) -> Terms:

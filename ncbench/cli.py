@@ -5,7 +5,6 @@ arguments are compared); NcbenchError becomes one line and its exit code, in one
 """
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -366,10 +365,7 @@ def topo_show(
     count = parse_int_list(gpus, what="--gpus")[0] if gpus else design.gpus
     if count < 1:
         raise NcbenchError(f"{path}: say how many GPUs to size for (--gpus 200k); the file sets none")
-    added = 0
-    if extend:
-        design, added = topology.extended(design, count)
-    print(topology.describe(design, count, added=added), end="")
+    print(topology.describe(design, count, extend=extend), end="")
 
 
 @app.command("fit")
@@ -383,23 +379,16 @@ def fit_cmd(
 ) -> None:
     """Fit per-tier latency and bandwidth to measurements; write a fitted topology with its uncertainty."""
     from . import fit, records, topology
-    from .errors import EXIT_DATAERR
-    from .report import runs_of
 
     nominal = topology.load(topology_path)
     target = records.claim(out or topology_path.with_name(f"{topology_path.stem}.fitted.toml"), force)  # before the work
     frame = records.load(*results)
     if op:
         frame = frame[frame["op"].isin(_list(op, ()))]
-    fit.check_scale(frame, runs_of(results)[1])  # rows of unknown scale: refused by name, never fitted or left out
-    frame, left = fit.describable(frame, nominal)  # runs beyond the topology: named and left out, not fatal
-    if left:
-        note = fit.left_out_text(nominal, left, runs_of(results)[1])
-        if fit.usable(frame).empty:
-            raise NcbenchError(f"nothing left to fit: {topology_path}: {note}; use a larger topology", EXIT_DATAERR)
-        print(f"ncbench fit: left out: {note}", file=sys.stderr)
-    result = fit.fit(frame, nominal, algorithm=algo)
-    fitted = replace(result.topology, fit={"results": [str(p) for p in results], **result.topology.fit})
+    result = fit.fit(frame, nominal, algorithm=algo, sources=results, files=records.runs_of(results)[1], where=str(topology_path))
+    if result.left_out:
+        print(f"ncbench fit: left out: {result.left_out}", file=sys.stderr)
+    fitted = result.topology
     topology.save(fitted, target)
     print(fit.summary(result), end="")
     print(f"wrote {target}")
@@ -417,8 +406,6 @@ def predict_cmd(
     force: Force = False,
 ) -> None:
     """Predict every collective at scale for each fabric design, with a band from the fit's uncertainty."""
-    import pandas as pd
-
     from . import algorithms, predict, records, topology
     from .units import parse_int_list, parse_size
 
@@ -431,12 +418,8 @@ def predict_cmd(
     ops = _list(op, algorithms.OPS)
     counts = parse_int_list(gpus, what="--gpus")
     sizes = [parse_size(x, what="--bytes") for x in nbytes.split(",")] if nbytes else list(predict.DEFAULT_BYTES)
-    frames = []
-    for path in paths:
-        design = topology.load(path)
-        frames.append(predict.predict(design, ops=ops, gpus=counts, nbytes=sizes, algorithms=_list(algo, ("all",))))
-        frames.append(predict.scale_costs(design, counts))
-    frame = pd.concat([f for f in frames if not f.empty], ignore_index=True)
+    designs = [topology.load(path) for path in paths]
+    frame = predict.sweep(designs, ops=ops, gpus=counts, nbytes=sizes, algorithms=_list(algo, ("all",)))
     text = predict.render(frame, fmt)
     if out:
         try:

@@ -28,9 +28,10 @@ NCCL_BACKENDS = ("nccl",)  # backends whose rows use NCCL's protocols (LL, LL128
 
 @dataclass(frozen=True)
 class Fit:
-    topology: Topology  # the fitted topology
+    topology: Topology  # the fitted topology; topology.fit is its FitSummary
     parameters: "pd.DataFrame"  # noqa: F821 - name, nominal, value, low, high, constrained
     residuals: "pd.DataFrame"  # noqa: F821 - every row used: measured, predicted, relative error
+    left_out: str = ""  # the runs the topology cannot connect, left out of the fit (one line), or ""
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,8 @@ def _usable_mask(frame) -> np.ndarray:
 
 
 def _algorithm_for(op: str, algorithm: str) -> str:
-    return algorithm if algorithm in alg.ALGORITHMS[op] else alg.ALGORITHMS[op][0]
+    names = alg.for_op(op)
+    return algorithm if algorithm in names else names[0]
 
 
 def _per_node(frame, topology: Topology) -> np.ndarray:
@@ -112,6 +114,8 @@ def describable(results, topology: Topology):
     beyond = _usable_mask(results) & (results["nranks"].astype(float).to_numpy() > limit)
     left = []
     gone = results[beyond].assign(_per_node=per_node[beyond])
+    if "run_id" not in gone:  # rows built in Python need no run id
+        gone = gone.assign(run_id="(no run id)")
     for (run_id, value), part in gone.groupby(["run_id", "_per_node"], sort=True):
         sizes = tuple(sorted(int(n) for n in part["nranks"].unique()))
         left.append(LeftOut(str(run_id), sizes, int(value), most[value]))
@@ -199,18 +203,41 @@ def _solve(rows: _Rows, measured: np.ndarray, theta0: np.ndarray, free: np.ndarr
     return theta, resolution
 
 
-def fit(results, topology: Topology, *, algorithm: str = "ring", samples: int = SAMPLES, seed: int = 0) -> Fit:
-    """Fit base latency, and latency and bandwidth per tier, to `results`; keep unconstrained ones nominal."""
-    import pandas as pd
+def fit(results, topology: Topology, *, algorithm="ring", sources=(), files=None, where="", samples=SAMPLES, seed=0) -> Fit:
+    """Fit base latency, and latency and bandwidth per tier, to `results`; keep unconstrained ones nominal.
 
-    check_scale(results)
+    Rows of unknown scale are refused by name (`files`: {run_id: results file} names their files); runs the
+    topology cannot connect are left out and named in `Fit.left_out`. `sources` (the files or folders the rows
+    came from) is recorded in the summary beside the run ids, which is how a report matches a fit to results.
+    `where` names the topology in messages (its file).
+    """
+    check_scale(results, files)
+    results, left = describable(results, topology)
+    note = left_out_text(topology, left, files) if left else ""
     frame = usable(results).reset_index(drop=True)
+    if frame.empty and note:
+        raise NcbenchError(f"nothing left to fit: {where or topology.name}: {note}; use a larger topology", EXIT_DATAERR)
     if frame.empty:
         raise NcbenchError("no usable rows to fit: every row was untimed, wrong, or had fewer than 2 ranks", EXIT_DATAERR)
     measured = frame["time_us"].astype(float).to_numpy()
     theta0 = alg.nominal(topology).vector()
-    groups = list(_groups(frame, topology, algorithm))
-    used = np.zeros(theta0.size, bool)
+    rows, used, resolution = _converge(frame, topology, measured, theta0, list(_groups(frame, topology, algorithm)))
+    constrained = np.zeros(theta0.size, bool)
+    constrained[np.flatnonzero(used)[resolution > RESOLVED]] = True
+    theta, _ = _solve(rows, measured, theta0, constrained)  # the others stay exactly nominal
+    boot = _bootstrap(rows, measured, theta0, constrained, theta, samples, seed)
+    predicted = rows.constant + rows.design @ theta
+    table = _parameter_table(alg.parameter_names(topology), theta0, theta, constrained, boot)
+    per_doubling = _extrapolation_error(rows, measured, frame["nranks"].astype(float).to_numpy(), theta0, constrained)
+    info = _summary(frame, measured, predicted, table, used, boot, algorithm, sources, per_doubling)
+    residuals = frame[["op", "nranks", "ranks_per_node", "nbytes", "time_us"]].copy()
+    residuals["predicted_us"] = predicted
+    residuals["error_pct"] = 100 * (predicted / measured - 1)
+    return Fit(_fitted_topology(topology, theta, constrained, info), table, residuals, note)
+
+
+def _converge(frame, topology: Topology, measured, theta0, groups):
+    """Return (rows, parameters the rows touch, resolution) once the protocol and binding-phase choices settle."""
     theta = theta0.copy()
     rows = _linearise(frame, topology, theta, groups)
     for _ in range(ITERATIONS):
@@ -221,34 +248,39 @@ def fit(results, topology: Topology, *, algorithm: str = "ring", samples: int = 
         rows = again
         if settled:
             break
-    constrained = np.zeros(theta0.size, bool)
-    constrained[np.flatnonzero(used)[resolution > RESOLVED]] = True
-    theta, _ = _solve(rows, measured, theta0, constrained)  # the others stay exactly nominal
-    boot = _bootstrap(rows, measured, theta0, constrained, theta, samples, seed)
-    per_doubling = _extrapolation_error(rows, measured, frame["nranks"].astype(float).to_numpy(), theta0, constrained)
-    predicted = rows.constant + rows.design @ theta
-    log_error = np.log(measured / predicted)
-    names = alg.parameter_names(topology)
+    return rows, used, resolution
+
+
+def _parameter_table(names, theta0, theta, constrained, boot):
+    import pandas as pd
+
     low, high = np.percentile(boot, [2.5, 97.5], axis=0)
-    table = pd.DataFrame({
+    return pd.DataFrame({
         "parameter": names, "nominal": theta0, "value": theta, "low": np.where(constrained, low, theta0),
         "high": np.where(constrained, high, theta0), "constrained": constrained,
     })  # fmt: skip
-    cov = np.cov(np.log(boot[:, constrained]).T) if constrained.sum() > 1 else np.var(np.log(boot[:, constrained]), axis=0, keepdims=True)
-    fitted = _fitted_topology(topology, theta, constrained, table, {
-        "algorithm": algorithm, "points": len(frame), "residual_log_sd": float(np.sqrt(np.mean(log_error**2))),
-        "median_abs_error_pct": float(100 * np.median(np.abs(np.expm1(-log_error)))),
-        "max_abs_error_pct": float(100 * np.max(np.abs(np.expm1(-log_error)))),
-        "parameters": [n for n, c in zip(names, constrained, strict=True) if c],
-        "log_covariance": np.atleast_2d(cov).tolist() if constrained.any() else [],
-        "unconstrained": [n for n, c, u in zip(names, constrained, used, strict=True) if not c and u],
-        "max_gpus": int(frame["nranks"].max()), "extrapolation_log_sd_per_doubling": per_doubling,
-        "runs": sorted(map(str, frame["run_id"].unique())) if "run_id" in frame else [],  # a report matches by these
-    })  # fmt: skip
-    residuals = frame[["op", "nranks", "ranks_per_node", "nbytes", "time_us"]].copy()
-    residuals["predicted_us"] = predicted
-    residuals["error_pct"] = 100 * (predicted / measured - 1)
-    return Fit(fitted, table, residuals)
+
+
+def _summary(frame, measured, predicted, table, used, boot, algorithm, sources, per_doubling) -> topo_mod.FitSummary:
+    """Return the FitSummary of a fit: quality, covariance of the constrained parameters, what it came from."""
+    constrained = table["constrained"].to_numpy()
+    logs = np.log(boot[:, constrained])
+    cov = np.atleast_2d(np.cov(logs.T) if constrained.sum() > 1 else np.var(logs, axis=0, keepdims=True))
+    log_error = np.log(measured / predicted)
+    relative = np.abs(np.expm1(-log_error))
+    per = {r.parameter: topo_mod.ParameterFit(float(r.nominal), float(r.value), float(r.low), float(r.high),
+                                              bool(r.constrained)) for r in table.itertuples()}  # fmt: skip
+    names = table["parameter"].tolist()
+    return topo_mod.FitSummary(
+        algorithm=algorithm, points=len(frame), residual_log_sd=float(np.sqrt(np.mean(log_error**2))),
+        median_abs_error_pct=float(100 * np.median(relative)), max_abs_error_pct=float(100 * np.max(relative)),
+        parameters=tuple(n for n, c in zip(names, constrained, strict=True) if c),
+        log_covariance=tuple(tuple(map(float, row)) for row in cov) if constrained.any() else (),
+        unconstrained=tuple(n for n, c, u in zip(names, constrained, used, strict=True) if not c and u),
+        max_gpus=int(frame["nranks"].max()), extrapolation_log_sd_per_doubling=per_doubling,
+        runs=tuple(sorted(map(str, frame["run_id"].unique()))) if "run_id" in frame else (),
+        results=tuple(map(str, sources)), parameter=per,
+    )
 
 
 def model_times(results, topology: Topology, *, algorithm: str = "ring"):
@@ -309,7 +341,7 @@ def _bootstrap(rows: _Rows, measured, theta0, free, theta, samples: int, seed: i
     return np.array(out)
 
 
-def _fitted_topology(topology: Topology, theta, constrained, table, summary: dict) -> Topology:
+def _fitted_topology(topology: Topology, theta, constrained, info: topo_mod.FitSummary) -> Topology:
     ntiers = len(topology.tiers)
     params = alg.Params.from_vector(theta, ntiers)
     shared = alg.shared(topology)
@@ -336,14 +368,9 @@ def _fitted_topology(topology: Topology, theta, constrained, table, summary: dic
     top_sources = dict(topology.sources)
     if constrained[0]:
         top_sources["base_latency_us"] = f"ncbench fit (nominal {topology.base_latency_us})"
-    per_parameter = {
-        row.parameter: {"nominal": float(row.nominal), "value": float(row.value), "low": float(row.low),
-                        "high": float(row.high), "constrained": bool(row.constrained)}
-        for row in table.itertuples()
-    }  # fmt: skip
     return replace(
         topology, name=f"{topology.name}.fitted", tiers=tuple(tiers), base_latency_us=base, sources=top_sources,
-        fit={**summary, "parameter": per_parameter},
+        fit=info,
     )  # fmt: skip
 
 
@@ -351,8 +378,8 @@ def summary(result: Fit) -> str:
     """Return the fit as text: quality, then every parameter with its band and whether data constrained it."""
     info = result.topology.fit
     lines = [
-        (f"fit of {result.topology.name} ({info['algorithm']}): {info['points']} points, median |error| "
-        f"{info['median_abs_error_pct']:.1f} %, max {info['max_abs_error_pct']:.1f} %"),
+        (f"fit of {result.topology.name} ({info.algorithm}): {info.points} points, median |error| "
+        f"{info.median_abs_error_pct:.1f} %, max {info.max_abs_error_pct:.1f} %"),
         f"{'parameter':<36} {'nominal':>11} {'fitted':>11} {'low':>11} {'high':>11}  constrained",
     ]
     for row in result.parameters.itertuples():

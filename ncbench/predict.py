@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import algorithms as alg
+from . import ops as ops_mod
 from . import topology as topo_mod
-from .errors import NcbenchError
+from .errors import EXIT_DATAERR, NcbenchError
 from .topology import Topology
 
 DEFAULT_GPUS = (200_000, 400_000, 600_000, 800_000, 1_000_000)
@@ -21,12 +22,8 @@ BAND = (2.5, 97.5)  # percentiles of the band: a 95 % interval
 # (docs/cost-model.md, "Constants"), so the prior spread is wide (log-normal sd).
 NOMINAL_LOG_SD = 0.25
 COLUMNS = ["topology", "op", "algorithm", "protocol", "gpus", "bytes", "time_us", "time_us_low", "time_us_high",
-           "algbw_GBps", "busbw_GBps", "tiers", "tiers_added", "fitted"]  # fmt: skip
-BUSBW_FACTOR = {
-    "allreduce": lambda p: 2 * (p - 1) / p, "allgather": lambda p: (p - 1) / p, "reducescatter": lambda p: (p - 1) / p,
-    "alltoall": lambda p: (p - 1) / p, "broadcast": lambda p: np.ones_like(p), "reduce": lambda p: np.ones_like(p),
-    "sendrecv": lambda p: np.ones_like(p),
-}  # fmt: skip
+           "algbw_GBps", "busbw_GBps", "busbw_GBps_low", "busbw_GBps_high", "tiers", "tiers_added", "fitted"]
+NEEDED = ("topology", "op", "algorithm", "gpus", "bytes", "time_us", "time_us_low", "time_us_high", "busbw_GBps")
 
 
 @dataclass(frozen=True)
@@ -45,23 +42,22 @@ def draws(topology: Topology, *, samples: int = SAMPLES, seed: int = 0) -> Draws
     center = alg.nominal(topology).vector()
     log_sd = np.full(center.size, NOMINAL_LOG_SD)
     fit = topology.fit
-    names = alg.parameter_names(topology)
     noise = rng.standard_normal((samples, center.size))
-    if fit.get("parameters") and fit.get("log_covariance"):
-        fitted = list(fit["parameters"])
-        index = [names.index(n) for n in fitted if n in names]
-        cov = np.asarray(fit["log_covariance"], dtype=float)[: len(index), : len(index)]
+    if fit and fit.parameters and fit.log_covariance:
+        names = alg.parameter_names(topology)
+        index = [names.index(n) for n in fit.parameters if n in names]
+        cov = np.asarray(fit.log_covariance, dtype=float)[: len(index), : len(index)]
         chol = np.linalg.cholesky(cov + 1e-12 * np.eye(len(index)))
         correlated = noise[:, : len(index)] @ chol.T
-        log_sd = np.full(center.size, NOMINAL_LOG_SD)
         log_sd[index] = 0.0
         noise = noise * log_sd
         noise[:, index] += correlated
     else:
         noise = noise * log_sd
     noise[0] = 0.0  # draw 0 is the central estimate
-    return Draws(center * np.exp(noise), float(fit.get("residual_log_sd", 0.0)),
-                 float(fit.get("extrapolation_log_sd_per_doubling", 0.0)), float(fit.get("max_gpus", np.inf)))  # fmt: skip
+    if not fit:
+        return Draws(center * np.exp(noise), 0.0)
+    return Draws(center * np.exp(noise), fit.residual_log_sd, fit.extrapolation_log_sd_per_doubling, fit.max_gpus)
 
 
 def _extend_draws(theta: np.ndarray, base_tiers: int, tiers: int) -> np.ndarray:
@@ -112,7 +108,7 @@ def predict(topology: Topology, *, ops=alg.OPS, gpus=DEFAULT_GPUS, nbytes=DEFAUL
     z[0] = 0.0  # draw 0 stays the central estimate
     frames = []
     for op in ops:
-        if op not in alg.ALGORITHMS:
+        if op not in alg.OPS:
             raise NcbenchError(f"unknown op {op!r}; choose from {', '.join(alg.OPS)}")
         frames.append(_predict_op(grown, op, shape, theta, nbytes, algorithms, z))
     frame = pd.concat(frames, ignore_index=True)
@@ -120,21 +116,65 @@ def predict(topology: Topology, *, ops=alg.OPS, gpus=DEFAULT_GPUS, nbytes=DEFAUL
     frame["tiers"] = shape.top[np.searchsorted(gpus, used)] + 1
     frame["tiers_added"] = np.maximum(frame["tiers"] - base_tiers, 0)
     frame["fitted"] = bool(topology.fit)
-    return frame[COLUMNS]
+    return _with_busbw_band(frame)[COLUMNS]
+
+
+def _with_busbw_band(frame):
+    """Add the busbw band: the time band turned over (the fastest time is the highest bandwidth)."""
+    time_us = frame["time_us"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frame["busbw_GBps_low"] = frame["busbw_GBps"] * time_us / frame["time_us_high"]
+        frame["busbw_GBps_high"] = frame["busbw_GBps"] * time_us / frame["time_us_low"]
+    return frame
+
+
+def sweep(designs, *, ops=alg.OPS, gpus=DEFAULT_GPUS, nbytes=DEFAULT_BYTES, algorithms=("auto",), scale=True):
+    """Return the predictions of every design: collectives (`predict`), then init and MTBF rows when `scale`.
+
+    The one sweep behind `ncbench predict` and the report's predictions, so what each shows is the same.
+    """
+    import pandas as pd
+
+    frames = []
+    for design in designs:
+        frames.append(predict(design, ops=ops, gpus=gpus, nbytes=nbytes, algorithms=algorithms))
+        if scale:
+            frames.append(scale_costs(design, gpus))
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+
+
+def load(path):
+    """Read a predictions CSV (`ncbench predict --format csv`); one sentence (65) when it is not one.
+
+    Files written before the busbw band existed get it from their time band.
+    """
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(path)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise NcbenchError(f"{path}: not a predictions CSV ({err})", EXIT_DATAERR) from None
+    missing = set(NEEDED) - set(frame.columns)
+    if missing:
+        raise NcbenchError(
+            f"{path}: not an ncbench predictions CSV; missing {', '.join(sorted(missing))}", EXIT_DATAERR
+        )
+    return frame if "busbw_GBps_low" in frame else _with_busbw_band(frame)
 
 
 def _candidates(op: str, algorithms) -> list[str]:
-    known = {name for names in alg.ALGORITHMS.values() for name in names} | {"auto", "all"}
+    known = set(alg.ALGORITHMS) | {"auto", "all"}
     unknown = [a for a in algorithms if a not in known]
     if unknown:
         raise NcbenchError(f"unknown algorithm {unknown[0]!r}; choose auto, all or from {', '.join(sorted(known - {'auto', 'all'}))}")
     names = []
     for a in algorithms:
         if a == "auto":
-            names += [x for x in alg.ALGORITHMS[op] if x in alg.NCCL_AUTO]
+            names += [x for x in alg.for_op(op) if alg.ALGORITHMS[x].auto]
         elif a == "all":
-            names += list(alg.ALGORITHMS[op])
-        elif a in alg.ALGORITHMS[op]:
+            names += list(alg.for_op(op))
+        elif a in alg.for_op(op):
             names.append(a)
     return list(dict.fromkeys(names))
 
@@ -145,7 +185,7 @@ def _predict_op(topology, op, shape, theta, nbytes, algorithms, z):
     want_auto = "auto" in algorithms
     names = _candidates(op, algorithms)
     if not names:
-        known = ", ".join(alg.ALGORITHMS[op])
+        known = ", ".join(alg.for_op(op))
         raise NcbenchError(f"{op} has none of the algorithms {', '.join(algorithms)}; it knows {known} (or auto, all)")
     results = {}  # (algorithm, protocol) -> (times [S,P,N], enabled [P])
     for name in names:
@@ -162,7 +202,7 @@ def _predict_op(topology, op, shape, theta, nbytes, algorithms, z):
             continue
         rows.append(_best(op, {k: v for k, v in results.items() if k[0] == name}, shape, nbytes, name))
     if want_auto:
-        auto = {k: v for k, v in results.items() if k[0] in alg.NCCL_AUTO}
+        auto = {k: v for k, v in results.items() if alg.ALGORITHMS[k[0]].auto}
         rows.append(_best(op, auto, shape, nbytes, "auto"))
     frame = pd.concat(rows, ignore_index=True)
     frame.insert(0, "topology", topology.name)
@@ -196,7 +236,7 @@ def _best(op, results, shape, nbytes, label):
         "op": op, "algorithm": [keys[c][0] for c in choice.ravel()], "protocol": [keys[c][1] for c in choice.ravel()],
         "gpus": p.ravel().astype(np.int64), "bytes": n.ravel().astype(np.int64), "time_us": time_us.ravel(),
         "time_us_low": low.ravel(), "time_us_high": high.ravel(), "algbw_GBps": algbw.ravel(),
-        "busbw_GBps": (algbw * BUSBW_FACTOR[op](p)).ravel(), "requested": label,
+        "busbw_GBps": (algbw * ops_mod.OPS[op].busbw_factor(p)).ravel(), "requested": label,
     })  # fmt: skip
 
 
@@ -273,7 +313,8 @@ def scale_costs(topology: Topology, gpus=DEFAULT_GPUS):
                          "time_us_low": 86400e6 / (p * fast), "time_us_high": 86400e6 / (p * slow)})  # fmt: skip
     frame = pd.DataFrame(rows, columns=["op", "algorithm", "gpus", "time_us", "time_us_low", "time_us_high"])
     frame.insert(0, "topology", topology.name)
-    frame["protocol"], frame["bytes"], frame["fitted"] = "", 0, bool(topology.fit and "init" in topology.fit)
+    frame["protocol"], frame["bytes"] = "", 0
+    frame["fitted"] = False  # init and failures come from the design's own published tables, never from `ncbench fit`
     return frame.reindex(columns=COLUMNS)
 
 

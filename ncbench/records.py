@@ -230,6 +230,19 @@ def files(paths) -> list[Path]:
     return found
 
 
+def runs_of(paths) -> tuple[dict, dict]:
+    """Return ({run_id: sidecar}, {run_id: results file}) of the given files and folders.
+
+    A run's id is the one its sidecar records (the rows carry the same), so a renamed copy keeps it.
+    """
+    meta, found = {}, {}
+    for path in files(paths):
+        m = load_meta(path)
+        run_id = str(m.get("run_id") or path.stem)
+        meta[run_id], found[run_id] = m, path
+    return meta, found
+
+
 def load(*paths) -> "pd.DataFrame":  # noqa: F821 - pandas is imported late
     """Return every row of the given run files (or directories of them) as one DataFrame."""
     import pandas as pd

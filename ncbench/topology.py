@@ -25,6 +25,70 @@ REQUIRED_KEYS = {"init": {"coefficient_s", "exponent"}, "failures": {"per_gpu_pe
 
 
 @dataclass(frozen=True)
+class ParameterFit:
+    """One model parameter after `ncbench fit`: its nominal value, the fitted one and its 95 % range."""
+
+    nominal: float
+    value: float
+    low: float
+    high: float
+    constrained: bool  # the data decided it; otherwise it stayed nominal
+
+
+@dataclass(frozen=True)
+class FitSummary:
+    """What `ncbench fit` fitted, to which results, how well, and with what uncertainty: a topology's [fit] table.
+
+    Written by `fit.fit`, read by `predict` (covariance, model error) and the report; `to_dict` and
+    `fit_summary` are the one pair that turns it into the [fit] table of a topology file and back.
+    """
+
+    algorithm: str
+    points: int  # rows fitted
+    residual_log_sd: float  # the model's own error on the fitted rows (log of measured / model)
+    median_abs_error_pct: float
+    max_abs_error_pct: float
+    parameters: tuple[str, ...]  # the constrained parameters, in the order of log_covariance
+    log_covariance: tuple[tuple[float, ...], ...]  # of log(parameter), from the bootstrap
+    unconstrained: tuple[str, ...]  # parameters the rows touch but do not decide (kept nominal)
+    max_gpus: int  # the largest communicator fitted: the band widens with each doubling beyond it
+    extrapolation_log_sd_per_doubling: float
+    runs: tuple[str, ...] = ()  # run ids of the fitted rows: a report matches results by these
+    results: tuple[str, ...] = ()  # the files or folders the rows came from, as the user named them
+    parameter: Mapping[str, ParameterFit] = field(default_factory=dict)  # every parameter, constrained or not
+
+    def to_dict(self) -> dict:
+        """Return the [fit] table: plain values, lists and a sub-table per parameter."""
+        out = {name: getattr(self, name) for name in FIT_KEYS}
+        out["log_covariance"] = [list(row) for row in self.log_covariance]
+        out["parameter"] = {name: vars(p) for name, p in self.parameter.items()}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+FIT_KEYS = ("results", "algorithm", "points", "residual_log_sd", "median_abs_error_pct", "max_abs_error_pct",
+            "parameters", "log_covariance", "unconstrained", "max_gpus", "extrapolation_log_sd_per_doubling", "runs")
+FIT_OPTIONAL = {"runs": (), "results": (), "unconstrained": (), "extrapolation_log_sd_per_doubling": 0.0}
+
+
+def fit_summary(table: Mapping, where: str = "<topology>") -> FitSummary:
+    """Return the FitSummary of a topology file's [fit] table; one sentence (65) on a missing or bad key."""
+    missing = [k for k in FIT_KEYS if k not in table and k not in FIT_OPTIONAL]
+    unknown = sorted(set(table) - set(FIT_KEYS) - {"parameter"})
+    if missing or unknown:
+        what = f"lacks {', '.join(missing)}" if missing else f"has unknown key {unknown[0]!r}"
+        raise NcbenchError(f"{where}: [fit] {what}; refit with ncbench fit", EXIT_DATAERR)
+    value = {**FIT_OPTIONAL, **{k: table[k] for k in FIT_KEYS if k in table}}
+    try:
+        names = ("nominal", "value", "low", "high", "constrained")
+        per = {name: ParameterFit(*(p[k] for k in names)) for name, p in dict(table.get("parameter", {})).items()}
+        value = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+        value["log_covariance"] = tuple(tuple(float(x) for x in row) for row in value["log_covariance"])
+        return FitSummary(**value, parameter=per)
+    except (KeyError, TypeError, ValueError) as err:
+        raise NcbenchError(f"{where}: [fit] is malformed ({err}); refit with ncbench fit", EXIT_DATAERR) from None
+
+
+@dataclass(frozen=True)
 class Switch:
     model: str
     radix: int  # ports per switch at the NIC port speed (nic_GBps, or one GPU's port in one plane), one plane
@@ -66,7 +130,7 @@ class Topology:
     degraded_link_speed: float = 1.0  # their fraction of line rate
     init: Mapping[str, float] = field(default_factory=dict)  # communicator init: time_s = coef * (gpus/1000)**exponent
     failures: Mapping[str, float] = field(default_factory=dict)  # interruptions per GPU per day
-    fit: Mapping = field(default_factory=dict)  # written by `ncbench fit`: what was fitted, how well, covariance
+    fit: FitSummary | None = None  # written by `ncbench fit`: what was fitted, how well, covariance
     sources: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -146,6 +210,54 @@ class TierCount:
     transceivers: int
     switch_W: float
     optics_W: float
+
+
+@dataclass(frozen=True)
+class BillOfMaterials:
+    """The fabric of a design sized for a GPU count: what `topo show` prints and the report compares."""
+
+    design: Topology  # as sized: with copies of its outermost tier when it was too small and extending was asked
+    gpus: int
+    tiers_added: int  # copies of the outermost tier added to connect `gpus`
+    counts: tuple[TierCount, ...]  # per switch tier needed, innermost first
+
+    @property
+    def tiers(self) -> int:
+        """Tiers the GPUs' traffic crosses: the scale-up domain and every switch tier needed."""
+        return len(self.counts) + 1
+
+    @property
+    def switches(self) -> int:
+        return sum(c.switches for c in self.counts)
+
+    @property
+    def links(self) -> int:
+        return sum(c.links for c in self.counts)
+
+    @property
+    def transceivers(self) -> int:
+        return sum(c.transceivers for c in self.counts)
+
+    @property
+    def switch_W(self) -> float:
+        return sum(c.switch_W for c in self.counts)
+
+    @property
+    def optics_W(self) -> float:
+        return sum(c.optics_W for c in self.counts)
+
+    @property
+    def network_W(self) -> float:
+        """Switches plus transceivers (NICs and NVLink switches are not counted)."""
+        return self.switch_W + self.optics_W
+
+
+def bill_of_materials(topology: Topology, gpus: int, *, extend: bool = False) -> BillOfMaterials:
+    """Return the design sized for `gpus` GPUs; `extend` first copies its outermost tier until they fit."""
+    added = 0
+    if extend:
+        topology, added = extended(topology, gpus)
+    return BillOfMaterials(topology, gpus, added, tuple(size(topology, gpus)))
 
 
 def host_ports(topology: Topology, gpus: int) -> int:
@@ -240,7 +352,8 @@ def from_dict(data: dict, where: str = "<topology>") -> Topology:
         base_latency_us=float(data.get("base_latency_us", 8.4)), jitter_us=float(data.get("jitter_us", 0.0)),
         degraded_link_fraction=float(data.get("degraded_link_fraction", 0.0)),
         degraded_link_speed=float(data.get("degraded_link_speed", 1.0)),
-        init=dict(data.get("init", {})), failures=dict(data.get("failures", {})), fit=dict(data.get("fit", {})),
+        init=dict(data.get("init", {})), failures=dict(data.get("failures", {})),
+        fit=fit_summary(data["fit"], where) if data.get("fit") else None,
         sources=dict(top_sources),
     )  # fmt: skip
 
@@ -387,7 +500,7 @@ def dumps(topology: Topology) -> str:
             sw = tier.switch
             lines.append(f"switch = {{ model = {_toml(sw.model)}, radix = {sw.radix}, power_W = {_toml(sw.power_W)} }}")
         lines += ["[tier.sources]", *(f"{_key(k)} = {_toml(v)}" for k, v in tier.sources.items()), ""]
-    lines += _table("fit", topology.fit)
+    lines += _table("fit", topology.fit.to_dict() if topology.fit else {})
     return "\n".join(lines) + "\n"
 
 
@@ -456,34 +569,42 @@ def _ports_line(topology: Topology, gpus: int) -> list[str]:
     ]
 
 
-def describe(topology: Topology, gpus: int, *, added: int = 0) -> str:
+def describe(topology: Topology, gpus: int, *, extend: bool = False) -> str:
     """Return the bill of materials of the fabric sized for `gpus` GPUs, as text a person reads."""
-    counts = size(topology, gpus)
-    ntiers = len(counts) + 1
+    bom = bill_of_materials(topology, gpus, extend=extend)
+    topology, counts = bom.design, bom.counts
+    added = f"; {bom.tiers_added} tier(s) added by copying the outermost one" if bom.tiers_added else ""
     lines = [
         f"{topology.name}: {topology.description}",
-        f"{gpus:,} GPUs in domains of {topology.gpus_per_domain}; {ntiers - 1} switch tier(s) of "
-        f"{len(topology.tiers) - 1} in the file; {topology.planes} plane(s)"
-        + (f"; {added} tier(s) added by copying the outermost one" if added else ""),
+        (
+            f"{gpus:,} GPUs in domains of {topology.gpus_per_domain}; {bom.tiers - 1} switch tier(s) of "
+            f"{len(topology.tiers) - 1} in the file; {topology.planes} plane(s){added}"
+        ),
         *_ports_line(topology, gpus),
         "",
-        (f"{'tier':<16} {'GPUs/group':>11} {'switches':>9} {'model':<26} {'links':>10} {'transceivers':>13} "
-        f"{'switch kW':>10} {'optics kW':>10}"),
-    ]  # fmt: skip
+        _bom_line("tier", "GPUs/group", "switches", "model", "links", "transceivers", "switch kW", "optics kW"),
+    ]
     for c, tier in zip(counts, topology.tiers[1:], strict=False):
         model = tier.switch.model if tier.switch else "-"
-        lines.append(f"{c.tier:<16} {c.group_gpus:>11,} {c.switches:>9,} {model:<26} {c.links:>10,} {c.transceivers:>13,} "
-                     f"{c.switch_W / 1e3:>10,.1f} {c.optics_W / 1e3:>10,.1f}")  # fmt: skip
-    switches = sum(c.switches for c in counts)
-    power = sum(c.switch_W + c.optics_W for c in counts)
+        kw = (f"{c.switch_W / 1e3:,.1f}", f"{c.optics_W / 1e3:,.1f}")
+        lines.append(_bom_line(c.tier, f"{c.group_gpus:,}", f"{c.switches:,}", model, f"{c.links:,}",
+                               f"{c.transceivers:,}", *kw))
     lines += [
-        (f"{'total':<16} {'':>11} {switches:>9,} {'':<26} {sum(c.links for c in counts):>10,} "
-        f"{sum(c.transceivers for c in counts):>13,} {sum(c.switch_W for c in counts) / 1e3:>10,.1f} "
-        f"{sum(c.optics_W for c in counts) / 1e3:>10,.1f}"),
+        _bom_line("total", "", f"{bom.switches:,}", "", f"{bom.links:,}", f"{bom.transceivers:,}",
+                  f"{bom.switch_W / 1e3:,.1f}", f"{bom.optics_W / 1e3:,.1f}"),
         "",
-        (f"network power {power / 1e6:,.2f} MW = {power / gpus:,.1f} W per GPU (switches + transceivers; NICs and "
-        "NVLink switches not counted)"),
-    ]  # fmt: skip
-    notes = sorted({v for t in topology.tiers[1:ntiers] for k, v in t.sources.items() if k.startswith("switch.power")})
+        (
+            f"network power {bom.network_W / 1e6:,.2f} MW = {bom.network_W / gpus:,.1f} W per GPU "
+            "(switches + transceivers; NICs and NVLink switches not counted)"
+        ),
+    ]
+    used = topology.tiers[1 : bom.tiers]
+    notes = sorted({v for t in used for k, v in t.sources.items() if k.startswith("switch.power")})
     lines += [f"switch power: {n}" for n in notes]
     return "\n".join(lines) + "\n"
+
+
+def _bom_line(*cells: str) -> str:
+    """Return one row of the bill of materials: tier, GPUs per group, switches, model, links, transceivers, kW."""
+    widths = (-16, 11, 9, -26, 10, 13, 10, 10)  # negative: left-aligned
+    return " ".join(f"{c:<{-w}}" if w < 0 else f"{c:>{w}}" for c, w in zip(cells, widths, strict=True))

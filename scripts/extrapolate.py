@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from ncbench import algorithms as alg
 from ncbench import fit as fit_mod
+from ncbench import ops
 from ncbench import predict as pred
 from ncbench import topology as topo_mod
 
@@ -52,9 +53,9 @@ def number(text) -> float:
 def algorithm_of(text: str, op: str) -> str:
     text = str(text).lower()
     for name in ("nvlstree", "nvls", "collnet", "pat", "tree", "ring"):
-        if name in text and name in alg.ALGORITHMS.get(op, ()):
+        if name in text and op in alg.OPS and name in alg.for_op(op):
             return name
-    return alg.ALGORITHMS[op][0] if op in alg.ALGORITHMS else "ring"
+    return alg.for_op(op)[0] if op in alg.OPS else "ring"
 
 
 def curves(frame: pd.DataFrame):
@@ -81,7 +82,7 @@ def op_of(collective: str) -> str | None:
 
 
 def to_time_us(metric: str, value, op: str, p, nbytes):
-    factor = pred.BUSBW_FACTOR[op](np.asarray(p, dtype=float)) if metric == "busbw_GBps" else 1.0
+    factor = ops.OPS[op].busbw_factor(np.asarray(p, dtype=float)) if metric == "busbw_GBps" else 1.0
     if metric in ("busbw_GBps", "algbw_GBps"):
         return nbytes * factor / (np.asarray(value) * 1e3)
     return np.asarray(value) * (1e6 if metric == "time_s" else 1.0)

@@ -177,7 +177,7 @@ def test_a_fitted_topology_accepts_a_copy_of_its_results_in_another_folder(tmp_p
     shutil.copytree(first, copy)
     shutil.rmtree(first)  # the folder it was fitted in is gone: only the run ids can tell
     inputs = report.gather([copy], topologies=[fitted])
-    assert not inputs.modelled[fitted][1]  # every run within the topology
+    assert not inputs.modelled[fitted].left_out  # every run within the topology
     other.mkdir()
     copy_run(RUNS / "20261123T123944Z-vm-allreduce-mpi-11815", other / "y.csv", run_id="someone-else")
     with pytest.raises(NcbenchError, match=f"{fitted} was fitted to {first}, not to these results: none of its runs"):

@@ -112,11 +112,16 @@ def test_a_bad_topology_file_gets_one_sentence_naming_file_tier_key_and_value(tm
 
 def test_fitted_topology_round_trips_through_toml(tmp_path):
     design = topo.load(SUPERPOD)
-    design = replace(design, fit={"algorithm": "ring", "points": 3, "parameters": ["a"], "log_covariance": [[0.1]],
-                                  "parameter": {"leaf.latency_us": {"value": 2.0, "constrained": True}}})  # fmt: skip
+    summary = topo.FitSummary(
+        algorithm="ring", points=3, residual_log_sd=0.1, median_abs_error_pct=1.0, max_abs_error_pct=2.0,
+        parameters=("a",), log_covariance=((0.1,),), unconstrained=(), max_gpus=8,
+        extrapolation_log_sd_per_doubling=0.0, parameter={"leaf.latency_us": topo.ParameterFit(1.0, 2.0, 1.5, 2.5, True)},
+    )
+    design = replace(design, fit=summary)
     again = topo.load(topo.save(design, tmp_path / "x.toml"))
     assert again.tiers == design.tiers
-    assert again.fit["parameter"]["leaf.latency_us"]["value"] == 2.0
+    assert again.fit.parameter["leaf.latency_us"].value == 2.0
+    assert again.fit == design.fit
     assert again.init == design.init
 
 
@@ -362,7 +367,7 @@ def test_fit_recovers_the_parameters_that_made_the_data_within_5_percent():
     assert np.all(np.abs(constrained.value / constrained.truth - 1) < 0.05), constrained
     untouched = table[~table.constrained]
     assert np.all(untouched.value == untouched.nominal)
-    assert result.topology.fit["median_abs_error_pct"] < 3
+    assert result.topology.fit.median_abs_error_pct < 3
 
 
 def test_fit_refuses_data_it_cannot_use():

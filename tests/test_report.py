@@ -260,3 +260,22 @@ def test_a_tiny_test_run_is_never_the_latest_table_unsaid():
     run_id, note = report.latest_run(["a-full", "b-tiny"], states, {"a-full": 23, "b-tiny": 2})
     assert run_id == "a-full" and "b-tiny, which measured only 2 size(s) of the 23" in note
     assert report.latest_run(["a-full", "b-tiny"], states, {"a-full": 23, "b-tiny": 20}) == ("b-tiny", "")
+
+
+def test_a_fit_made_in_python_renders_in_a_report_and_the_report_draws_what_predict_writes(tmp_path):
+    from ncbench import fit, predict, records, topology
+
+    rows = records.load(ROOT / "results/runs")
+    result = fit.fit(rows[rows["op"] == "allreduce"], topology.load(ROOT / "topologies/this-machine.toml"), samples=20)
+    fitted = topology.save(result.topology, tmp_path / "mine.fitted.toml")  # no CLI: no sources named
+    design = ROOT / "topologies/colossus-1m-4tier.toml"
+    inputs = report.gather([ROOT / "results/runs"], topologies=[fitted, design])
+    sections = report.build(inputs)
+    text = " ".join(b[1] for b in sections["model"].blocks if b[0] == "p")
+    assert f"{fitted}: fitted to runs 20261123T" in text and "with algorithm ring" in text and "Here against" in text
+    expected = predict.sweep([topology.load(design)], ops=("allreduce",), algorithms=("auto",), scale=False)
+    drawn = inputs.auto[(inputs.auto["topology"] == "colossus-1m-4tier") & (inputs.auto["op"] == "allreduce")]
+    assert drawn.reset_index(drop=True).equals(expected)  # the report's numbers are predict's, not its own
+    (fabric,) = [b for b in sections["fabrics"].blocks if b[0] == "table"]
+    sized = topology.bill_of_materials(topology.load(design), 1_000_000, extend=True)
+    assert ["colossus-1m-4tier", "1,000,000", sized.tiers, f"{sized.switches:,}"] == fabric[2][1][:4]

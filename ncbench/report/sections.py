@@ -1,21 +1,15 @@
-"""Everything -> one document a person reads: self-contained HTML (inline SVG) and its Markdown twin.
+"""Inputs -> sections of the report, each a list of blocks (paragraphs, tables, plots, preformatted text).
 
-runs (CSV + sidecars) + topologies (fitted and nominal) + prediction sweeps + health verdicts ->
-sections (runs, measured, model, predictions, fabrics, health), each a list of blocks -> report.html and
-report.md (+ report_files/*.svg for the Markdown) built in a temporary folder and renamed into place whole.
+runs, measured, model, predictions, fabrics and health; formatting only: what is computed (model times,
+predictions, bills of materials) arrives computed in `inputs.Inputs`.
 """
 
-import html
-import os
-import shutil
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from . import records
-from .errors import EXIT_DATAERR, NcbenchError
-from .units import format_size
+from ..units import format_size
+from .inputs import PREDICTED_OPS, SCALES, Inputs
 
 SECTIONS = (
     ("runs", "Runs"),
@@ -25,20 +19,7 @@ SECTIONS = (
     ("fabrics", "Fabric designs side by side"),
     ("health", "Fabric health"),
 )
-PREDICTED_OPS = ("allreduce", "allgather", "reducescatter", "alltoall")
-SCALES = (200_000, 1_000_000)
 LARGE = 1 << 30  # the size fabric designs are compared at
-
-
-@dataclass
-class Inputs:
-    results: object  # DataFrame of every row
-    meta: dict  # run_id -> sidecar
-    topologies: list = field(default_factory=list)  # (path, Topology)
-    predictions: object = None  # DataFrame (predict columns) or None
-    health: list = field(default_factory=list)  # verdicts, oldest first
-    files: dict = field(default_factory=dict)  # run_id -> its results file
-    modelled: dict = field(default_factory=dict)  # fitted topology path -> (rows it describes, [fit.LeftOut])
 
 
 @dataclass
@@ -58,106 +39,6 @@ class Section:
 
     def pre(self, text: str) -> None:
         self.blocks.append(("pre", text))
-
-
-# ----------------------------------------------------------------------------------------------- inputs
-
-
-def gather(results: list[Path], *, topologies=(), predictions=(), health: Path | None = None) -> Inputs:
-    """Load and check every input before anything is drawn; one sentence (exit 65) naming the first bad file.
-
-    What a fitted topology cannot connect (more ranks than it has) is left out of its model here, with a note.
-    """
-    import pandas as pd
-
-    from . import fit
-    from . import topology as topo_mod
-    from .health import history
-
-    frame = records.load(*results)
-    meta, files = runs_of(results)
-    designs = [(Path(p), topo_mod.load(p)) for p in topologies]
-    modelled = {}
-    for path, design in designs:
-        if design.fit:
-            _check_fitted_to(path, design, set(meta) | set(frame["run_id"]))
-            modelled[path] = fit.describable(frame, design)
-    sweeps = [_sweep(Path(p)) for p in predictions]
-    nights = []
-    if health is not None:
-        nights = history.load(health) if Path(health).is_dir() else [_verdict(Path(health))]
-    sweep = pd.concat(sweeps, ignore_index=True) if sweeps else None
-    return Inputs(frame, meta, designs, sweep, nights, files=files, modelled=modelled)
-
-
-def runs_of(results: list[Path]) -> tuple[dict, dict]:
-    """Return ({run_id: sidecar}, {run_id: results file}) of the given files and folders.
-
-    A run's id is the one its sidecar records (the rows carry the same), so a renamed copy keeps it.
-    """
-    meta, files = {}, {}
-    for path in records.files(results):
-        m = records.load_meta(path)
-        run_id = str(m.get("run_id") or path.stem)
-        meta[run_id], files[run_id] = m, path
-    return meta, files
-
-
-def _sweep(path: Path):
-    import pandas as pd
-
-    try:
-        sweep = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise NcbenchError(f"{path}: not a predictions CSV ({err})", EXIT_DATAERR) from None
-    missing = {"topology", "op", "algorithm", "gpus", "bytes", "time_us", "busbw_GBps"} - set(sweep.columns)
-    if missing:
-        raise NcbenchError(
-            f"{path}: not an ncbench predictions CSV; missing {', '.join(sorted(missing))}", EXIT_DATAERR
-        )
-    return sweep
-
-
-def _verdict(path: Path) -> dict:
-    from .health.outputs import SCHEMA
-
-    v = records.read_json(path, "not a readable health verdict")
-    if not isinstance(v, dict) or v.get("schema") != SCHEMA:
-        raise NcbenchError(f"{path}: not an ncbench health verdict (schema {SCHEMA})", EXIT_DATAERR)
-    return v
-
-
-def _check_fitted_to(path: Path, design, run_ids: set[str]) -> None:
-    """A fitted topology must have been fitted to (some of) these results, or its residuals mean nothing.
-
-    Matched by run id, so a copy of those results in another folder is the same results: the run ids the fit
-    recorded (fit.runs), else, for a topology fitted before fit.runs existed, those of the files fit.results names.
-    """
-    fitted = set(design.fit.get("runs", [])) or _run_ids_in(design.fit.get("results", []))
-    if fitted & run_ids:
-        return
-    named = ", ".join(map(str, design.fit.get("results", []))) or "unnamed results"
-    why = (f"none of its runs ({_few(sorted(fitted))}) is among them" if fitted
-           else "they are not where it says, so which runs they were is unknown")  # fmt: skip
-    raise NcbenchError(
-        f"{path} was fitted to {named}, not to these results: {why}; pass those results too, or a nominal topology",
-        EXIT_DATAERR,
-    )
-
-
-def _run_ids_in(paths) -> set[str]:
-    """Return the run ids (file stems) of the results files named by `paths`, as far as they still exist."""
-    ids = set()
-    for p in map(Path, paths):
-        if p.is_dir():
-            ids |= {f.stem for f in p.glob("*.csv")}
-        elif p.suffix == ".csv":
-            ids.add(p.stem)
-    return ids
-
-
-def _few(names: list[str], most: int = 3) -> str:
-    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 # ----------------------------------------------------------------------------------------------- sections
@@ -251,7 +132,7 @@ def measured_section(inp: Inputs) -> Section:
 
 def _measured_plot(sec: Section, op: str, backend: str, part, meta: dict, states: dict) -> bool:
     """Draw an op's busbw and time per run (faulty runs dashed grey, labelled); False when nothing is drawable."""
-    from . import plots
+    from .. import plots
 
     main = part[~part["in_place"].astype(bool)]
     placement = "out-of-place" if len(main) else "in-place"
@@ -309,7 +190,7 @@ def latest_run(run_ids, states: dict, sizes: dict | None = None) -> tuple[str, s
 
 def _latest_table(sec: Section, op: str, backend: str, part, states: dict) -> None:
     """Add the nccl-tests table of the op's latest run (its largest communicator), with a note when it is faulty."""
-    from .table import header, row_line
+    from ..table import header, row_line
 
     run_id, note = latest_run(part["run_id"].unique(), states, part.groupby("run_id")["nbytes"].nunique().to_dict())
     if note:
@@ -329,37 +210,32 @@ def _latest_table(sec: Section, op: str, backend: str, part, states: dict) -> No
 
 
 def model_section(inp: Inputs) -> Section:
-    from . import algorithms, fit
-
     sec = Section()
-    fitted = [(p, d) for p, d in inp.topologies if d.fit]
-    if not fitted:
+    if not inp.modelled:
         sec.p("No fitted topology given (--topology T.fitted.toml, written by `ncbench fit`).")
         return sec
-    for path, design in fitted:
-        f = design.fit
-        rows, left = inp.modelled.get(path) or fit.describable(inp.results, design)
-        if left:
-            sec.p(f"Left out of {path}'s model: {fit.left_out_text(design, left, inp.files)}.")
-        if fit.usable(rows).empty:
+    for path, one in inp.modelled.items():
+        f, times = one.design.fit, one.times
+        if one.left_out:
+            sec.p(f"Left out of {path}'s model: {one.left_out}.")
+        if times is None:
             sec.p(f"{path} describes none of the rest: no timed, correct, multi-rank row of a modelled op "
-                  f"({', '.join(algorithms.OPS)}) within its size.")  # fmt: skip
+                  "within its size.")  # fmt: skip
             continue
-        times = fit.model_times(rows, design, algorithm=f.get("algorithm", "ring"))
-        sec.p(f"{path}: fitted to {', '.join(f.get('results', []))} with algorithm {f.get('algorithm')}, "
-              f"{f.get('points')} points, median |error| {f.get('median_abs_error_pct', float('nan')):.1f} % at fit time. "
+        source = ", ".join(f.results) or f"runs {', '.join(f.runs)}"  # a fit made in Python names no files
+        sec.p(f"{path}: fitted to {source} with algorithm {f.algorithm}, "
+              f"{f.points} points, median |error| {f.median_abs_error_pct:.1f} % at fit time. "
               f"Here against {len(times)} usable rows of these results (every modelled op): median |error| "
               f"{times['error_pct'].abs().median():.1f} %, max {times['error_pct'].abs().max():.1f} %.")  # fmt: skip
-        sec.plot(f"model-{design.name}", f"{design.name}: model against measurements", _model_figure(times))
-        params = [[k, v.get("nominal"), v.get("value"), v.get("low"), v.get("high"), v.get("constrained")]
-                  for k, v in f.get("parameter", {}).items()]  # fmt: skip
+        sec.plot(f"model-{one.design.name}", f"{one.design.name}: model against measurements", _model_figure(times))
+        params = [[k, p.nominal, p.value, p.low, p.high, p.constrained] for k, p in f.parameter.items()]
         if params:
             sec.table(["parameter", "nominal", "fitted", "low (2.5 %)", "high (97.5 %)", "constrained"], params)
     return sec
 
 
 def _model_figure(times) -> str:
-    from . import plots
+    from .. import plots
 
     scatter, resid = [], []
     for op, part in times.groupby("op", sort=True):
@@ -372,21 +248,6 @@ def _model_figure(times) -> str:
         {"title": "residuals", "xlabel": "size", "ylabel": "model / measured", "sizes": True, "ylog": True,
          "series": resid, "hline": 1.0},
     ])  # fmt: skip
-
-
-def _predictions(inp: Inputs):
-    """Return (per-algorithm predictions of the given designs, automatic-choice predictions of every design)."""
-    import pandas as pd
-
-    from . import predict
-
-    per_algo, auto = [], [inp.predictions] if inp.predictions is not None else []
-    for _, design in inp.topologies:
-        per_algo.append(predict.predict(design, ops=PREDICTED_OPS, gpus=SCALES, algorithms=("all",)))
-        if inp.predictions is None or design.name not in set(inp.predictions["topology"]):
-            auto.append(predict.predict(design, ops=PREDICTED_OPS, gpus=predict.DEFAULT_GPUS, algorithms=("auto",)))
-    return (pd.concat(per_algo, ignore_index=True) if per_algo else None,
-            pd.concat(auto, ignore_index=True) if auto else None)  # fmt: skip
 
 
 def crossovers(auto, topology: str, op: str, gpus: int) -> str:
@@ -406,9 +267,10 @@ def crossovers(auto, topology: str, op: str, gpus: int) -> str:
     return " ".join(parts + [current])
 
 
-def predictions_section(inp: Inputs, per_algo, auto) -> Section:
-    from . import plots
+def predictions_section(inp: Inputs) -> Section:
+    from .. import plots
 
+    per_algo, auto = inp.per_algo, inp.auto
     sec = Section()
     if per_algo is None and auto is None:
         sec.p("No topology (--topology) or prediction sweep (--predictions) given.")
@@ -425,7 +287,7 @@ def predictions_section(inp: Inputs, per_algo, auto) -> Section:
                 for i, (algo, g) in enumerate(one.groupby("algorithm", sort=True)):
                     big, small = g[g["gpus"] == SCALES[-1]], g[g["gpus"] == SCALES[0]]
                     series.append({"label": algo, "x": big["bytes"], "y": big["busbw_GBps"], "color": f"C{i % 10}",
-                                   "low": _bw(big, "time_us_high"), "high": _bw(big, "time_us_low")})  # fmt: skip
+                                   "low": big["busbw_GBps_low"], "high": big["busbw_GBps_high"]})  # fmt: skip
                     series.append({"label": f"_{algo} 200k", "x": small["bytes"], "y": small["busbw_GBps"],
                                    "color": f"C{i % 10}", "style": "--", "marker": ""})  # fmt: skip
                 panels.append({"title": f"{op}: 1M GPUs (200k dashed)", "xlabel": "size", "ylabel": "busbw (GB/s)",
@@ -456,53 +318,29 @@ def predictions_section(inp: Inputs, per_algo, auto) -> Section:
     return sec
 
 
-def _bw(group, time_column: str):
-    return group["busbw_GBps"] * group["time_us"] / group[time_column]
-
-
-def fabrics_section(inp: Inputs, auto) -> Section:
-    from . import plots
-    from . import topology as topo_mod
+def fabrics_section(inp: Inputs) -> Section:
+    from .. import plots
 
     sec = Section()
-    designs = {d.name: d for _, d in inp.topologies}
-    if auto is not None:
-        for name in auto["topology"].unique():
-            path = Path("topologies") / f"{name}.toml"
-            if name not in designs and path.exists():
-                designs[name] = topo_mod.load(path)
-    flat = [name for name, d in designs.items() if len(d.tiers) < 2 or all(t.switch is None for t in d.tiers[1:])]
-    designs = {name: d for name, d in designs.items() if name not in flat}
-    if not designs:
+    fabrics = inp.fabrics
+    if fabrics.not_given:
+        sec.p(f"Not sized (only in a predictions CSV; pass their topology files to compare them): "
+              f"{', '.join(fabrics.not_given)}.")  # fmt: skip
+    if not fabrics.sized:
         sec.p("No fabric design with switches given.")
         return sec
-    if flat:
-        sec.p(f"Left out (no switch tier, nothing to size or power): {', '.join(flat)}.")
+    if fabrics.flat:
+        sec.p(f"Left out (no switch tier, nothing to size or power): {', '.join(fabrics.flat)}.")
     rows, per_mw = [], {f"{g // 1000}k GPUs": [] for g in SCALES}
-    for name, design in designs.items():
-        for gpus in SCALES:
-            sized, added = topo_mod.extended(design, gpus)
-            counts = topo_mod.size(sized, gpus)
-            switches = sum(c.switches for c in counts)
-            optics = sum(c.transceivers for c in counts)
-            mw = sum(c.switch_W + c.optics_W for c in counts) / 1e6
-            bw = {}
-            for op in ("allreduce", "allgather"):
-                hit = (
-                    auto[
-                        (auto["topology"] == name)
-                        & (auto["op"] == op)
-                        & (auto["gpus"] == gpus)
-                        & (auto["bytes"] == LARGE)
-                    ]
-                    if auto is not None
-                    else []
-                )
-                bw[op] = float(hit["busbw_GBps"].iloc[0]) if len(hit) else float("nan")
-            per = {op: bw[op] * gpus / 1e3 / mw if mw else float("nan") for op in bw}  # TB/s of bus bandwidth per MW
-            per_mw[f"{gpus // 1000}k GPUs"].append(per["allreduce"])
-            rows.append([name, f"{gpus:,}", len(counts) + 1 + added, f"{switches:,}", f"{optics:,}", f"{mw:.1f}",
-                         f"{bw['allreduce']:.1f}", f"{bw['allgather']:.1f}", f"{per['allreduce']:.1f}", f"{per['allgather']:.1f}"])  # fmt: skip
+    for name, sized in fabrics.sized.items():
+        for bom in sized:
+            bw = {op: _large_busbw(inp.auto, name, op, bom.gpus) for op in ("allreduce", "allgather")}
+            mw = bom.network_W / 1e6
+            per = {op: bw[op] * bom.gpus / 1e3 / mw if mw else float("nan") for op in bw}  # TB/s of busbw per MW
+            per_mw[f"{bom.gpus // 1000}k GPUs"].append(per["allreduce"])
+            rows.append([name, f"{bom.gpus:,}", bom.tiers, f"{bom.switches:,}", f"{bom.transceivers:,}", f"{mw:.1f}",
+                         f"{bw['allreduce']:.1f}", f"{bw['allgather']:.1f}", f"{per['allreduce']:.1f}",
+                         f"{per['allgather']:.1f}"])  # fmt: skip
     sec.p("Switch tiers include the scale-up domain; designs too small for the GPU count get copies of their "
           "outermost tier. Network power is switches plus optics. Per MW: 1 GiB allreduce bus bandwidth summed "
           "over GPUs (TB/s) per megawatt of network.")  # fmt: skip
@@ -511,15 +349,23 @@ def fabrics_section(inp: Inputs, auto) -> Section:
     sec.plot(
         "fabrics-per-mw",
         "Allreduce bandwidth per megawatt of network",
-        plots.bars(list(designs), per_mw, title="1 GiB allreduce, TB/s of bus bandwidth per MW", ylabel="TB/s per MW"),
+        plots.bars(list(fabrics.sized), per_mw, title="1 GiB allreduce, TB/s of bus bandwidth per MW", ylabel="TB/s per MW"),
     )
     return sec
 
 
+def _large_busbw(auto, name: str, op: str, gpus: int) -> float:
+    """Return the automatic choice's busbw at LARGE for one design, op and GPU count (NaN when not predicted)."""
+    if auto is None:
+        return float("nan")
+    hit = auto[(auto["topology"] == name) & (auto["op"] == op) & (auto["gpus"] == gpus) & (auto["bytes"] == LARGE)]
+    return float(hit["busbw_GBps"].iloc[0]) if len(hit) else float("nan")
+
+
 def health_section(inp: Inputs) -> Section:
-    from . import plots
-    from .health import history
-    from .health.outputs import line
+    from .. import plots
+    from ..health import history
+    from ..health.outputs import line
 
     sec = Section()
     if not inp.health:
@@ -555,8 +401,6 @@ def health_section(inp: Inputs) -> Section:
     return sec
 
 
-# ----------------------------------------------------------------------------------------------- documents
-
 
 def build(inp: Inputs, progress=None) -> dict[str, Section]:
     """Return every section, in order, drawn from the checked inputs."""
@@ -569,97 +413,11 @@ def build(inp: Inputs, progress=None) -> dict[str, Section]:
     step("model")
     out["model"] = model_section(inp)
     step("predictions")
-    per_algo, auto = _predictions(inp)
-    out["predictions"] = predictions_section(inp, per_algo, auto)
+    out["predictions"] = predictions_section(inp)
     step("fabrics")
-    out["fabrics"] = fabrics_section(inp, auto)
+    out["fabrics"] = fabrics_section(inp)
     step("health")
     out["health"] = health_section(inp)
     return out
 
 
-def _cell(x) -> str:
-    if isinstance(x, float | np.floating):
-        return "" if np.isnan(x) else f"{x:.4g}"
-    return "" if x is None else str(x)
-
-
-CSS = """body{font:14px/1.45 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}
-table{border-collapse:collapse;font-size:12px;margin:.6em 0}td,th{border:1px solid #ddd;padding:2px 6px;text-align:left}
-th{background:#f4f4f4}figure{margin:1em 0}figcaption{font-size:12px;color:#555}figure svg{width:100%;height:auto}
-pre{font-size:11px;background:#f8f8f8;padding:.6em;overflow-x:auto}nav a{margin-right:1em}"""
-
-
-def to_html(sections: dict[str, Section], title: str, sources: list[str]) -> str:
-    e = html.escape
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title><style>{CSS}</style></head><body>",
-             f"<h1>{e(title)}</h1><p>Generated {e(records.now_iso())} from {e(', '.join(sources))}.</p>",
-             "<nav>" + "".join(f"<a href='#{k}'>{e(t)}</a>" for k, t in SECTIONS) + "</nav>"]  # fmt: skip
-    for key, heading in SECTIONS:
-        parts.append(f"<section id='{key}'><h2>{e(heading)}</h2>")
-        for block in sections[key].blocks:
-            if block[0] == "p":
-                parts.append(f"<p>{e(block[1])}</p>")
-            elif block[0] == "pre":
-                parts.append(f"<pre>{e(block[1])}</pre>")
-            elif block[0] == "table":
-                head = "".join(f"<th>{e(h)}</th>" for h in block[1])
-                body = "".join("<tr>" + "".join(f"<td>{e(_cell(c))}</td>" for c in row) + "</tr>" for row in block[2])
-                parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
-            else:
-                parts.append(
-                    f"<figure class='plot' id='plot-{e(block[1])}'>{block[3]}<figcaption>{e(block[2])}</figcaption></figure>"
-                )
-        parts.append("</section>")
-    parts.append("</body></html>\n")
-    return "".join(parts)
-
-
-def to_markdown(sections: dict[str, Section], title: str, sources: list[str]) -> tuple[str, dict[str, str]]:
-    """Return the Markdown twin and its figures (file name -> SVG), which it links from report_files/."""
-    lines = [f"# {title}", "", f"Generated {records.now_iso()} from {', '.join(sources)}.", ""]
-    figures = {}
-    for key, heading in SECTIONS:
-        lines += [f"## {heading}", ""]
-        for block in sections[key].blocks:
-            if block[0] == "p":
-                lines += [block[1], ""]
-            elif block[0] == "pre":
-                lines += ["```", block[1], "```", ""]
-            elif block[0] == "table":
-                lines.append("| " + " | ".join(block[1]) + " |")
-                lines.append("|" + "---|" * len(block[1]))
-                lines += ["| " + " | ".join(_cell(c).replace("|", "\\|") for c in row) + " |" for row in block[2]]
-                lines.append("")
-            else:
-                figures[f"{block[1]}.svg"] = block[3]
-                lines += [f"![{block[2]}](report_files/{block[1]}.svg)", ""]
-    return "\n".join(lines), figures
-
-
-def check_out(out: Path, force: bool = False) -> None:
-    """Refuse (64) an --out that exists and is not an empty folder, unless `force`: the one rule (records.claim)."""
-    records.claim(out, force)
-
-
-def write(out: Path, sections: dict[str, Section], *, title: str, sources: list[str], force: bool = False) -> Path:
-    """Write report.html, report.md and report_files/ into `out`, whole: built aside, then renamed into place."""
-    check_out(out, force)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.partial")
-    try:
-        (tmp / "report_files").mkdir(parents=True)
-        (tmp / "report.html").write_text(to_html(sections, title, sources))
-        md, figures = to_markdown(sections, title, sources)
-        (tmp / "report.md").write_text(md)
-        for name, svg in figures.items():
-            (tmp / "report_files" / name).write_text(svg)
-        records.write_json(tmp / "sources.json", {"sources": sources, "generated": records.now_iso()})
-        if out.is_dir():
-            shutil.rmtree(out)  # empty, or --force: replaced whole, only once the new report is complete
-        elif out.exists():
-            out.unlink()
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out / "report.html"
