@@ -27,7 +27,9 @@ algbw = size / time for every op (allgather and reduce_scatter before mid-2020: 
 and busbw = algbw * factor(n): 2(n-1)/n allreduce; (n-1)/n allgather, reducescatter, alltoall, gather,
 scatter (1 for allgather/reducescatter before mid-2020); 1 broadcast, reduce, sendrecv. The count column
 is the total element count for allreduce, broadcast, reduce and sendrecv, and per rank (per peer) for
-the others, whose size is count * typesize * n.
+the others, whose size is count * typesize * n. For ncbench's own ops these facts of today's nccl-tests
+come from ops.OPS (ncbench computes them as nccl-tests does); this module keeps only nccl-tests' history
+and the ops ncbench does not run.
 """
 
 import glob
@@ -37,16 +39,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import ops
 from .errors import EXIT_DATAERR, EXIT_NOINPUT, EXIT_USAGE, NcbenchError
 
 BINARIES = {"all_reduce": "allreduce", "all_gather": "allgather", "reduce_scatter": "reducescatter",
             "broadcast": "broadcast", "reduce": "reduce", "alltoall": "alltoall", "sendrecv": "sendrecv",
             "alltoallv": "alltoallv", "gather": "gather", "scatter": "scatter", "hypercube": "hypercube"}  # fmt: skip
-TYPES = {"int8": "int8", "char": "int8", "uint8": "uint8", "int32": "int32", "int": "int32", "uint32": "uint32",
-         "int64": "int64", "uint64": "uint64", "half": "half", "float": "float", "double": "double",
-         "bfloat16": "bfloat16", "f8e4m3": "f8e4m3", "f8e5m2": "f8e5m2"}  # fmt: skip
-TYPE_BYTES = {"int8": 1, "uint8": 1, "int32": 4, "uint32": 4, "int64": 8, "uint64": 8, "half": 2, "float": 4,
-              "double": 8, "bfloat16": 2, "f8e4m3": 1, "f8e5m2": 1}  # fmt: skip
+TYPES = {**{name: name for name in ops.DTYPES}, "char": "int8", "int": "int32"}  # printed type -> ncbench dtype
+TYPE_BYTES = {name: dt.size for name, dt in ops.DTYPES.items()}
 
 PREFIXES = (re.compile(r"^\[\d+,\d+\]<std(?:out|err)>:"), re.compile(r"^\d+:\s"), re.compile(r"^\[\d+\]\s?"))
 GLUED_TAG = re.compile(r"\[\d+\]")
@@ -69,11 +69,11 @@ DEFAULTS = {"time_us_min": None, "time_us_p50": None, "time_us_p99": None, "time
             "time_us_std": None, "cv": None, "device_time_us": None, "wrong_sources": "", "slowest_rank": -1,
             "slowest_host": "", "lateness_us": None, "peer_a": -1, "peer_b": -1, "time": ""}  # fmt: skip
 
-# The operations an unnamed table may be, and what each prints.
-CANDIDATES = ("allreduce", "allgather", "reducescatter", "alltoall", "broadcast", "reduce", "sendrecv",
-              "gather", "scatter", "hypercube", "alltoallv")  # fmt: skip
-REDUCTIONS = {"allreduce", "reducescatter", "reduce"}  # print their reduction (sum, ...) in the redop column
-ROOTED = {"broadcast", "reduce", "gather", "scatter"}  # print a root >= 0; the others -1 or no root column
+# The operations an unnamed table may be, and what each prints: ncbench's ops (ops.OPS), then nccl-tests' others.
+NOT_IN_NCBENCH = ("gather", "scatter", "hypercube", "alltoallv")  # none of them reduces
+CANDIDATES = (*ops.OPS, *NOT_IN_NCBENCH)
+REDUCTIONS = {name for name, operation in ops.OPS.items() if operation.reduction}  # print sum, ... as redop
+ROOTED = {name for name, operation in ops.OPS.items() if operation.rooted} | {"gather", "scatter"}  # print root >= 0
 UNCHECKED_IN_PLACE = {"alltoall", "alltoallv", "sendrecv"}  # in-place #wrong is N/A from 2.13.1
 REDOP_COLUMN_V2 = {"allreduce", "reducescatter", "reduce", "alltoall"}  # v2.0-2.11 headers with a redop column
 V1_OPS = {"allreduce", "allgather", "reducescatter", "broadcast", "reduce"}
@@ -84,22 +84,35 @@ SLACK = 1e-9  # relative: double arithmetic inside nccl-tests and here
 
 @dataclass(frozen=True)
 class Model:
-    """How one op's printed numbers relate: busbw/algbw, algbw*time/size, and the count column."""
+    """How one op's printed numbers relate: busbw/algbw, algbw*time/size, and the count column.
 
-    bus: str  # "2(n-1)/n" | "(n-1)/n" | "1"
-    alg: str  # "1" | "(n-1)/n"
+    A relation is top * (n-1)/n, written as its top (2.0: 2(n-1)/n, 1.0: (n-1)/n), or None: 1 (as ops.Op.busbw_top).
+    """
+
+    bus_top: float | None  # busbw / algbw
+    alg_top: float | None  # algbw * time / size: None, or 1.0 (allgather, reducescatter before 2020; hypercube)
     count: str  # "total" | "per-rank" | "free"
     eras: tuple = ("1", "2.0", "2.13", "unknown")
 
 
-_PER_RANK = Model("(n-1)/n", "1", "per-rank")
-_BEFORE_2020 = Model("1", "(n-1)/n", "per-rank", eras=("1", "2.0", "unknown"))  # nccl-tests before June 2020
-MODELS = {"allreduce": (Model("2(n-1)/n", "1", "total"),), "allgather": (_PER_RANK, _BEFORE_2020),
-          "reducescatter": (_PER_RANK, _BEFORE_2020), "alltoall": (_PER_RANK,), "gather": (_PER_RANK,),
-          "scatter": (_PER_RANK,), "alltoallv": (Model("(n-1)/n", "1", "free"),),
-          "hypercube": (Model("1", "(n-1)/n", "per-rank"),), "broadcast": (Model("1", "1", "total"),),
-          "reduce": (Model("1", "1", "total"),), "sendrecv": (Model("1", "1", "total"),)}  # fmt: skip
-FACTOR_TOP = {"2(n-1)/n": 2.0, "(n-1)/n": 1.0}  # factor(n) = top * (1 - 1/n)
+def _today(operation: ops.Op) -> Model:
+    """Return how today's nccl-tests prints one of ncbench's ops: ncbench's busbw factor and count column."""
+    probe = operation.layout(16 * 3, 3, 1)  # 3 ranks, one 16-byte block each
+    count = "total" if probe.count == probe.nbytes(1) else "per-rank"
+    return Model(operation.busbw_top, None, count)
+
+
+_PER_RANK = Model(1.0, None, "per-rank")
+_BEFORE_2020 = Model(None, 1.0, "per-rank", eras=("1", "2.0", "unknown"))  # nccl-tests before June 2020
+HISTORY = {"allgather": (_BEFORE_2020,), "reducescatter": (_BEFORE_2020,)}  # older relations of ncbench's ops
+NOT_IN_NCBENCH_MODELS = {
+    "gather": (_PER_RANK,),
+    "scatter": (_PER_RANK,),
+    "hypercube": (Model(None, 1.0, "per-rank"),),
+    "alltoallv": (Model(1.0, None, "free"),),
+}
+MODELS = {name: (_today(operation), *HISTORY.get(name, ())) for name, operation in ops.OPS.items()}
+MODELS.update(NOT_IN_NCBENCH_MODELS)
 
 
 @dataclass
@@ -880,7 +893,7 @@ def _header_fault(op: str, schema: _Schema) -> str | None:
     if schema.wrong == "error":
         expected = (op in REDOP_COLUMN_V2, op in ROOTED)
         return None if expected == ("redop" in schema.columns, "root" in schema.columns) else "header columns"
-    expected = (op in REDUCTIONS, op in {"broadcast", "reduce"})
+    expected = (op in REDUCTIONS, op in ROOTED & V1_OPS)
     return None if expected == ("op" in schema.columns, "root" in schema.columns) else "header columns"
 
 
@@ -954,7 +967,7 @@ def _time_ranks(model: Model, nbytes: int, cell, schema: _Schema):
     if algbw is None or time is None or nbytes == 0:
         return FULL
     ratio = (algbw[0] * time[0] * 1e3 / nbytes, algbw[1] * time[1] * 1e3 / nbytes)
-    return _ranks_from_factor("1" if model.alg == "1" else "(n-1)/n", ratio)
+    return _ranks_from_factor(model.alg_top, ratio)
 
 
 def _time_fits_any(line: _Line) -> bool:
@@ -972,21 +985,20 @@ def _time_fits_any(line: _Line) -> bool:
 def _bus_ranks(model: Model, nbytes: int, cell, schema: _Schema, use_time: bool):
     """busbw / algbw = the op's factor(n)."""
     busbw = _bounds(cell[2])
-    algbw = _algbw(nbytes, cell, schema, use_time and model.alg == "1")
+    algbw = _algbw(nbytes, cell, schema, use_time and model.alg_top is None)
     if busbw is None or algbw is None:
         return FULL
     if algbw[1] <= 0:
         return FULL if busbw[0] <= 0 else None
     ratio = (busbw[0] / algbw[1], busbw[1] / algbw[0] if algbw[0] > 0 else math.inf)
-    return _ranks_from_factor(model.bus, ratio)
+    return _ranks_from_factor(model.bus_top, ratio)
 
 
-def _ranks_from_factor(kind: str, ratio):
-    """Return the integer n >= 1 whose factor(n) lies in `ratio`, as (lo, hi), or None."""
+def _ranks_from_factor(top: float | None, ratio):
+    """Return the integer n >= 1 whose factor(n) = top * (n-1)/n (None: 1) lies in `ratio`, as (lo, hi), or None."""
     lo, hi = ratio
-    if kind == "1":
+    if top is None:
         return FULL if lo <= 1 <= hi else None
-    top = FACTOR_TOP[kind]
     if hi < 0 or lo >= top:
         return None
     n_lo = 1 / (1 - max(lo, 0.0) / top)
@@ -1025,7 +1037,8 @@ SHOWN = {"redop column": "redop", "root column": "root", "in-place #wrong N/A": 
 def summary_lines(imported: Imported) -> list[str]:
     """Return one line per distinct run of a file: rows, op (and how it was known), ranks, nodes."""
     m = imported.meta
-    tool, version = m.get("tool", "nccl-tests"), m.get("nccl_tests_version") or m.get("osu_version") or m.get("imb_version")
+    tool = m.get("tool", "nccl-tests")
+    version = m.get("nccl_tests_version") or m.get("osu_version") or m.get("imb_version")
     version = f"{tool} {version}" if version else tool
     skipped = f"{len(imported.problems)} line(s) skipped"
     groups: dict = {}

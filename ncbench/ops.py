@@ -1,12 +1,16 @@
 """What each operation moves: buffer layout, busbw factor, and the exact data that validates it.
 
 (op, nbytes, nranks, dtype) -> Layout (counts per buffer); (rank, layout) -> inputs and expected outputs.
-Pure functions over numpy-like modules (`xp` is numpy, or cupy on a GPU): no MPI, no device.
+OPS is the one op table: each Op carries its layout, its busbw factor, and its own `send` and `expect`
+functions (nccl-tests' per-op initData and expected data). Pure functions over numpy-like modules (`xp` is
+numpy, or cupy on a GPU): no MPI, no device.
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from .errors import NcbenchError
 
@@ -93,28 +97,21 @@ def _alltoall(nbytes: int, nranks: int, elt: int) -> Layout:
 class Op:
     name: str
     layout: Callable[[int, int, int], Layout]  # (nbytes, nranks, element size) -> Layout
-    busbw_factor: Callable[[int], float]  # nranks -> factor; busbw = algbw * factor
+    send: Callable[..., Any]  # (xp, dt, redop, layout, rank, nranks) -> this rank's send-buffer values
+    expect: Callable[..., tuple]  # (xp, dt, redop, layout, rank, nranks, root) -> (values, sources) or (None, None)
+    busbw_top: float | None = None  # busbw = algbw * top * (n-1)/n; None: busbw = algbw
     reduction: bool = False  # takes -o sum|prod|max|min|avg
     rooted: bool = False  # takes -r ROOT
 
+    def busbw_factor(self, nranks):
+        """Return busbw / algbw at `nranks`: a float for a number, a float array of its shape for an array.
 
-# busbw factors: nccl-tests doc/PERFORMANCE.md (docs/methodology.md, "Metrics")
-OPS = {
-    "allreduce": Op("allreduce", _whole, lambda p: 2 * (p - 1) / p, reduction=True),
-    "allgather": Op("allgather", _gather, lambda p: (p - 1) / p),
-    "reducescatter": Op("reducescatter", _scatter, lambda p: (p - 1) / p, reduction=True),
-    "broadcast": Op("broadcast", _whole, lambda p: 1.0, rooted=True),
-    "reduce": Op("reduce", _whole, lambda p: 1.0, reduction=True, rooted=True),
-    "alltoall": Op("alltoall", _alltoall, lambda p: (p - 1) / p),
-    "sendrecv": Op("sendrecv", _whole, lambda p: 1.0),
-}
-
-
-def op(name: str) -> Op:
-    """Return the Op called `name`, or say which ops exist."""
-    if name not in OPS:
-        raise NcbenchError(f"unknown operation {name!r}; choose one of {', '.join(OPS)}")
-    return OPS[name]
+        nccl-tests doc/PERFORMANCE.md (docs/methodology.md, "Metrics").
+        """
+        if np.ndim(nranks):
+            p = np.asarray(nranks, dtype=float)
+            return np.ones_like(p) if self.busbw_top is None else self.busbw_top * (p - 1) / p
+        return 1.0 if self.busbw_top is None else self.busbw_top * (nranks - 1) / nranks
 
 
 def algbw_GBps(nbytes: int, time_us: float) -> float:
@@ -204,33 +201,78 @@ def corrupt(xp: Any, values: Any, redop: str) -> Any:
     return values + values.dtype.type(CORRUPT_SHIFT)
 
 
-def send_values(xp: Any, name: str, dt: DType, redop: str, layout: Layout, rank: int, nranks: int) -> Any:
-    """Return what `rank` puts in its send buffer for one checked call of op `name`."""
-    if name in ("allgather",):
-        return contribution(xp, dt, redop, rank, rank * layout.block, layout.block, nranks)
+# Send patterns: what `rank` puts in its send buffer for one checked call.
+def send_whole(xp: Any, dt: DType, redop: str, layout: Layout, rank: int, nranks: int) -> Any:
+    """Return the whole send buffer: this rank's contribution at indices [0, send_count)."""
     return contribution(xp, dt, redop, rank, 0, layout.send_count, nranks)
 
 
-def expected(xp: Any, name: str, dt: DType, redop: str, layout: Layout, rank: int, nranks: int, root: int):
-    """Return (values, sources) that `rank`'s result must hold, or (None, None) if it holds none.
+def send_own_block(xp: Any, dt: DType, redop: str, layout: Layout, rank: int, nranks: int) -> Any:
+    """Return this rank's block of the gathered buffer: its contribution at its block's global indices."""
+    return contribution(xp, dt, redop, rank, rank * layout.block, layout.block, nranks)
 
-    `sources` is the rank each block of the result came from (block = layout.block elements), or
-    None for reductions, whose result mixes every rank.
-    """
+
+# Expected results: (values, sources) that `rank`'s result must hold, or (None, None) if it holds none.
+# `sources` is the rank each block of the result came from (block = layout.block elements), or None for
+# reductions, whose result mixes every rank.
+def expect_reduced(xp: Any, dt: DType, redop: str, layout: Layout, rank: int, nranks: int, root: int) -> tuple:
+    """Every rank holds the reduction of the whole buffer (allreduce)."""
+    return reduced(xp, dt, redop, 0, layout.count, nranks), None
+
+
+def expect_reduced_at_root(xp: Any, dt: DType, redop: str, layout: Layout, rank: int, nranks: int, root: int):
+    """The root holds the reduction of the whole buffer; the other ranks hold nothing to check (reduce)."""
+    if rank != root:
+        return None, None
+    return expect_reduced(xp, dt, redop, layout, rank, nranks, root)
+
+
+def expect_reduced_block(xp: Any, dt: DType, redop: str, layout: Layout, rank: int, nranks: int, root: int):
+    """Each rank holds the reduction of its own block (reducescatter)."""
     b = layout.block
-    if name == "allreduce" or (name == "reduce" and rank == root):
-        return reduced(xp, dt, redop, 0, layout.count, nranks), None
-    if name == "reducescatter":
-        return reduced(xp, dt, redop, rank * b, b, nranks), None
-    if name == "allgather":
-        parts = [contribution(xp, dt, redop, r, r * b, b, nranks) for r in range(nranks)]
-        return xp.concatenate(parts), list(range(nranks))
-    if name == "alltoall":
-        parts = [contribution(xp, dt, redop, r, rank * b, b, nranks) for r in range(nranks)]
-        return xp.concatenate(parts), list(range(nranks))
-    if name == "broadcast":
-        return contribution(xp, dt, redop, root, 0, layout.count, nranks), [root]
-    if name == "sendrecv":
-        peer = (rank - 1) % nranks
-        return contribution(xp, dt, redop, peer, 0, layout.count, nranks), [peer]
-    return None, None
+    return reduced(xp, dt, redop, rank * b, b, nranks), None
+
+
+def expect_gathered(xp: Any, dt: DType, redop: str, layout: Layout, rank: int, nranks: int, root: int) -> tuple:
+    """Every rank holds each rank's own block, in rank order (allgather)."""
+    b = layout.block
+    parts = [contribution(xp, dt, redop, r, r * b, b, nranks) for r in range(nranks)]
+    return xp.concatenate(parts), list(range(nranks))
+
+
+def expect_exchanged(xp: Any, dt: DType, redop: str, layout: Layout, rank: int, nranks: int, root: int) -> tuple:
+    """Each rank holds, from every rank, that rank's block for it (alltoall)."""
+    b = layout.block
+    parts = [contribution(xp, dt, redop, r, rank * b, b, nranks) for r in range(nranks)]
+    return xp.concatenate(parts), list(range(nranks))
+
+
+def expect_broadcast(xp: Any, dt: DType, redop: str, layout: Layout, rank: int, nranks: int, root: int) -> tuple:
+    """Every rank holds the root's whole buffer (broadcast)."""
+    return contribution(xp, dt, redop, root, 0, layout.count, nranks), [root]
+
+
+def expect_from_left(xp: Any, dt: DType, redop: str, layout: Layout, rank: int, nranks: int, root: int) -> tuple:
+    """Each rank holds its left neighbour's whole buffer (sendrecv around the ring)."""
+    peer = (rank - 1) % nranks
+    return contribution(xp, dt, redop, peer, 0, layout.count, nranks), [peer]
+
+
+# --- the op table ------------------------------------------------------------------------------
+# busbw factors: nccl-tests doc/PERFORMANCE.md (docs/methodology.md, "Metrics")
+OPS = {
+    "allreduce": Op("allreduce", _whole, send_whole, expect_reduced, busbw_top=2.0, reduction=True),
+    "allgather": Op("allgather", _gather, send_own_block, expect_gathered, busbw_top=1.0),
+    "reducescatter": Op("reducescatter", _scatter, send_whole, expect_reduced_block, busbw_top=1.0, reduction=True),
+    "broadcast": Op("broadcast", _whole, send_whole, expect_broadcast, rooted=True),
+    "reduce": Op("reduce", _whole, send_whole, expect_reduced_at_root, reduction=True, rooted=True),
+    "alltoall": Op("alltoall", _alltoall, send_whole, expect_exchanged, busbw_top=1.0),
+    "sendrecv": Op("sendrecv", _whole, send_whole, expect_from_left),
+}
+
+
+def op(name: str) -> Op:
+    """Return the Op called `name`, or say which ops exist."""
+    if name not in OPS:
+        raise NcbenchError(f"unknown operation {name!r}; choose one of {', '.join(OPS)}")
+    return OPS[name]

@@ -72,12 +72,11 @@ OSU_TITLES = {"Latency": "osu_latency", "Bandwidth": "osu_bw", "Bi-Directional B
               "Reduce_scatter Latency": "osu_reduce_scatter", "Broadcast Latency": "osu_bcast",
               "All-to-All Personalized Exchange Latency": "osu_alltoall"}  # fmt: skip
 IMB_BENCHMARKS = ("PingPong", "Sendrecv", "Allreduce", "Allgather", "Reduce_scatter", "Bcast", "Alltoall")
-REDUCTIONS = ("allreduce", "reducescatter")
 MPI_TYPES = {"MPI_BYTE": "uint8", "MPI_CHAR": "int8", "MPI_SIGNED_CHAR": "int8", "MPI_UNSIGNED_CHAR": "uint8",
              "MPI_INT": "int32", "MPI_UNSIGNED": "uint32", "MPI_LONG": "int64", "MPI_LONG_LONG": "int64",
              "MPI_FLOAT": "float", "MPI_DOUBLE": "double"}  # fmt: skip
 # OSU before 7.0 prints no datatype: its reductions sum floats, the rest move chars (osu_allreduce.c: float *sendbuf)
-OSU_DEFAULT_TYPE = {"allreduce": "float", "reducescatter": "float"}
+OSU_REDUCTION_TYPE, OSU_MOVE_TYPE = "float", "int8"
 
 PREFIXES = (re.compile(r"^\[\d+,\d+\]<std(?:out|err)>:"), re.compile(r"^\d+:\s"), re.compile(r"^\[\d+\]\s?"))
 OSU_TITLE = re.compile(r"#\s*OSU\s+([A-Z]+)(-[A-Za-z]+)?\s+(.+?)\s+Test(?:\s+v(\S+))?\s*$")
@@ -107,6 +106,16 @@ def _clean(line: str) -> str:
     return line
 
 
+def _reduces(op: str) -> bool:
+    """Return whether ncbench op `op` takes a reduction (ops.Op.reduction; p2p tests do not)."""
+    return op in ops.OPS and ops.OPS[op].reduction
+
+
+def _rooted(op: str) -> bool:
+    """Return whether ncbench op `op` takes a root (ops.Op.rooted; p2p tests do not)."""
+    return op in ops.OPS and ops.OPS[op].rooted
+
+
 def _fail(source: str, why: str) -> NcbenchError:
     return NcbenchError(f"{source or 'input'}: {why}", EXIT_DATAERR)
 
@@ -129,10 +138,10 @@ def _fill(row: dict, sizing: Sizing, printed_bytes: int, nranks: int, dtype: str
     else:
         count = nbytes // elt
     row.update(op=sizing.op, nbytes=nbytes, count=count, dtype=dtype, nranks=nranks, time_us=time_us)
-    if sizing.op in REDUCTIONS:
+    if _reduces(sizing.op):
         row["redop"] = "sum"
-    if sizing.op == "broadcast":
-        row["root"] = 0
+    if _rooted(sizing.op):
+        row["root"] = 0  # osu_bcast.c and IMB_bcast.c: root 0 (IMB -root_shift: see _imb_row)
     if sizing.op in P2P_OPS:
         moved = nbytes * (2 if sizing.op == "bibw" else 1)  # as ncbench p2p: bibw moves a message each way
         row.update(peer_a=0, peer_b=1, algbw_GBps=ops.algbw_GBps(moved, time_us))
@@ -255,7 +264,8 @@ def _osu_row(tokens: list[str], table: _OsuTable, sizing: Sizing, ranks: int, tr
         return "truncated or garbled row"
     if truncated:
         return "truncated row (the output ends inside it)"
-    dtype = "uint8" if sizing.op in P2P_OPS else table.dtype or OSU_DEFAULT_TYPE.get(sizing.op, "int8")
+    default_type = OSU_REDUCTION_TYPE if _reduces(sizing.op) else OSU_MOVE_TYPE
+    dtype = "uint8" if sizing.op in P2P_OPS else table.dtype or default_type
     size = int(tokens[0])
     if "MBps" in values:  # osu_bw, osu_bibw: rank 0's MB/s (1e6 B/s) over windows of messages
         bandwidth_MBps = float(values["MBps"])
@@ -430,13 +440,13 @@ def _imb_row(tokens: list[str], columns: tuple, sizing: Sizing, nranks: int, run
         return "truncated or garbled row"
     time_us = float(values.get("avg", values.get("t")))
     p2p = sizing.op in P2P_OPS
-    dtype = "uint8" if p2p else run.reduction_dtype if sizing.op in REDUCTIONS else run.dtype
+    dtype = "uint8" if p2p else run.reduction_dtype if _reduces(sizing.op) else run.dtype
     row = _fill(_blank(), sizing, int(values["bytes"]), 2 if p2p else nranks, dtype, time_us)
     row.update(iters=int(values.get("reps", -1)), time_us_min=_float(values.get("min")),
                time_us_max=_float(values.get("max")))  # fmt: skip
-    if sizing.op in REDUCTIONS:
+    if _reduces(sizing.op):
         row["redop"] = run.redop
-    if sizing.op == "broadcast" and re.search(r"-root_shift\s+(?:on|1)\b", run.calling):
+    if _rooted(sizing.op) and re.search(r"-root_shift\s+(?:on|1)\b", run.calling):
         row["root"] = -1  # -root_shift on: the root moves every repetition
     if "defects" in values:
         row["wrong"] = 0 if float(values["defects"]) == 0 else 1  # IMB -check prints a deviation, not a count

@@ -54,10 +54,10 @@ def wrong_mask(xp, got, want, dt: ops.DType, redop: str, nranks: int):
 def run_checked(ctx, name, dt, redop, root, layout, send, recv, in_place) -> tuple[int, np.ndarray]:
     """Run one checked `name` op; return (wrong elements here, wrong elements per source rank)."""
     comm, backend, xp = ctx.comm, ctx.backend, ctx.backend.xp
-    rank, nranks = comm.rank, comm.size
-    data_op = redop if ops.OPS[name].reduction else "sum"  # data movement checks the sum pattern
+    rank, nranks, operation = comm.rank, comm.size, ops.OPS[name]
+    data_op = redop if operation.reduction else "sum"  # data movement checks the sum pattern
     pattern_dt = backend.value_dtype(dt)  # the dtype values are computed in before backend.encode
-    values = ops.send_values(xp, name, pattern_dt, data_op, layout, rank, nranks)
+    values = operation.send(xp, pattern_dt, data_op, layout, rank, nranks)
     if ctx.injector.corrupt:
         values = ops.corrupt(xp, values, data_op)
     recv[: max(layout.recv_count, layout.send_count if in_place else 0)] = 0  # no stale result passes
@@ -67,7 +67,7 @@ def run_checked(ctx, name, dt, redop, root, layout, send, recv, in_place) -> tup
     call()
     backend.sync()
     per_source = np.zeros(nranks, dtype=np.int64)
-    want, sources = ops.expected(xp, name, pattern_dt, data_op, layout, rank, nranks, root)
+    want, sources = operation.expect(xp, pattern_dt, data_op, layout, rank, nranks, root)
     if want is None or result is None:
         return NOT_CHECKED, per_source
     got = backend.decode(result, dt)

@@ -72,11 +72,11 @@ def test_corruption_is_visible_to_every_redop():
 
 def test_expected_names_the_source_of_every_block():
     layout = ops.OPS["allgather"].layout(64, 4, 4)  # 4 floats per rank
-    values, sources = ops.expected(np, "allgather", ops.DTYPES["float"], "sum", layout, 2, 4, 0)
+    values, sources = ops.OPS["allgather"].expect(np, ops.DTYPES["float"], "sum", layout, 2, 4, 0)
     assert sources == [0, 1, 2, 3] and len(values) == 16
-    values, sources = ops.expected(np, "sendrecv", ops.DTYPES["float"], "sum", layout, 0, 4, 0)
+    values, sources = ops.OPS["sendrecv"].expect(np, ops.DTYPES["float"], "sum", layout, 0, 4, 0)
     assert sources == [3]  # rank 0 receives from its left neighbour
-    assert ops.expected(np, "reduce", ops.DTYPES["float"], "sum", layout, 1, 4, 0) == (None, None)
+    assert ops.OPS["reduce"].expect(np, ops.DTYPES["float"], "sum", layout, 1, 4, 0) == (None, None)
 
 
 @pytest.mark.parametrize("text, nbytes", [("8", 8), ("64K", 65536), ("128M", 128 << 20), ("1G", 1 << 30), ("2k", 2048)])
