@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from . import __version__
+from . import __version__, ops
 from .errors import EXIT_SOFTWARE, EXIT_USAGE, NcbenchError
 
 app = typer.Typer(
@@ -21,7 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-COLLECTIVES = ("allreduce", "allgather", "reducescatter", "broadcast", "reduce", "alltoall", "sendrecv")
+COLLECTIVES = tuple(ops.OPS)  # one command per collective, in ncbench.ops.OPS's order
 DEFAULT_MAX = "32M"
 
 
@@ -81,24 +81,17 @@ def _collective_command(name: str):
         fmt: Format = "table",
         thread_level: ThreadLevel = "auto",
     ) -> None:
-        from . import ops, session
+        from . import session
         from .measure import Sweep
         from .units import parse_int_list, parse_size
 
-        _check_format(fmt)
-        operation = ops.op(name)
-        if redop and not operation.reduction:
-            raise NcbenchError(f"{name} takes no reduction op (-o {redop}); it only moves data")
-        if root != 0 and not operation.rooted:
-            raise NcbenchError(f"{name} has no root (-r {root}); only broadcast and reduce do")
-        nranks = session.Started.comm.size
+        _check_format(fmt)  # what the op takes (-o, -r) is measure.check_sweep's to say, on every rank
         sweep = Sweep(
             op=name, backend=backend, min_bytes=parse_size(minbytes, what="-b"), max_bytes=parse_size(maxbytes, what="-e"),
             step_factor=stepfactor, step_bytes=parse_size(stepbytes, what="-i"),
             dtypes=tuple(ops.dtype(d).name for d in _list(datatype, tuple(ops.DTYPES))),
-            redops=_list(redop or "sum", ops.REDOPS), roots=tuple(range(nranks)) if root == -1 else (root,),
-            iters=iters or None, warmup=warmup, samples=samples, time_budget_s=time_budget, check=check,
-            timeout_s=timeout, cycles=cycles,
+            redops=_list(redop or "sum", ops.REDOPS), roots=(root,),  # -r -1 is measure.EVERY_ROOT
+            iters=iters or None, warmup=warmup, samples=samples, time_budget_s=time_budget, check=check, cycles=cycles,
         )  # fmt: skip
         launch = session.Launch(
             nodes=tuple(parse_int_list(nodes, what="--nodes")) if nodes else None,
@@ -169,36 +162,23 @@ def import_cmd(
 
     Reads every file of a directory or glob; names each refused one on stderr; fails only if none was read.
     """
-    from . import importers, records
+    from . import importers
 
     hints = importers.Hints(op=op, ranks=ranks, gpus_per_node=gpus_per_node)
-    files, refused = importers.expand(logs)
-    target = records.claim(out or records.RUNS_DIR / f"{(files or logs)[0].stem}-import.csv", force) if files else None
-    parsed, unread = importers.read_all(files, hints)
-    refused += unread
-    for path, err in refused:
+    done = importers.write_run(logs, out=out, hints=hints, force=force)
+    for path, err in done.refused:
         print(f"ncbench: {importers.refusal(path, err)}", file=sys.stderr)
-    if not parsed:
-        Outcome.code = refused[0][1].exit_code
+    if done.target is None:
+        Outcome.code = done.refused[0][1].exit_code
         return
-    meta = {"command": "import", "date": records.now_iso(), "sources": [p.meta for p in parsed],
-            "problems": [f"{p.meta['source']}: {problem}" for p in parsed for problem in p.problems],
-            "refused": [importers.refusal(path, err) for path, err in refused]}  # fmt: skip
-    writer = records.RunWriter(target, {"run_id": target.stem, **meta}, force=force)
-    rows = 0
-    for imported in parsed:
-        for row in imported.rows:
-            writer.append({**importers.DEFAULTS, **row, "run_id": target.stem})
-            rows += 1
-    writer.finish(status="complete", rows=rows)
-    for imported in parsed:
+    for imported in done.parsed:
         print("\n".join(importers.summary_lines(imported)))
         for problem in imported.problems[:5]:
             print(f"  skipped {problem}")
         for note in importers.notes(imported)[:5]:
             print(f"  note: {note}")
-    read = f" from {len(parsed)} of {len(parsed) + len(refused)} files" if refused else ""
-    print(f"wrote {rows} rows{read} to {target}")
+    read = f" from {len(done.parsed)} of {len(done.parsed) + len(done.refused)} files" if done.refused else ""
+    print(f"wrote {done.rows} rows{read} to {done.target}")
 
 
 @app.command("compare")

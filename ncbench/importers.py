@@ -594,6 +594,45 @@ def read_all(files, hints: Hints) -> tuple[list[Imported], list[tuple[Path, Ncbe
     return parsed, refused
 
 
+@dataclass(frozen=True)
+class Written:
+    """What `write_run` did: the results file (None when no file could be read), what each file gave, refusals."""
+
+    target: Path | None
+    parsed: list  # [Imported]
+    refused: list  # [(path, NcbenchError)]: files and patterns that gave nothing
+    rows: int
+
+
+def write_run(logs, *, out: Path | None = None, hints: "Hints | None" = None, force: bool = False) -> Written:
+    """Read nccl-tests outputs (files, folders, globs) into one ncbench results file with a sidecar naming them.
+
+    `out` defaults to results/runs/<first log>-import.csv and is never overwritten without `force`; a refused
+    file does not stop the others, and nothing is written when none could be read.
+    """
+    from . import records
+
+    files, refused = expand(logs)
+    target = records.claim(out or records.RUNS_DIR / f"{(files or logs)[0].stem}-import.csv", force) if files else None
+    parsed, unread = read_all(files, hints or Hints())
+    refused += unread
+    if not parsed:
+        return Written(None, [], refused, 0)
+    meta = {
+        "command": "import", "date": records.now_iso(), "sources": [p.meta for p in parsed],
+        "problems": [f"{p.meta['source']}: {problem}" for p in parsed for problem in p.problems],
+        "refused": [refusal(path, err) for path, err in refused],
+    }  # fmt: skip
+    writer = records.RunWriter(target, {"run_id": target.stem, **meta}, force=force)
+    rows = 0
+    for imported in parsed:
+        for row in imported.rows:
+            writer.append({**DEFAULTS, **row, "run_id": target.stem})
+            rows += 1
+    writer.finish(status="complete", rows=rows)
+    return Written(target, parsed, refused, rows)
+
+
 def refusal(path: Path, err: NcbenchError) -> str:
     """Return 'FILE: reason' for a refused file, naming the file once, as the user wrote it."""
     message = str(err)

@@ -16,9 +16,8 @@ from dataclasses import dataclass
 from . import ops
 from .errors import EXIT_DATAERR, NcbenchError
 from .importers import Imported
+from .p2p import TESTS  # ncbench p2p's test names: its rows' op
 from .records import RESULT_COLUMNS
-
-P2P_OPS = ("latency", "bw", "bibw")  # ncbench p2p's test names, its rows' op
 
 
 @dataclass(frozen=True)
@@ -142,7 +141,7 @@ def _fill(row: dict, sizing: Sizing, printed_bytes: int, nranks: int, dtype: str
         row["redop"] = "sum"
     if _rooted(sizing.op):
         row["root"] = 0  # osu_bcast.c and IMB_bcast.c: root 0 (IMB -root_shift: see _imb_row)
-    if sizing.op in P2P_OPS:
+    if sizing.op in TESTS:
         moved = nbytes * (2 if sizing.op == "bibw" else 1)  # as ncbench p2p: bibw moves a message each way
         row.update(peer_a=0, peer_b=1, algbw_GBps=ops.algbw_GBps(moved, time_us))
         row["busbw_GBps"] = row["algbw_GBps"]
@@ -198,7 +197,7 @@ def _osu_title(lines: list[str], source: str) -> tuple[str, str, str]:
 
 def osu_ranks(source: str, benchmark: str) -> int:
     """Return the rank count a file name states (osu_allgather_n4.log, bcast-np8.txt), 2 for OSU's pt2pt, or -1."""
-    if SIZES[benchmark].op in P2P_OPS:
+    if SIZES[benchmark].op in TESTS:
         return 2  # OSU's pt2pt tests refuse anything but exactly two processes
     match = RANKS_IN_NAME.search(source.rsplit("/", 1)[-1])
     return int(match.group(1)) if match else -1
@@ -265,7 +264,7 @@ def _osu_row(tokens: list[str], table: _OsuTable, sizing: Sizing, ranks: int, tr
     if truncated:
         return "truncated row (the output ends inside it)"
     default_type = OSU_REDUCTION_TYPE if _reduces(sizing.op) else OSU_MOVE_TYPE
-    dtype = "uint8" if sizing.op in P2P_OPS else table.dtype or default_type
+    dtype = "uint8" if sizing.op in TESTS else table.dtype or default_type
     size = int(tokens[0])
     if "MBps" in values:  # osu_bw, osu_bibw: rank 0's MB/s (1e6 B/s) over windows of messages
         bandwidth_MBps = float(values["MBps"])
@@ -439,7 +438,7 @@ def _imb_row(tokens: list[str], columns: tuple, sizing: Sizing, nranks: int, run
     if len(tokens) != len(columns) or not all(map(NUMBER.match, tokens)) or truncated:
         return "truncated or garbled row"
     time_us = float(values.get("avg", values.get("t")))
-    p2p = sizing.op in P2P_OPS
+    p2p = sizing.op in TESTS
     dtype = "uint8" if p2p else run.reduction_dtype if _reduces(sizing.op) else run.dtype
     row = _fill(_blank(), sizing, int(values["bytes"]), 2 if p2p else nranks, dtype, time_us)
     row.update(iters=int(values.get("reps", -1)), time_us_min=_float(values.get("min")),

@@ -115,15 +115,16 @@ def _run_row(run_id: str, part, m: dict, state: RunState) -> list:
             (m.get("date") or "")[:19]]  # fmt: skip
 
 
-P2P_OPS = ("latency", "bw", "bibw")  # p2p rows have no nccl-tests table
 
 
 def measured_section(inp: Inputs) -> Section:
+    from ..p2p import TESTS
+
     sec = Section()
     states = run_states(inp)
     frame = inp.results[inp.results["time_us"].astype(float) > 0]
     for (op, backend), part in frame.groupby(["op", "backend"], sort=True):
-        if _measured_plot(sec, op, backend, part, inp.meta, states) and op not in P2P_OPS:
+        if _measured_plot(sec, op, backend, part, inp.meta, states) and op not in TESTS:  # p2p: no nccl-tests table
             _latest_table(sec, op, backend, part, states)
     if not sec.blocks:
         sec.p("No timed rows in these results.")
