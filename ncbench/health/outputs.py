@@ -1,6 +1,6 @@
 """Where operators look: verdict JSON, Prometheus textfile, JUnit XML, Slurm drain commands, one-line summaries.
 
-Outcome + run facts -> verdict dict (schema ncbench.health.verdict/1) -> the other formats, each written
+Night (suite.Night) + run facts -> verdict dict (schema ncbench.health.verdict/1) -> the other formats, each written
 whole or not at all (temp file + rename). Fields and metrics: docs/formats.md, "Health outputs".
 """
 

@@ -1,7 +1,7 @@
 """The health suite's stages, one orchestrator for the real run and the simulation.
 
 Runner (executes one round of tests: MPI ranks, or a simulated fabric) + Fabric + Suite + Criteria
-+ baseline -> Outcome (entities with state and reason code, per-stage counts, rounds used).
++ baseline -> Night (entities with state and reason code, per-stage counts, rounds used).
 Stages: local (node-local, attributes for free) -> pairs (per rail, in-leaf matching) -> confirm
 (suspects with known-good partners: a second strike) -> retest (pairs neither end explains) ->
 fabric (contention-free shifts; tomography names links) -> scale (whole-job collectives vs baseline).
@@ -96,7 +96,9 @@ class Runner(Protocol):
 
 
 @dataclass
-class Outcome:
+class Night:
+    """What one night of the suite found: every entity with its state and code, per-stage counts, rounds used."""
+
     entities: list[dict] = field(default_factory=list)
     stages: list[dict] = field(default_factory=list)
     rounds: int = 0
@@ -126,7 +128,7 @@ class Orchestrator:
         self.runner, self.fabric, self.suite, self.criteria = runner, fabric, suite, criteria
         self.baseline = baseline or {}
         self.failed = np.zeros((fabric.nodes, fabric.rails), dtype=bool)  # confirmed bad (node, rail): left out after
-        self.out = Outcome(nodes=fabric.nodes)
+        self.out = Night(nodes=fabric.nodes)
         self.refs: dict[str, Reference] = {}  # class key -> tonight's reference, with its noise
 
     # ------------------------------------------------------------------------------------ plumbing
@@ -511,7 +513,7 @@ class Orchestrator:
                 grouped.update(id(e) for e in entries)
         self.out.entities = [e for e in self.out.entities if id(e) not in grouped]
 
-    def run(self) -> Outcome:
+    def run(self) -> Night:
         self.local()
         self.retest(self.confirm(self.pairs()))
         if self.suite.fabric:

@@ -201,9 +201,9 @@ def _latest_table(sec: Section, op: str, backend: str, part, states: dict) -> No
     lines = header()
     for _, rows in latest.groupby(["nbytes", "dtype", "redop", "root"], sort=True):
         oop = rows[~rows["in_place"].astype(bool)].to_dict("records")
-        inp_ = rows[rows["in_place"].astype(bool)].to_dict("records")
-        if oop or inp_:
-            lines.append(row_line((oop or inp_)[0], inp_[0] if oop and inp_ else None))
+        in_place = rows[rows["in_place"].astype(bool)].to_dict("records")
+        if oop or in_place:
+            lines.append(row_line((oop or in_place)[0], in_place[0] if oop and in_place else None))
     mark = f" [{states[run_id].fault}]" if states[run_id].trust == FAULTY else ""
     sizes = latest["nbytes"].astype(int)
     span = f"{format_size(int(sizes.min()))} to {format_size(int(sizes.max()))}"
