@@ -312,7 +312,7 @@ def health_simulate_cmd(
     """Plan at scale: the suite's scheduling and attribution on a simulated fabric with injected faults."""
     from .health import simulate
     from .health import suite as suites
-    from .topology import load
+    from .model.topology import load
     from .units import parse_int_list
 
     _check_format(fmt, ("table", "json"))
@@ -338,7 +338,7 @@ def topo_show(
     extend: Annotated[bool, typer.Option("--extend", help="Add copies of the outermost tier when the design is too small.")] = False,
 ) -> None:
     """Print the fabric sized for N GPUs: tiers needed, switches, links, transceivers and network power."""
-    from . import topology
+    from .model import topology
     from .units import parse_int_list
 
     design = topology.load(path)
@@ -358,7 +358,8 @@ def fit_cmd(
     force: Force = False,
 ) -> None:
     """Fit per-tier latency and bandwidth to measurements; write a fitted topology with its uncertainty."""
-    from . import fit, records, topology
+    from . import records
+    from .model import fit, topology
 
     nominal = topology.load(topology_path)
     target = records.claim(out or topology_path.with_name(f"{topology_path.stem}.fitted.toml"), force)  # before the work
@@ -386,7 +387,9 @@ def predict_cmd(
     force: Force = False,
 ) -> None:
     """Predict every collective at scale for each fabric design, with a band from the fit's uncertainty."""
-    from . import algorithms, predict, records, topology
+    from . import ops as ops_mod
+    from . import records
+    from .model import predict, topology
     from .units import parse_int_list, parse_size
 
     _check_format(fmt)
@@ -395,7 +398,7 @@ def predict_cmd(
     paths = topology_paths or topology.shipped()
     if not paths:
         raise NcbenchError("no topology given and none in topologies/; pass --topology FILE")
-    ops = _list(op, algorithms.OPS)
+    ops = _list(op, tuple(ops_mod.OPS))
     counts = parse_int_list(gpus, what="--gpus")
     sizes = [parse_size(x, what="--bytes") for x in nbytes.split(",")] if nbytes else list(predict.DEFAULT_BYTES)
     designs = [topology.load(path) for path in paths]

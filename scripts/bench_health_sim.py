@@ -11,8 +11,8 @@ import argparse
 import statistics
 import time
 
-from ncbench import topology
 from ncbench.health.simulate import simulate
+from ncbench.model import topology
 
 DESIGN = "topologies/colossus-spectrum-x-200k.toml"
 CASES = ((25000, 5, 3, 1), (125000, 10, 3, 2))  # nodes, bad nodes, bad links, bad NICs

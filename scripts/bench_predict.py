@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ncbench import predict, topology
+from ncbench.model import predict, topology
 
 
 def sweep(designs, gpus) -> tuple[float, int]:

@@ -21,11 +21,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ncbench import algorithms as alg
-from ncbench import fit as fit_mod
 from ncbench import ops
-from ncbench import predict as pred
-from ncbench import topology as topo_mod
+from ncbench.model import cost as alg
+from ncbench.model import fit as fit_mod
+from ncbench.model import predict as pred
+from ncbench.model import topology as topo_mod
 
 DEFAULT = [ROOT.parent / "shared" / "data" / "published.csv", ROOT / "results" / "published" / "published.csv"]
 KEYS = ["source", "system", "gpu", "gpus_per_node", "collective", "algorithm", "message_bytes", "metric"]

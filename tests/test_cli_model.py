@@ -128,7 +128,7 @@ def test_predict_answers_every_shipped_design_in_every_format_or_says_why_not(ca
 
 
 def test_predict_table_marks_the_tiers_init_and_mtbf_rows_lack_with_a_dash():
-    from ncbench import predict, topology
+    from ncbench.model import predict, topology
 
     design = topology.load(ROOT / "topologies" / "colossus-1m-4tier.toml")
     text = predict.render(predict.scale_costs(design, [1_000_000]), "table")

@@ -65,7 +65,7 @@ def test_flow_links_name_the_hops_of_static_routing():
 
 
 def test_rail_optimised_topology_shares_spines_among_rails():
-    from ncbench import topology
+    from ncbench.model import topology
 
     fabric = plan.from_topology(topology.load("topologies/colossus-spectrum-x-200k.toml"), 25000)
     assert (fabric.rails, fabric.hosts_per_leaf, fabric.leaves_per_pod) == (8, 64, 8)

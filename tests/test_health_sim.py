@@ -5,9 +5,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from ncbench import topology
 from ncbench.cli import app
 from ncbench.health.simulate import simulate, trials
+from ncbench.model import topology
 
 COLOSSUS = topology.load("topologies/colossus-spectrum-x-200k.toml")
 MAX_ROUNDS = 12  # the target at 125k nodes (an all-pairs sweep needs N-1)

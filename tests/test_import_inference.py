@@ -17,8 +17,9 @@ import nccl_log
 import pandas as pd
 import pytest
 
-from ncbench import fit, importers, records
+from ncbench import importers, records
 from ncbench.errors import NcbenchError
+from ncbench.model import fit
 
 DATA = Path(__file__).parent / "data" / "nccl-tests"
 WITHOUT_DEVICES = {
@@ -254,7 +255,7 @@ def test_fit_refuses_rows_of_unknown_scale_naming_the_run_and_the_flag():
     assert err.value.exit_code == 65 and "--ranks N (and --gpus-per-node G)" in str(err.value)
     with pytest.raises(NcbenchError, match=r"pasted-import \(results/x.csv\)"):
         fit.check_scale(frame, {"pasted-import": "results/x.csv"})
-    from ncbench import topology
+    from ncbench.model import topology
 
     with pytest.raises(NcbenchError, match="unknown rank count"):
         fit.fit(frame, topology.load(Path(__file__).parents[1] / "topologies" / "this-machine.toml"))

@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ncbench import algorithms as alg
-from ncbench import fit as fit_mod
-from ncbench import predict as pred
-from ncbench import topology as topo
 from ncbench.errors import NcbenchError
+from ncbench.model import cost as alg
+from ncbench.model import fit as fit_mod
+from ncbench.model import predict as pred
+from ncbench.model import topology as topo
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted(p for p in (ROOT / "topologies").glob("*.toml") if not p.name.endswith(".fitted.toml"))

@@ -263,7 +263,8 @@ def test_a_tiny_test_run_is_never_the_latest_table_unsaid():
 
 
 def test_a_fit_made_in_python_renders_in_a_report_and_the_report_draws_what_predict_writes(tmp_path):
-    from ncbench import fit, predict, records, topology
+    from ncbench import records
+    from ncbench.model import fit, predict, topology
 
     rows = records.load(ROOT / "results/runs")
     result = fit.fit(rows[rows["op"] == "allreduce"], topology.load(ROOT / "topologies/this-machine.toml"), samples=20)

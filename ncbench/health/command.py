@@ -86,7 +86,7 @@ def node_names(job) -> list[str]:
 def fabric_for(opts: Options, nnodes: int, rails: int) -> plan.Fabric:
     """Return the fabric the job's nodes sit on: from a topology file, flags, or one leaf."""
     if opts.topology is not None:
-        from .. import topology
+        from ..model import topology
 
         base = plan.from_topology(topology.load(opts.topology), nnodes, adaptive_routing=opts.adaptive_routing)
         hosts, per_pod = base.hosts_per_leaf, base.leaves_per_pod

@@ -54,7 +54,7 @@ def from_topology(topology, nodes: int, *, adaptive_routing: bool = False) -> Fa
     spine-children / rails of its leaves per pod. Tiers above the spine are one core level here:
     routing through them is still a function of (src, dst).
     """
-    from ..topology import children
+    from ..model.topology import children
 
     switch_tiers = topology.tiers[1:]
     rails = topology.ports_per_domain if topology.rail_optimized else 1  # a rail per NIC port of a domain (plane)

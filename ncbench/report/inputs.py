@@ -52,7 +52,7 @@ def gather(results: list[Path], *, topologies=(), predictions=(), health: Path |
 
     What a fitted topology cannot connect (more ranks than it has) is left out of its model, with a note.
     """
-    from .. import topology as topo_mod
+    from ..model import topology as topo_mod
 
     frame = records.load(*results)
     meta, files = records.runs_of(results)
@@ -70,7 +70,7 @@ def gather(results: list[Path], *, topologies=(), predictions=(), health: Path |
 
 
 def _predictions_csv(path: Path):
-    from .. import predict
+    from ..model import predict
 
     return predict.load(path)
 
@@ -92,7 +92,7 @@ def _verdict(path: Path) -> dict:
 
 def _modelled(frame, design, files: dict) -> Modelled:
     """Return the fitted design's model time for every row it describes, naming the runs it cannot connect."""
-    from .. import fit
+    from ..model import fit
 
     rows, left = fit.describable(frame, design)
     note = fit.left_out_text(design, left, files) if left else ""
@@ -105,7 +105,7 @@ def _predictions(designs, sweeps):
     """Return (every algorithm of each given design at SCALES, the automatic choice of every design)."""
     import pandas as pd
 
-    from .. import predict
+    from ..model import predict
 
     given = [design for _, design in designs]
     if not given and not sweeps:
@@ -119,7 +119,7 @@ def _predictions(designs, sweeps):
 
 def _fabrics(designs, auto) -> Fabrics:
     """Size every given design with switch tiers at each of SCALES (copying its outermost tier where too small)."""
-    from .. import topology as topo_mod
+    from ..model import topology as topo_mod
 
     sized, flat = {}, []
     for _, design in designs:

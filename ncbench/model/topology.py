@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .errors import EXIT_DATAERR, EXIT_USAGE, NcbenchError
+from ..errors import EXIT_DATAERR, EXIT_USAGE, NcbenchError
 
 REDUCTIONS = ("", "nvls", "sharp")
 # Keys every tier needs; the rest default to the values below. Units are in the names. The first switch tier
@@ -552,7 +552,7 @@ def shipped(folder: Path | str = "topologies") -> list[Path]:
 
 def save(topology: Topology, path: Path | str) -> Path:
     """Write the topology TOML atomically."""
-    from .records import write_atomic
+    from ..records import write_atomic
 
     return write_atomic(Path(path), dumps(topology))
 

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import algorithms as alg
-from . import ops as ops_mod
+from .. import ops as ops_mod
+from ..errors import EXIT_DATAERR, NcbenchError
+from . import cost as alg
 from . import topology as topo_mod
-from .errors import EXIT_DATAERR, NcbenchError
 from .topology import Topology
 
 DEFAULT_GPUS = (200_000, 400_000, 600_000, 800_000, 1_000_000)
@@ -324,7 +324,7 @@ def render(frame, fmt: str) -> str:
     Integer columns become pandas' nullable Int64, since the init and mtbf rows have no tiers: a missing value there
     is pandas.NA, which the table prints as '-', CSV as an empty cell and JSON as null.
     """
-    from .records import json_text
+    from ..records import json_text
 
     frame = frame.astype({c: "Int64" for c in ("gpus", "bytes", "tiers", "tiers_added") if c in frame})
     if fmt == "csv":

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import ops as ops_mod
+from .. import ops as ops_mod
 from . import topology as topo_mod
 from .topology import Topology
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import algorithms as alg
+from ..errors import EXIT_DATAERR, NcbenchError
+from . import cost as alg
 from . import topology as topo_mod
-from .errors import EXIT_DATAERR, NcbenchError
 from .topology import Topology
 
 NOISE = 0.05  # relative measurement noise assumed per row (the data term's scale)
@@ -326,7 +326,7 @@ def _bootstrap(rows: _Rows, measured, theta0, free, theta, samples: int, seed: i
     The scales and sizes were chosen by whoever measured, so the design stays fixed and the relative
     residuals are resampled onto the fitted times (resampling rows would leave some draws with one scale).
     """
-    from .progress import Progress
+    from ..progress import Progress
 
     rng = np.random.default_rng(seed)
     fitted = rows.constant + rows.design @ theta
