@@ -1,13 +1,14 @@
 """The one timing harness (nccl-tests' common.cu in Python), run on every rank under mpirun.
 
-Sweep + communicator + backend -> one result row per (size, placement), handed to `emit` as measured.
+Sweep + communicator + backend -> one result row per Point (op, dtype, redop, root, size, placement),
+handed to `emit` as measured.
 Per size and placement: warm-up, an iteration count calibrated to the time budget (agreed on rank 0),
 timed samples of back-to-back operations after a barrier (the slowest rank's time per sample), a
 straggler probe, then validation on exact rank-dependent data, never inside a timed region.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -24,6 +25,7 @@ PROBE_BUDGET_FRACTION = 0.25  # of the size's time budget, at most, spent probin
 LATE_SHARE = 0.75  # a rank is "consistently slowest" when it arrives last this often ...
 LATE_MIN_FRACTION = 0.1  # ... and by at least this fraction of the op time ...
 LATE_MIN_US = 5.0  # ... and at least this many microseconds (below this, arrival order is noise)
+EVERY_ROOT = -1  # Sweep.roots == (EVERY_ROOT,): nccl-tests' -r -1, every rank in turn (see Sweep.every_root)
 
 
 @dataclass(frozen=True)
@@ -38,13 +40,12 @@ class Sweep:
     step_bytes: int = 1 << 20
     dtypes: tuple[str, ...] = ("float",)
     redops: tuple[str, ...] = ("sum",)
-    roots: tuple[int, ...] = (0,)  # every root with -r -1
+    roots: tuple[int, ...] = (0,)  # (EVERY_ROOT,) for -r -1: every rank of the job, spelled out by every_root()
     iters: int | None = None  # fixed operations per sample; None: calibrated to time_budget_s
     warmup: int = 5
     samples: int = 10
     time_budget_s: float = 0.1  # per size and placement
     check: int = 1  # checked operations per size and placement; 0 turns validation off
-    timeout_s: float = 120.0
     cycles: int = 1  # repeat the whole sweep (nccl-tests -N)
 
     def sizes(self) -> list[int]:
@@ -54,6 +55,15 @@ class Sweep:
             out.append(size)
             size = int(size * self.step_factor) if self.step_factor > 1 else size + self.step_bytes
         return out
+
+    def every_root(self, nranks: int) -> "Sweep":
+        """Return this sweep with roots (EVERY_ROOT,) spelled out as ranks 0 to nranks - 1.
+
+        Only a rooted op is spelled out: any other keeps -1, so check_sweep refuses it by the flag's value.
+        """
+        if self.roots != (EVERY_ROOT,) or not ops.op(self.op).rooted:
+            return self
+        return replace(self, roots=tuple(range(nranks)))
 
 
 def check_sweep(sweep: Sweep, nranks: int) -> None:
@@ -75,9 +85,10 @@ def check_sweep(sweep: Sweep, nranks: int) -> None:
         if sweep.step_factor <= 1 and sweep.step_bytes % size:
             raise NcbenchError(f"-i {sweep.step_bytes} B is not a whole number of {name} elements ({size} B each)")
     if not operation.reduction and sweep.redops != ("sum",):
-        raise NcbenchError(f"{sweep.op} takes no reduction op (-o); it only moves data")
+        raise NcbenchError(f"{sweep.op} takes no reduction op (-o {','.join(sweep.redops)}); it only moves data")
     if not operation.rooted and sweep.roots != (0,):
-        raise NcbenchError(f"{sweep.op} has no root (-r); only broadcast and reduce do")
+        roots = ",".join(map(str, sweep.roots))
+        raise NcbenchError(f"{sweep.op} has no root (-r {roots}); only broadcast and reduce do")
     for root in sweep.roots:
         if not 0 <= root < nranks:
             raise NcbenchError(f"root {root} does not exist: this communicator has ranks 0-{nranks - 1}")
@@ -88,8 +99,27 @@ def check_sweep(sweep: Sweep, nranks: int) -> None:
     for flag, value in positive:
         if value < 1:
             raise NcbenchError(f"{flag} must be at least 1, not {value}")
-    if sweep.warmup < 0 or sweep.check < 0 or sweep.time_budget_s <= 0 or sweep.timeout_s < 0:
-        raise NcbenchError("-w and -c must be >= 0, --time-budget > 0 and --timeout >= 0 (0 turns it off)")
+    if sweep.warmup < 0 or sweep.check < 0 or sweep.time_budget_s <= 0:
+        raise NcbenchError("-w and -c must be >= 0 and --time-budget > 0")
+
+
+@dataclass(frozen=True)
+class Point:
+    """One measurement point, one result row: what is measured (the buffers it runs on are not part of it)."""
+
+    operation: ops.Op
+    dt: ops.DType
+    redop: str  # measured as given; a row of an op without reduction says "none"
+    root: int  # measured as given; a row of an unrooted op says -1
+    layout: ops.Layout  # element counts at this size and communicator size
+    in_place: bool
+
+    def describe(self, with_redop: bool = False) -> str:
+        """Return 'allreduce 8B float [sum] (out-of-place)': how messages name one measurement."""
+        placement = "in-place" if self.in_place else "out-of-place"
+        redop = f"{self.redop} " if with_redop and self.redop else ""
+        size = format_size(self.layout.nbytes(self.dt.size))
+        return f"{self.operation.name} {size} {self.dt.name} {redop}({placement})"
 
 
 @dataclass
@@ -135,10 +165,10 @@ def run(sweep: Sweep, ctx: Context, emit: Callable[[dict], None]) -> None:
                     state = {"iters": None, "est_s": None}  # carried across sizes: N never grows with size
                     for nbytes in sweep.sizes():
                         layout = operation.layout(nbytes, nranks, dt.size)
-                        what = f"{sweep.op} {format_size(layout.nbytes(dt.size))} {dt.name}"
-                        ctx.guard.checkpoint(what)
+                        ctx.guard.checkpoint(f"{sweep.op} {format_size(layout.nbytes(dt.size))} {dt.name}")
                         for in_place in (False, True):
-                            row = measure_one(sweep, ctx, operation, dt, redop, root, layout, send, recv, in_place, state)
+                            point = Point(operation, dt, redop, root, layout, in_place)
+                            row = measure_one(sweep, ctx, point, send, recv, state)
                             if ctx.comm.rank == 0:
                                 emit(row)
 
@@ -154,36 +184,32 @@ def _timed_call(raw, pre):
     return call
 
 
-def measure_one(sweep, ctx, operation, dt, redop, root, layout, send, recv, in_place, state) -> dict:
-    """Measure one size and placement; return the row (complete on rank 0).
+def measure_one(sweep: Sweep, ctx: Context, point: Point, send, recv, state: dict) -> dict:
+    """Measure one point on the buffers `send` and `recv`; return the row (complete on rank 0).
 
     An error the backend's library raises (NCCL refusing a call) is one sentence naming the operation
     and the rank, exit 3: the run could not measure, which is not a bug of ncbench's.
     """
     try:
-        return _measure_one(sweep, ctx, operation, dt, redop, root, layout, send, recv, in_place, state)
+        return _measure_one(sweep, ctx, point, send, recv, state)
     except NcbenchError:
         raise
     except Exception as err:
         reason = ctx.backend.failure(err)
         if reason is None:
             raise
-        what = describe(operation, layout, dt, in_place, redop)
+        what = point.describe(with_redop=True)
         raise NcbenchError(f"{reason} in {what} on rank {ctx.world_ranks[ctx.comm.rank]}", EXIT_UNKNOWN) from None
 
 
-def describe(operation, layout, dt, in_place: bool, redop: str = "") -> str:
-    """Return 'allreduce 8B float [sum] (out-of-place)': how messages name one measurement."""
-    placement = "in-place" if in_place else "out-of-place"
-    return f"{operation.name} {format_size(layout.nbytes(dt.size))} {dt.name} {redop + ' ' if redop else ''}({placement})"
-
-
-def _measure_one(sweep, ctx, operation, dt, redop, root, layout, send, recv, in_place, state) -> dict:
-    comm, backend = ctx.comm, ctx.backend
-    raw, _ = backend.prepare(operation.name, layout, send, recv, dt=dt, redop=redop, root=root, in_place=in_place)
+def _measure_one(sweep: Sweep, ctx: Context, point: Point, send, recv, state: dict) -> dict:
+    comm, backend, p = ctx.comm, ctx.backend, point
+    raw, _ = backend.prepare(
+        p.operation.name, p.layout, send, recv, dt=p.dt, redop=p.redop, root=p.root, in_place=p.in_place
+    )
     pre = ctx.injector.pre_op()
     call = _timed_call(raw, pre)
-    what = describe(operation, layout, dt, in_place)
+    what = point.describe()
     watchdog = ctx.guard.watchdog
     watchdog.arm(what)
     for _ in range(sweep.warmup):
@@ -196,11 +222,11 @@ def _measure_one(sweep, ctx, operation, dt, redop, root, layout, send, recv, in_
     probe_n = max(1, min(PROBE_OPS, int(sweep.time_budget_s * PROBE_BUDGET_FRACTION / max(est_s, 1e-9))))
     in_op = probe(comm, raw, pre, backend.sync, probe_n) if comm.size > 1 else None
     watchdog.disarm()
-    checked = validate(sweep, ctx, operation, dt, redop, root, layout, send, recv, in_place, what)
+    checked = validate(sweep, ctx, point, send, recv)
     gathered = comm.gather((per_rank, in_op), root=0)
     if comm.rank != 0:
         return {}
-    return build_row(sweep, ctx, operation, dt, redop, root, layout, in_place, iters, samples, gathered, checked)
+    return build_row(sweep, ctx, point, iters, samples, gathered, checked)
 
 
 def plan(sweep: Sweep, comm, call, sync, state: dict) -> tuple[int, int, float]:
@@ -308,10 +334,11 @@ def find_late_rank(in_op: np.ndarray) -> tuple[int, float]:
     return -1, 0.0
 
 
-def build_row(sweep, ctx, operation, dt, redop, root, layout, in_place, iters, samples, gathered, checked) -> dict:
+def build_row(sweep: Sweep, ctx: Context, point: Point, iters: int, samples: int, gathered, checked) -> dict:
     """Return the result row from every rank's samples (rank 0 only)."""
     from .records import now_iso
 
+    operation, dt, layout = point.operation, point.dt, point.layout
     per_sample = np.max(np.stack([g[0][0] for g in gathered]), axis=0) * 1e6  # slowest rank per sample, us
     device_us = float("nan")
     if gathered[0][0][1] is not None:
@@ -324,8 +351,8 @@ def build_row(sweep, ctx, operation, dt, redop, root, layout, in_place, iters, s
     wrong, sources = checked
     return {
         "op": operation.name, "backend": sweep.backend, "dtype": dt.name,
-        "redop": redop if operation.reduction else "none", "root": root if operation.rooted else -1,
-        "in_place": in_place, "nranks": ctx.comm.size, "nnodes": ctx.nnodes,
+        "redop": point.redop if operation.reduction else "none", "root": point.root if operation.rooted else -1,
+        "in_place": point.in_place, "nranks": ctx.comm.size, "nnodes": ctx.nnodes,
         "ranks_per_node": ctx.ranks_per_node, "nbytes": nbytes, "count": layout.count,
         "warmup": sweep.warmup, "iters": iters, "samples": samples,
         "time_us": mean_us, "time_us_min": float(per_sample.min()),
@@ -342,16 +369,17 @@ def build_row(sweep, ctx, operation, dt, redop, root, layout, in_place, iters, s
     }  # fmt: skip
 
 
-def validate(sweep, ctx, operation, dt, redop, root, layout, send, recv, in_place, what) -> tuple[int, str]:
+def validate(sweep: Sweep, ctx: Context, point: Point, send, recv) -> tuple[int, str]:
     """Run `sweep.check` checked operations; return (wrong elements over all ranks, source ranks)."""
     from . import validate as checks
 
     if sweep.check == 0:
         return -1, ""
+    p = point
     total, sources = 0, ""
     for _ in range(sweep.check):
-        ctx.guard.watchdog.arm(f"checking {what}")
-        wrong, found = checks.check(ctx, operation, dt, redop, root, layout, send, recv, in_place)
+        ctx.guard.watchdog.arm(f"checking {p.describe()}")
+        wrong, found = checks.check(ctx, p.operation, p.dt, p.redop, p.root, p.layout, send, recv, p.in_place)
         ctx.guard.watchdog.disarm()
         if wrong < 0:
             return wrong, ""  # nothing checkable in this placement

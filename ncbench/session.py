@@ -6,14 +6,15 @@ argv -> MPI job (thread level chosen on purpose, arguments agreed) -> measure/p2
 
 import os
 import sys
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from . import job as jobs
-from . import records, sysinfo
+from . import ops, records, sysinfo
 from .errors import EXIT_FAIL, EXIT_OK, EXIT_USAGE, NcbenchError
 
-MEASURE_COMMANDS = ("allreduce", "allgather", "reducescatter", "broadcast", "reduce", "alltoall", "sendrecv", "p2p")
+MEASURE_COMMANDS = (*ops.OPS, "p2p")  # ncbench.ops.OPS names the collectives, once
 SLOWEST_SHARE = 0.25  # the summary names a slow rank only if it was late in this share of measurements
 
 
@@ -94,7 +95,7 @@ class Launch:
     out: Path | None = None  # results CSV; default results/runs/<run_id>.csv
     force: bool = False  # --force: replace an existing --out (and its sidecar) instead of refusing
     fmt: str = "table"  # what stdout gets: table | csv | json
-    timeout_s: float = 120.0
+    timeout_s: float = 120.0  # -T: seconds before a rank that never arrives ends the run (exit 3); 0 = off
     graph_launches: int = 0  # GPU: capture a sample's operations in a CUDA graph, launch it N times (nccl-tests -G N)
     staged: bool = False  # cuda-mpi: copy through host memory when MPI is not CUDA-aware
     assume_cuda_aware: bool = False  # cuda-mpi: trust the library where it cannot say
@@ -267,101 +268,190 @@ TIMING = {
 
 def run_collective(sweep, launch: Launch) -> int:
     """Measure `sweep` on every --nodes step; return the exit code (the same on every rank)."""
-    from mpi4py import MPI
-
-    from . import measure, ops
+    from . import measure
     from .backends import get
-    from .guard import Guard, Watchdog
-    from .inject import from_env
-    from .table import Stdout
 
     comm = Started.comm
     backend_cls = get(sweep.backend)
     job = describe_job(comm, launch)
     steps = node_steps(launch, job)
+    sweep = sweep.every_root(comm.size)
     measure.check_sweep(sweep, min(len(job.ranks_on(n)) for n in steps))
+    sweep, left_out = carried_dtypes(sweep, backend_cls, comm.rank)
+    options = collective_options(launch, sweep.backend)
+    settings = {**asdict(sweep), "timeout_s": launch.timeout_s}  # the sidecar's settings keep the timeout
+    need_bytes = measure.rank_bytes(sweep, ops.op(sweep.op), comm.size)
+    extra_meta = {"dtypes_left_out": left_out} if left_out else {}
+    run = open_run(
+        launch,
+        job,
+        backend_cls,
+        options,
+        label=sweep.op,
+        backend=sweep.backend,
+        steps=steps,
+        settings=settings,
+        need_bytes=need_bytes,
+        extra_meta=extra_meta,
+    )
+    Started.running = True
+    for n in steps:
+        sub = jobs.split_first_nodes(comm, job, n)
+        if sub is not None:
+            measure_step(run, sweep, sub, n)
+        jobs.idle_until_all_arrive(comm)
+    Started.running = False
+    code = run.finish(wrong_rows=sum(1 for r in run.rows if (r.get("wrong") or 0) > 0))
+    return comm.bcast(code, root=0)
+
+
+def carried_dtypes(sweep, backend_cls, rank: int):
+    """Return (sweep, {dtype: why left out}): -d all narrowed to what the backend carries, said on stderr.
+
+    A dtype named on its own that the backend cannot carry is refused (nccl-tests drops fp8 from -d all likewise).
+    """
     left_out = {}
-    if sweep.dtypes == tuple(ops.DTYPES):  # -d all: what this backend can carry (nccl-tests drops fp8 likewise)
+    if sweep.dtypes == tuple(ops.DTYPES):
         reasons = {d: backend_cls.unsupported(ops.DTYPES[d]) for d in ops.DTYPES}
         left_out = {d: why for d, why in reasons.items() if why}
         sweep = replace(sweep, dtypes=tuple(d for d in ops.DTYPES if d not in left_out))
-        if left_out and comm.rank == 0:  # said, not silent: stderr, so a csv or json stdout stays clean
+        if left_out and rank == 0:  # said, not silent: stderr, so a csv or json stdout stays clean
             print(f"ncbench: -d all on --backend {sweep.backend} leaves out {', '.join(left_out)}: "
                   f"{next(iter(left_out.values()))}", file=sys.stderr, flush=True)  # fmt: skip
     for name in sweep.dtypes:
         reason = backend_cls.unsupported(ops.dtype(name))
         if reason:
             raise NcbenchError(reason)
-    options = {"graph_launches": launch.graph_launches, "staged": launch.staged,
-               "assume_cuda_aware": launch.assume_cuda_aware}  # fmt: skip
+    return sweep, left_out
+
+
+def collective_options(launch: Launch, backend: str) -> dict:
+    """Return the backend options of a collective run, after refusing launch flags it cannot honour."""
     if launch.graph_launches < 0:
         raise NcbenchError(f"-G {launch.graph_launches}: the number of CUDA-graph launches must be 0 (off) or more")
-    if launch.graph_launches and sweep.backend != "nccl":
+    if launch.graph_launches and backend != "nccl":
         raise NcbenchError("--graph (-G) captures NCCL launches in a CUDA graph; it needs --backend nccl")
-    if launch.staged and sweep.backend != "cuda-mpi":
+    if launch.staged and backend != "cuda-mpi":
         raise NcbenchError("--staged copies GPU buffers through host memory; it needs --backend cuda-mpi")
-    agree(comm, backend_cls.unavailable(**options))  # every rank fails the same way, or none does
+    if launch.timeout_s < 0:
+        raise NcbenchError(f"--timeout {launch.timeout_s:g}: seconds must be >= 0 (0 turns it off)")
+    return {"graph_launches": launch.graph_launches, "staged": launch.staged,
+            "assume_cuda_aware": launch.assume_cuda_aware}  # fmt: skip
+
+
+@dataclass
+class Run:
+    """One measurement run once every rank agreed it can start: job, backend, results file, stdout, rows.
+
+    `open_run` makes it the same way for collectives and p2p; `finish` records how it ended.
+    """
+
+    comm: Any
+    launch: Launch
+    job: jobs.Job
+    backend_cls: type
+    options: dict  # backend options: its constructor, unavailable and memory_problem take them
+    injector: Any
+    meta: dict  # the sidecar's metadata (complete on rank 0)
+    writer: Any  # records.RunWriter on rank 0, None elsewhere
+    watchdog: Any
+    out: Any  # what stdout gets: table.Stdout
+    rows: list[dict] = field(default_factory=list)  # every row kept (rank 0)
+    communicators: list[dict] = field(default_factory=list)  # the sidecar's: one per backend communicator
+    versions: dict = field(default_factory=dict)  # the backend libraries' versions (rank 0)
+
+    def emit(self, row: dict, show: bool = True) -> None:
+        """Keep a row (rank 0): into the results file and `rows`, and onto stdout if `show`."""
+        row["run_id"] = self.writer.path.stem
+        self.writer.append(row)
+        self.rows.append(row)
+        if show:
+            self.out.add(row)
+
+    def finish(self, **facts) -> int | None:
+        """Record how the run ended, `facts` included, in the sidecar; return the exit code (rank 0, else None)."""
+        if self.comm.rank != 0:
+            return None
+        code = exit_code(self.rows)
+        summary = {"rows": len(self.rows), "findings": findings(self.rows), **facts}
+        summary.update(communicators=self.communicators, backend_versions=self.versions)
+        self.writer.finish(status=records.ending(code), exit_code=code, **summary)
+        return code
+
+
+def open_run(
+    launch: Launch,
+    job: jobs.Job,
+    backend_cls,
+    options: dict,
+    *,
+    label: str,
+    backend: str,
+    steps: tuple[int, ...],
+    settings: dict,
+    need_bytes: int,
+    can_stage: bool = True,
+    extra_meta: dict | None = None,
+) -> Run:
+    """Agree the backend can run and the buffers fit, then open the results file: what every command does first.
+
+    `label` names the command in the sidecar (and with `backend`, the run id); `need_bytes` is the most
+    memory one rank allocates; `can_stage`: the command offers --staged; `extra_meta` joins the sidecar.
+    """
+    from .guard import Watchdog
+    from .inject import from_env
+    from .table import Stdout
+
+    comm = Started.comm
+    agree(comm, backend_cls.unavailable(can_stage=can_stage, **options))  # every rank fails the same way, or none
     injector = from_env(os.environ, comm.rank)
-    operation = ops.op(sweep.op)
-    need = measure.rank_bytes(sweep, operation, comm.size)
-    agree(comm, backend_cls.memory_problem(need, list(job.hosts), comm.rank, **options))
-    meta = metadata(comm, job, sweep.op, backend_cls, asdict(sweep), steps)
-    if comm.rank == 0 and left_out:
-        meta["dtypes_left_out"] = left_out
-    writer = open_writer(comm, launch, meta, f"{sweep.op}-{sweep.backend}")
+    agree(comm, backend_cls.memory_problem(need_bytes, list(job.hosts), comm.rank, **options))
+    meta = metadata(comm, job, label, backend_cls, settings, steps)
+    if comm.rank == 0:
+        meta.update(extra_meta or {})
+    writer = open_writer(comm, launch, meta, f"{label}-{backend}")
     watchdog = Watchdog(f"rank {comm.rank} on {job.hosts[comm.rank]}", launch.timeout_s)
     out = Stdout(launch.fmt, list(records.RESULT_COLUMNS))
-    all_rows: list[dict] = []
-    communicators: list[dict] = []
-    versions: dict = {}
+    return Run(comm, launch, job, backend_cls, options, injector, meta, writer, watchdog, out)
 
-    def emit(row: dict) -> None:
-        row["run_id"] = writer.path.stem
-        writer.append(row)
-        all_rows.append(row)
-        out.add(row)
 
-    Started.running = True
-    for n in steps:
-        sub = jobs.split_first_nodes(comm, job, n)
-        if sub is not None:
-            members = job.ranks_on(n)
-            backend = backend_cls(sub, hosts=[job.hosts[r] for r in members], **options)
-            init_s = sub.allreduce(backend.init_s, op=MPI.MAX)  # ready when the slowest rank is
-            step = {"nnodes": n, "nranks": sub.size, "backend": backend.name, "init_s": init_s}
-            communicators.append(step)
-            watchdog.on_fire = [backend.abort]
-            if comm.rank == 0 and not versions:  # only rank 0 writes the sidecar
-                versions = backend.versions()
-            guard = Guard(sub, comm, members, [job.hosts[r] for r in members],
-                          timeout_s=launch.timeout_s, watchdog=watchdog, injector=injector)  # fmt: skip
-            ctx = measure.Context(sub, backend, guard, injector, members, guard.hosts, n, job.ranks_per_node(n))
-            devices = sub.gather(backend.describe_device(), root=0)
-            if comm.rank == 0 and any(devices):  # which GPU every rank used: a mixed node shows here
-                step["devices"] = [{"rank": r, "host": job.hosts[r], "device": d[0], "pci_bus_id": d[1], "model": d[2]}
-                                   for r, d in zip(members, devices, strict=True)]  # fmt: skip
-            if comm.rank == 0:
-                pids = {p["rank"]: p["pid"] for p in meta["processes"]}
-                lines = preamble(sweep.op, sweep_line(sweep, launch.graph_launches), members, job, n, backend, pids, devices)
-                lines.append(f"# Timing: {TIMING[backend.timing]}")
-                if backend.init_s:
-                    lines.append(f"# {backend.name} communicator of {sub.size} ranks created in {init_s:.3f} s")
-                out.begin(lines)
-            measure.run(sweep, ctx, emit)
-            backend.close()
-            watchdog.on_fire = []
-            if comm.rank == 0:
-                out.end(sweep.op, findings(out.rows) + [f"# Results: {writer.path}"])
-            guard.free()
-            sub.Free()
-        jobs.idle_until_all_arrive(comm)
-    Started.running = False
-    code = exit_code(all_rows) if comm.rank == 0 else None
+def measure_step(run: Run, sweep, sub, n: int) -> None:
+    """Measure `sweep` on `sub`, the communicator of the first `n` nodes; keep its rows and communicator in `run`."""
+    from mpi4py import MPI
+
+    from . import measure
+    from .guard import Guard
+
+    comm, job, launch = run.comm, run.job, run.launch
+    members = job.ranks_on(n)
+    backend = run.backend_cls(sub, hosts=[job.hosts[r] for r in members], **run.options)
+    init_s = sub.allreduce(backend.init_s, op=MPI.MAX)  # ready when the slowest rank is
+    step = {"nnodes": n, "nranks": sub.size, "backend": backend.name, "init_s": init_s}
+    run.communicators.append(step)
+    run.watchdog.on_fire = [backend.abort]
+    if comm.rank == 0 and not run.versions:  # only rank 0 writes the sidecar
+        run.versions = backend.versions()
+    guard = Guard(sub, comm, members, [job.hosts[r] for r in members],
+                  timeout_s=launch.timeout_s, watchdog=run.watchdog, injector=run.injector)  # fmt: skip
+    ctx = measure.Context(sub, backend, guard, run.injector, members, guard.hosts, n, job.ranks_per_node(n))
+    devices = sub.gather(backend.describe_device(), root=0)
+    if comm.rank == 0 and any(devices):  # which GPU every rank used: a mixed node shows here
+        step["devices"] = [{"rank": r, "host": job.hosts[r], "device": d[0], "pci_bus_id": d[1], "model": d[2]}
+                           for r, d in zip(members, devices, strict=True)]  # fmt: skip
     if comm.rank == 0:
-        writer.finish(status=records.ending(code), rows=len(all_rows), exit_code=code, findings=findings(all_rows),
-                      wrong_rows=sum(1 for r in all_rows if (r.get("wrong") or 0) > 0),
-                      communicators=communicators, backend_versions=versions)  # fmt: skip
-    return comm.bcast(code, root=0)
+        pids = {p["rank"]: p["pid"] for p in run.meta["processes"]}
+        lines = preamble(sweep.op, sweep_line(sweep, launch.graph_launches), members, job, n, backend, pids, devices)
+        lines.append(f"# Timing: {TIMING[backend.timing]}")
+        if backend.init_s:
+            lines.append(f"# {backend.name} communicator of {sub.size} ranks created in {init_s:.3f} s")
+        run.out.begin(lines)
+    measure.run(sweep, ctx, run.emit)
+    backend.close()
+    run.watchdog.on_fire = []
+    if comm.rank == 0:
+        run.out.end(sweep.op, findings(run.out.rows) + [f"# Results: {run.writer.path}"])
+    guard.free()
+    sub.Free()
 
 
 def run_p2p(sweep, launch: Launch) -> int:
@@ -370,9 +460,8 @@ def run_p2p(sweep, launch: Launch) -> int:
 
     from . import p2p
     from .backends import get
-    from .guard import Guard, Watchdog
-    from .inject import from_env
-    from .table import P2P_HEADER, Stdout, p2p_lines
+    from .guard import Guard
+    from .table import P2P_HEADER
 
     comm = Started.comm
     job = describe_job(comm, launch)
@@ -380,62 +469,76 @@ def run_p2p(sweep, launch: Launch) -> int:
     schedule = p2p.rounds(p2p.pairs_for(sweep.pairs, job.node_of), sweep.concurrent)
     backend_cls = get(sweep.backend)
     options = {"assume_cuda_aware": launch.assume_cuda_aware}
-    agree(comm, backend_cls.unavailable(can_stage=False, **options))
-    agree(comm, backend_cls.memory_problem(2 * sweep.max_bytes, list(job.hosts), comm.rank, **options))
-    injector = from_env(os.environ, comm.rank)
-    meta = metadata(comm, job, "p2p", backend_cls, asdict(sweep), (job.nnodes,))
-    writer = open_writer(comm, launch, meta, f"p2p-{sweep.backend}")
-    watchdog = Watchdog(f"rank {comm.rank} on {job.hosts[comm.rank]}", launch.timeout_s)
+    run = open_run(
+        launch,
+        job,
+        backend_cls,
+        options,
+        label="p2p",
+        backend=sweep.backend,
+        steps=(job.nnodes,),
+        settings=asdict(sweep),
+        need_bytes=2 * sweep.max_bytes,
+        can_stage=False,
+    )
     guard = Guard(comm, comm, list(range(comm.size)), list(job.hosts),
-                  timeout_s=launch.timeout_s, watchdog=watchdog, injector=injector)  # fmt: skip
-    out = Stdout(launch.fmt, list(records.RESULT_COLUMNS))
-    all_rows: list[dict] = []
+                  timeout_s=launch.timeout_s, watchdog=run.watchdog, injector=run.injector)  # fmt: skip
     Started.running = True
-    backend = backend_cls(comm, hosts=list(job.hosts), **options)  # one communicator serves every pair
+    backend = backend_cls(comm, hosts=list(job.hosts), **run.options)  # one communicator serves every pair
     init_s = comm.allreduce(backend.init_s, op=MPI.MAX)
-    watchdog.on_fire = [backend.abort]
-    versions = backend.versions() if comm.rank == 0 else {}
+    run.watchdog.on_fire = [backend.abort]
+    run.versions = backend.versions() if comm.rank == 0 else {}
     devices = comm.gather(backend.describe_device(), root=0)
     if comm.rank == 0:
-        order = "concurrently in disjoint rounds" if sweep.concurrent else "one pair at a time"
-        title = (
-            f"# ncbench p2p on {sweep.backend} (timing: {backend.timing}): latency = half the round trip; "
-            f"bw/bibw with windows of {sweep.window} messages; pairs: {sweep.pairs}, {order}; thread-level {Started.level}"
-        )
-        lines = [title] + [f"#  Rank {r:2d} on {job.hosts[r]:>10} {device_text(d)}" for r, d in enumerate(devices) if d]
-        if backend.init_s:
-            lines.append(f"# {backend.name} communicator of {comm.size} ranks created in {init_s:.3f} s")
-        if sweep.pairs == "self" and "bibw" in sweep.tests:
-            lines.append("# a rank paired with itself has one direction only: no bibw")
-        out.begin(lines, collective=False)
-        out.say(P2P_HEADER)
+        run.out.begin(p2p_preamble(sweep, job, backend, devices, init_s, comm.size), collective=False)
+        run.out.say(P2P_HEADER)
     for i, members in enumerate(schedule):
-        guard.checkpoint(f"p2p round {i + 1} of {len(schedule)}")
-        mine = next((pair for pair in members if comm.rank in pair), None)
-        pc = comm.Split(members.index(mine) if mine else MPI.UNDEFINED, comm.rank)
-        rows = p2p.measure_pair(sweep, pc, mine, injector, watchdog, job, backend) if mine else []
-        if mine:
-            pc.Free()
-        jobs.idle_until_all_arrive(comm)
-        gathered = comm.gather(rows, root=0)
-        if comm.rank == 0:
-            round_rows = [row for part in gathered for row in part]
-            for row in round_rows:
-                row["run_id"] = writer.path.stem
-                writer.append(row)
-                if launch.fmt != "table":
-                    out.add(row)
-            all_rows += round_rows
-            for line in p2p_lines(round_rows, list(job.hosts)):
-                out.say(line)
+        measure_round(run, sweep, guard, backend, members, f"p2p round {i + 1} of {len(schedule)}")
     backend.close()
-    watchdog.on_fire = []
+    run.watchdog.on_fire = []
     Started.running = False
-    code = exit_code(all_rows) if comm.rank == 0 else None
     if comm.rank == 0:
-        out.say(f"# Results: {writer.path}")
-        communicators = [{"nnodes": job.nnodes, "nranks": comm.size, "backend": backend.name, "init_s": init_s}]
-        writer.finish(status=records.ending(code), rows=len(all_rows), exit_code=code, findings=findings(all_rows),
-                      communicators=communicators, backend_versions=versions)  # fmt: skip
+        run.out.say(f"# Results: {run.writer.path}")
+    run.communicators.append({"nnodes": job.nnodes, "nranks": comm.size, "backend": backend.name, "init_s": init_s})
+    code = run.finish()
     guard.free()
     return comm.bcast(code, root=0)
+
+
+def p2p_preamble(sweep, job: jobs.Job, backend, devices: list, init_s: float, nranks: int) -> list[str]:
+    """Return the p2p run's '#' lines: what is timed how, which device every rank uses, the communicator."""
+    order = "concurrently in disjoint rounds" if sweep.concurrent else "one pair at a time"
+    title = (
+        f"# ncbench p2p on {sweep.backend} (timing: {backend.timing}): latency = half the round trip; "
+        f"bw/bibw with windows of {sweep.window} messages; pairs: {sweep.pairs}, {order}; thread-level {Started.level}"
+    )
+    lines = [title] + [f"#  Rank {r:2d} on {job.hosts[r]:>10} {device_text(d)}" for r, d in enumerate(devices) if d]
+    if backend.init_s:
+        lines.append(f"# {backend.name} communicator of {nranks} ranks created in {init_s:.3f} s")
+    if sweep.pairs == "self" and "bibw" in sweep.tests:
+        lines.append("# a rank paired with itself has one direction only: no bibw")
+    return lines
+
+
+def measure_round(run: Run, sweep, guard, backend, members: list[tuple[int, int]], what: str) -> None:
+    """Measure one round of disjoint pairs, each on its own 2-rank communicator; keep the rows on rank 0."""
+    from mpi4py import MPI
+
+    from . import p2p
+    from .table import p2p_lines
+
+    comm = run.comm
+    guard.checkpoint(what)
+    mine = next((pair for pair in members if comm.rank in pair), None)
+    pc = comm.Split(members.index(mine) if mine else MPI.UNDEFINED, comm.rank)
+    rows = p2p.measure_pair(sweep, pc, mine, run.injector, run.watchdog, run.job, backend) if mine else []
+    if mine:
+        pc.Free()
+    jobs.idle_until_all_arrive(comm)
+    gathered = comm.gather(rows, root=0)
+    if comm.rank == 0:
+        round_rows = [row for part in gathered for row in part]
+        for row in round_rows:
+            run.emit(row, show=run.launch.fmt != "table")  # the table shows a round as OSU lines, below
+        for line in p2p_lines(round_rows, list(run.job.hosts)):
+            run.out.say(line)
