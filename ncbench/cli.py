@@ -81,8 +81,8 @@ def _collective_command(name: str):
         fmt: Format = "table",
         thread_level: ThreadLevel = "auto",
     ) -> None:
-        from . import session
-        from .measure import Sweep
+        from .measure import session
+        from .measure.harness import Sweep
         from .units import parse_int_list, parse_size
 
         _check_format(fmt)  # what the op takes (-o, -r) is measure.check_sweep's to say, on every rank
@@ -133,8 +133,8 @@ def p2p_cmd(
     thread_level: ThreadLevel = "auto",
 ) -> None:
     """Measure point-to-point latency and bandwidth between rank pairs (osu_latency, osu_bw, osu_bibw)."""
-    from . import session
-    from .p2p import PairSweep
+    from .measure import session
+    from .measure.p2p import PairSweep
     from .units import parse_size
 
     _check_format(fmt)
@@ -426,7 +426,8 @@ class Outcome:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; under MPI, a failure on any rank ends the whole job instead of hanging it."""
-    from . import records, session
+    from . import records
+    from .measure import session
 
     argv = sys.argv[1:] if argv is None else argv
     Outcome.code = 0  # a second call in one process (tests, a Python user) starts clean
@@ -454,7 +455,7 @@ def main(argv: list[str] | None = None) -> None:
             raise
         import traceback
 
-        from .guard import abort_job
+        from .measure.guard import abort_job
 
         traceback.print_exc()
         abort_job(comm, EXIT_SOFTWARE)  # a rank that dies alone would leave the others waiting forever
@@ -462,10 +463,11 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _fail(comm, message: str, code: int) -> None:
-    from . import records, session
+    from . import records
+    from .measure import session
 
     if comm is not None and session.Started.running:
-        from .guard import abort_job
+        from .measure.guard import abort_job
 
         print(f"{message} (rank {comm.rank})", file=sys.stderr, flush=True)
         abort_job(comm, code, message)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from . import ops
 from .errors import EXIT_DATAERR, NcbenchError
 from .importers import Imported
-from .p2p import TESTS  # ncbench p2p's test names: its rows' op
+from .measure.p2p import TESTS  # ncbench p2p's test names: its rows' op
 from .records import RESULT_COLUMNS
 
 

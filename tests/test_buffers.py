@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from ncbench import sysinfo
-from ncbench.backends.mpi import HUGE_PAGE, host_buffer
+from ncbench.measure import sysinfo
+from ncbench.measure.backends.mpi import HUGE_PAGE, host_buffer
 
 
 def test_buffers_are_aligned_and_zeroed():

@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT, requires_mpi, run_mpi
 
 from ncbench import records
-from ncbench.backends import gpu
+from ncbench.measure.backends import gpu
 
 pytestmark = [requires_mpi]
 FAKE = {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "fakegpu"), os.environ.get("PYTHONPATH", "")]),

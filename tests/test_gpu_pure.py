@@ -5,8 +5,8 @@ import pytest
 from conftest import requires_mpi, run_mpi
 
 from ncbench import ops
-from ncbench.backends import gpu
 from ncbench.errors import NcbenchError
+from ncbench.measure.backends import gpu
 
 
 def test_one_gpu_per_rank_from_the_local_rank():
@@ -46,7 +46,7 @@ def test_pypi_mpich_says_it_is_not_cuda_aware():
     import subprocess
     import sys
 
-    code = "from mpi4py import MPI; from ncbench.backends import gpu; print(gpu.cuda_aware_mpi())"
+    code = "from mpi4py import MPI; from ncbench.measure.backends import gpu; print(gpu.cuda_aware_mpi())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith("(False, 'MPIX_GPU_query_support(CUDA) in libmpi")
 
@@ -69,7 +69,7 @@ def test_gpu_flags_on_host_backend_are_refused(tmp_path, args, message):
 
 
 def test_average_tolerance_is_in_ulps_of_the_checked_dtype():
-    from ncbench.validate import wrong_mask
+    from ncbench.measure.validate import wrong_mask
 
     half = ops.DTYPES["half"]
     want = np.array([1000.0, 1000.0, 1000.0], dtype=np.float16)

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from ncbench import inject, job, measure, p2p
 from ncbench.errors import NcbenchError
+from ncbench.measure import harness, inject, job, p2p
 
 
 def test_sizes_follow_nccl_tests():
-    assert measure.Sweep(op="allreduce", min_bytes=8, max_bytes=128).sizes() == [8, 16, 32, 64, 128]
-    linear = measure.Sweep(op="allreduce", min_bytes=100, max_bytes=400, step_factor=1, step_bytes=100)
+    assert harness.Sweep(op="allreduce", min_bytes=8, max_bytes=128).sizes() == [8, 16, 32, 64, 128]
+    linear = harness.Sweep(op="allreduce", min_bytes=100, max_bytes=400, step_factor=1, step_bytes=100)
     assert linear.sizes() == [100, 200, 300, 400]
 
 
@@ -27,30 +27,30 @@ def test_sizes_follow_nccl_tests():
     ],
 )
 def test_impossible_sweeps_are_refused(kwargs, message):
-    sweep = measure.Sweep(**{"op": "allreduce", **kwargs})
+    sweep = harness.Sweep(**{"op": "allreduce", **kwargs})
     with pytest.raises(NcbenchError, match=message):
-        measure.check_sweep(sweep, 4)
+        harness.check_sweep(sweep, 4)
 
 
 def test_iteration_plan_fits_the_budget_and_never_grows_with_size():
-    sweep = measure.Sweep(op="allreduce", time_budget_s=0.1, samples=10)
-    iters, samples, _ = measure._decide(sweep, est_s=1e-6, previous_iters=None)
+    sweep = harness.Sweep(op="allreduce", time_budget_s=0.1, samples=10)
+    iters, samples, _ = harness._decide(sweep, est_s=1e-6, previous_iters=None)
     assert (iters, samples) == (10000, 10)
-    assert measure._decide(sweep, est_s=1e-7, previous_iters=iters)[0] == iters  # monotone, IMB's rule
-    iters, samples, _ = measure._decide(sweep, est_s=0.05, previous_iters=None)
-    assert (iters, samples) == (1, measure.MIN_SAMPLES)  # one op outlasts the budget: keep 3 samples
-    fixed = measure.Sweep(op="allreduce", iters=20)
-    assert measure._decide(fixed, est_s=1.0, previous_iters=None)[:2] == (20, 10)
+    assert harness._decide(sweep, est_s=1e-7, previous_iters=iters)[0] == iters  # monotone, IMB's rule
+    iters, samples, _ = harness._decide(sweep, est_s=0.05, previous_iters=None)
+    assert (iters, samples) == (1, harness.MIN_SAMPLES)  # one op outlasts the budget: keep 3 samples
+    fixed = harness.Sweep(op="allreduce", iters=20)
+    assert harness._decide(fixed, est_s=1.0, previous_iters=None)[:2] == (20, 10)
 
 
 def test_late_rank_is_named_only_when_consistent():
     rng = np.random.default_rng(0)
     in_op = 100e-6 + rng.normal(0, 1e-6, size=(4, 16))
-    assert measure.find_late_rank(in_op) == (-1, 0.0)  # noise: nobody
+    assert harness.find_late_rank(in_op) == (-1, 0.0)  # noise: nobody
     in_op[2] -= 80e-6  # rank 2 arrives 80 us late: it waits least
-    rank, late_us = measure.find_late_rank(in_op)
+    rank, late_us = harness.find_late_rank(in_op)
     assert rank == 2 and late_us == pytest.approx(80, rel=0.1)
-    assert measure.find_late_rank(in_op[:1]) == (-1, 0.0)
+    assert harness.find_late_rank(in_op[:1]) == (-1, 0.0)
 
 
 def test_fault_syntax():
@@ -113,7 +113,7 @@ def test_pairs_and_disjoint_rounds():
 
 
 def test_summary_names_a_slow_rank_only_when_it_is_late_across_the_sweep():
-    from ncbench.session import findings
+    from ncbench.measure.session import findings
 
     row = {"slowest_rank": -1, "slowest_host": "", "lateness_us": 0.0, "wrong": 0, "wrong_sources": ""}
     rows = [dict(row) for _ in range(8)]

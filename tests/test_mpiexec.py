@@ -219,8 +219,9 @@ def test_memory_check_counts_check_data_not_only_the_buffers(tmp_path):
     `allreduce -e 2G` at 2 ranks on the 23 GiB VM counted 4 GiB of buffers per rank and was killed by the
     kernel at about 12 GB per rank (exit 9); validation's index and pattern arrays were never counted.
     """
-    from ncbench import measure, ops, validate
-    from ncbench.backends.base import MEMORY_SHARE
+    from ncbench import ops
+    from ncbench.measure import harness, validate
+    from ncbench.measure.backends.base import MEMORY_SHARE
 
     meminfo = Path("/proc/meminfo").read_text().splitlines()
     avail = next(int(line.split()[1]) * 1024 for line in meminfo if line.startswith("MemAvailable:"))
@@ -228,8 +229,8 @@ def test_memory_check_counts_check_data_not_only_the_buffers(tmp_path):
     size = 1 << 20
     while 2 * size * 2 < budget:  # the smallest power of two whose buffers fit but not buffers + check data
         size *= 2
-    sweep = measure.Sweep(op="allreduce", min_bytes=8, max_bytes=size)
-    assert 2 * size < budget < measure.rank_bytes(sweep, ops.op("allreduce"), 2)
+    sweep = harness.Sweep(op="allreduce", min_bytes=8, max_bytes=size)
+    assert 2 * size < budget < harness.rank_bytes(sweep, ops.op("allreduce"), 2)
     assert validate.working_bytes(ops.dtype("float"), "sum", 2, 32 << 20) >= 755 << 20  # measured peak RSS above buffers
     done = run_mpi(2, "allreduce", "-b", str(size), "-e", str(size), "--out", tmp_path / "r.csv", timeout=60)
     assert done.returncode == 64, done.stderr

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from ncbench import ops, osu_imb, p2p
+from ncbench import ops, osu_imb
 from ncbench.errors import NcbenchError
 from ncbench.importers import Imported
+from ncbench.measure import p2p
 from ncbench.records import RESULT_COLUMNS
 
 DATA = Path(__file__).parent / "data"

@@ -33,7 +33,7 @@ class Case:
 
 
 def _no_gpu() -> bool:
-    from ncbench.backends import gpu
+    from ncbench.measure.backends import gpu
 
     return gpu.unavailable() is not None
 

@@ -18,7 +18,7 @@ from conftest import requires_mpi, run_mpi
 from ncbench import records
 from ncbench.cli import Outcome, main
 from ncbench.health import PASS, UNKNOWN, history, outputs
-from ncbench.table import Stdout
+from ncbench.measure.table import Stdout
 
 ROOT = Path(__file__).resolve().parents[1]
 RUN = ROOT / "results" / "runs" / "20261123T123944Z-vm-allreduce-mpi-11815.csv"

@@ -1,6 +1,6 @@
 """The table an nccl-tests user reads at a glance: the same header, widths and number rules."""
 
-from ncbench import table
+from ncbench.measure import table
 
 # nccl-tests v2.17.3+ header, rendered from its format strings (reference/nccl-tests.md, layout §2a)
 NCCL_HEADER = [

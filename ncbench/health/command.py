@@ -11,9 +11,10 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .. import records, sysinfo
+from .. import records
 from ..errors import EXIT_UNAVAILABLE, EXIT_USAGE, NcbenchError
-from ..session import agree
+from ..measure import sysinfo
+from ..measure.session import agree
 from . import baseline as baselines
 from . import outputs, plan
 from .judge import Criteria
@@ -110,7 +111,7 @@ def setup(comm, opts: Options):
 
     from mpi4py import MPI
 
-    from ..session import Launch, describe_job
+    from ..measure.session import Launch, describe_job
 
     error, prepared = None, None
     try:
@@ -145,8 +146,8 @@ def load_baseline(comm, opts: Options, fp_id: str, fp: dict) -> tuple[dict, str]
 
 def run(opts: Options) -> int:
     """Run the health suite on every rank; return the exit code (the same on every rank, or the job aborts)."""
-    from .. import session
-    from ..inject import from_env
+    from ..measure import session
+    from ..measure.inject import from_env
     from .live import MPIRunner, Where, serve
 
     comm = session.Started.comm
@@ -232,6 +233,6 @@ def _stop(comm, runner, code: int) -> None:
         if not runner.unreachable[runner.job.node_of[r]]:
             comm.send(("stop", code), dest=r, tag=7101)
     if runner.unreachable.any():
-        from ..guard import abort_job
+        from ..measure.guard import abort_job
 
         abort_job(comm, code)  # MPI_Finalize would wait for the stalled rank forever (abort_job flushes)

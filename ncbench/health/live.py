@@ -211,7 +211,7 @@ class Buffers:
         self._cache: dict[int, tuple] = {}
 
     def __call__(self, nbytes: int):
-        from ..backends.mpi import host_buffer
+        from ..measure.backends.mpi import host_buffer
 
         if nbytes not in self._cache:
             self._cache[nbytes] = (host_buffer(max(nbytes, 1)), host_buffer(max(nbytes, 1)))
@@ -241,7 +241,7 @@ def serve(where: Where) -> int:
             return message[1]
         _, round_no, tasks, budget_s = message
         if where.injector.stall_at_checkpoint:
-            from ..inject import stall_forever
+            from ..measure.inject import stall_forever
 
             stall_forever()
         reports = execute(where, tasks, round_no, time.monotonic() + budget_s, buffers)
@@ -333,7 +333,7 @@ class MPIRunner:
             if r != 0:
                 comm.send(("round", self.round_no, tasks.get(r, []), budget), dest=r, tag=ASSIGN_TAG)
         if self.where.injector.stall_at_checkpoint:
-            from ..inject import stall_forever
+            from ..measure.inject import stall_forever
 
             stall_forever()
         reports = (

@@ -118,7 +118,7 @@ def _run_row(run_id: str, part, m: dict, state: RunState) -> list:
 
 
 def measured_section(inp: Inputs) -> Section:
-    from ..p2p import TESTS
+    from ..measure.p2p import TESTS
 
     sec = Section()
     states = run_states(inp)
@@ -191,7 +191,7 @@ def latest_run(run_ids, states: dict, sizes: dict | None = None) -> tuple[str, s
 
 def _latest_table(sec: Section, op: str, backend: str, part, states: dict) -> None:
     """Add the nccl-tests table of the op's latest run (its largest communicator), with a note when it is faulty."""
-    from ..table import header, row_line
+    from ..measure.table import header, row_line
 
     run_id, note = latest_run(part["run_id"].unique(), states, part.groupby("run_id")["nbytes"].nunique().to_dict())
     if note:

@@ -11,8 +11,8 @@ import subprocess
 from dataclasses import replace
 from pathlib import Path
 
-from ..errors import NcbenchError
-from ..ops import DType
+from ...errors import NcbenchError
+from ...ops import DType
 
 NO_GPU_HINT = ("run on a node with an NVIDIA GPU and its driver (check nvidia-smi and CUDA_VISIBLE_DEVICES), "
                "or use --backend mpi for host buffers")  # fmt: skip

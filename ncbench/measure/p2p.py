@@ -1,7 +1,7 @@
 """Point-to-point between rank pairs: the OSU trio (latency, bw, bibw), on the collective harness.
 
 PairSweep + world communicator -> rounds of rank pairs -> per pair a 2-rank communicator timed with
-measure.plan/time_samples -> one row per (pair, test, size), gathered to rank 0 after each round.
+harness.plan/time_samples -> one row per (pair, test, size), gathered to rank 0 after each round.
 latency = half the round trip (osu_latency); bw and bibw send windows of messages (osu_bw, osu_bibw).
 """
 
@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import backends, measure, ops
+from .. import ops
+from ..errors import NcbenchError
+from ..units import format_size
+from . import backends, harness
 from .backends.base import Backend
-from .errors import NcbenchError
-from .units import format_size
 
 TESTS = ("latency", "bw", "bibw")
 PAIRINGS = ("neighbours", "first", "all-nodes", "all", "self")
@@ -36,7 +37,7 @@ class PairSweep:
     backend: str = "mpi"
 
     def sizes(self) -> list[int]:
-        return measure.Sweep(op="sendrecv", min_bytes=self.min_bytes, max_bytes=self.max_bytes,
+        return harness.Sweep(op="sendrecv", min_bytes=self.min_bytes, max_bytes=self.max_bytes,
                              step_factor=self.step_factor).sizes()  # fmt: skip
 
 
@@ -222,7 +223,7 @@ def tests_for(sweep: "PairSweep", pair: tuple[int, int]) -> tuple[str, ...]:
 
 def measure_pair(sweep: PairSweep, pc, pair: tuple[int, int], injector, watchdog, job, backend) -> list[dict]:
     """Measure every test and size between the two ranks of `pc`; return rows (on its rank 0)."""
-    from .records import now_iso
+    from ..records import now_iso
 
     me = pair[pc.rank]
     link = Link(backend, pc, pair, me)
@@ -235,16 +236,16 @@ def measure_pair(sweep: PairSweep, pc, pair: tuple[int, int], injector, watchdog
         s, r = buf[:nbytes], rbuf[:nbytes]
         for test in tests:
             raw, requests = link.latency(s, r) if test == "latency" else (link.window(s, r, sweep.window, test == "bibw"), ())
-            call = measure._timed_call(raw, pre)
+            call = harness._timed_call(raw, pre)
             what = f"p2p {test} {format_size(nbytes)} between ranks {pair[0]} and {pair[1]}"
             watchdog.arm(what)
             for _ in range(sweep.warmup):
                 call()
             backend.sync()
             state: dict = {}
-            iters, samples, _ = measure.plan(sweep, pc, call, backend.sync, state)
+            iters, samples, _ = harness.plan(sweep, pc, call, backend.sync, state)
             run = Backend().batch(raw, pre, iters)
-            per_rank = measure.time_samples(pc, run, backend.sync, iters, samples, watchdog, what, backend.timer())
+            per_rank = harness.time_samples(pc, run, backend.sync, iters, samples, watchdog, what, backend.timer())
             watchdog.disarm()
             for request in requests:
                 request.Free()

@@ -6,13 +6,13 @@ name -> Backend class; availability is checked without importing (importlib.util
 import importlib
 import importlib.util
 
-from ..errors import NcbenchError
+from ...errors import NcbenchError
 
 # CLI value -> (module, class). A new backend is one more file and one more line here.
 BACKENDS = {
-    "mpi": ("ncbench.backends.mpi", "MPIBackend"),
-    "nccl": ("ncbench.backends.nccl", "NCCLBackend"),
-    "cuda-mpi": ("ncbench.backends.cuda_mpi", "CudaMPIBackend"),
+    "mpi": ("ncbench.measure.backends.mpi", "MPIBackend"),
+    "nccl": ("ncbench.measure.backends.nccl", "NCCLBackend"),
+    "cuda-mpi": ("ncbench.measure.backends.cuda_mpi", "CudaMPIBackend"),
 }
 REQUIRES = {"mpi": ("mpi4py",), "nccl": ("mpi4py", "cupy"), "cuda-mpi": ("mpi4py", "cupy")}
 INSTALL = {"cupy": "pip install 'ncbench[gpu]' on a machine with NVIDIA GPUs", "mpi4py": "pip install 'ncbench[mpich]'"}

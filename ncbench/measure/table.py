@@ -102,7 +102,7 @@ class Stdout:
         if self.fmt == "csv":
             self._csv(row)
         elif self.fmt == "json":
-            from .records import json_text
+            from ..records import json_text
 
             print(json_text({k: row.get(k) for k in self.columns}), flush=True)
         elif not row["in_place"]:

@@ -11,8 +11,8 @@ import time
 from functools import partial
 from pathlib import Path
 
-from ..errors import EXIT_UNKNOWN, NcbenchError
-from ..ops import DType, Layout
+from ...errors import EXIT_UNKNOWN, NcbenchError
+from ...ops import DType, Layout
 from . import gpu
 from .base import Backend
 

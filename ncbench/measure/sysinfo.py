@@ -70,7 +70,7 @@ def versions(mpi_module=None) -> dict[str, str]:
     """Return the versions of everything on the measurement path."""
     import numpy
 
-    from . import __version__
+    from .. import __version__
 
     found = {"ncbench": __version__, "git": git_revision(), "python": platform.python_version(),
              "numpy": numpy.__version__}  # fmt: skip

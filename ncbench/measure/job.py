@@ -5,7 +5,7 @@ environment + argv -> (comm, Job); Job -> sub-communicators spanning the first N
 
 from dataclasses import dataclass
 
-from .errors import EXIT_USAGE, NcbenchError
+from ..errors import EXIT_USAGE, NcbenchError
 
 THREAD_LEVELS = ("single", "funneled", "serialized", "multiple")
 # Launchers say how many ranks share this node before MPI starts (the thread level must be

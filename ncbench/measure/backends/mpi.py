@@ -8,8 +8,8 @@ from functools import partial
 
 import numpy as np
 
-from ..errors import NcbenchError
-from ..ops import NOT_IN_NUMPY, DType, Layout
+from ...errors import NcbenchError
+from ...ops import NOT_IN_NUMPY, DType, Layout
 from .base import Backend
 
 HUGE_PAGE = 2 << 20

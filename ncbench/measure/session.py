@@ -10,9 +10,10 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .. import ops, records
+from ..errors import EXIT_FAIL, EXIT_OK, EXIT_USAGE, NcbenchError
 from . import job as jobs
-from . import ops, records, sysinfo
-from .errors import EXIT_FAIL, EXIT_OK, EXIT_USAGE, NcbenchError
+from . import sysinfo
 
 MEASURE_COMMANDS = (*ops.OPS, "p2p")  # ncbench.ops.OPS names the collectives, once
 SLOWEST_SHARE = 0.25  # the summary names a slow rank only if it was late in this share of measurements
@@ -194,7 +195,7 @@ def preamble(label: str, sweep_text: str, members: list[int], job: jobs.Job, n: 
 
     `devices[i]` is member i's (CUDA device, bus id, model) on GPU backends; host ranks show their node.
     """
-    from . import __version__
+    from .. import __version__
 
     lines = [
         f"# ncbench version {__version__} backend {backend.name} thread-level {Started.level}",
@@ -268,7 +269,7 @@ TIMING = {
 
 def run_collective(sweep, launch: Launch) -> int:
     """Measure `sweep` on every --nodes step; return the exit code (the same on every rank)."""
-    from . import measure
+    from . import harness
     from .backends import get
 
     comm = Started.comm
@@ -276,11 +277,11 @@ def run_collective(sweep, launch: Launch) -> int:
     job = describe_job(comm, launch)
     steps = node_steps(launch, job)
     sweep = sweep.every_root(comm.size)
-    measure.check_sweep(sweep, min(len(job.ranks_on(n)) for n in steps))
+    harness.check_sweep(sweep, min(len(job.ranks_on(n)) for n in steps))
     sweep, left_out = carried_dtypes(sweep, backend_cls, comm.rank)
     options = collective_options(launch, sweep.backend)
     settings = {**asdict(sweep), "timeout_s": launch.timeout_s}  # the sidecar's settings keep the timeout
-    need_bytes = measure.rank_bytes(sweep, ops.op(sweep.op), comm.size)
+    need_bytes = harness.rank_bytes(sweep, ops.op(sweep.op), comm.size)
     extra_meta = {"dtypes_left_out": left_out} if left_out else {}
     run = open_run(
         launch,
@@ -419,7 +420,7 @@ def measure_step(run: Run, sweep, sub, n: int) -> None:
     """Measure `sweep` on `sub`, the communicator of the first `n` nodes; keep its rows and communicator in `run`."""
     from mpi4py import MPI
 
-    from . import measure
+    from . import harness
     from .guard import Guard
 
     comm, job, launch = run.comm, run.job, run.launch
@@ -433,7 +434,7 @@ def measure_step(run: Run, sweep, sub, n: int) -> None:
         run.versions = backend.versions()
     guard = Guard(sub, comm, members, [job.hosts[r] for r in members],
                   timeout_s=launch.timeout_s, watchdog=run.watchdog, injector=run.injector)  # fmt: skip
-    ctx = measure.Context(sub, backend, guard, run.injector, members, guard.hosts, n, job.ranks_per_node(n))
+    ctx = harness.Context(sub, backend, guard, run.injector, members, guard.hosts, n, job.ranks_per_node(n))
     devices = sub.gather(backend.describe_device(), root=0)
     if comm.rank == 0 and any(devices):  # which GPU every rank used: a mixed node shows here
         step["devices"] = [{"rank": r, "host": job.hosts[r], "device": d[0], "pci_bus_id": d[1], "model": d[2]}
@@ -445,7 +446,7 @@ def measure_step(run: Run, sweep, sub, n: int) -> None:
         if backend.init_s:
             lines.append(f"# {backend.name} communicator of {sub.size} ranks created in {init_s:.3f} s")
         run.out.begin(lines)
-    measure.run(sweep, ctx, run.emit)
+    harness.run(sweep, ctx, run.emit)
     backend.close()
     run.watchdog.on_fire = []
     if comm.rank == 0:

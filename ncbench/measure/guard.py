@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 
-from .errors import EXIT_UNKNOWN
+from ..errors import EXIT_UNKNOWN
 
 POLL_S = 200e-6  # checkpoint polling interval: outside every timed region, and gentle on shared cores
 REPORT_GRACE_S = 1.0  # a firing watchdog waits this long before exiting (see Watchdog._watch)
@@ -30,7 +30,7 @@ def abort_job(comm, code: int, reason: str = "the job was aborted") -> None:
 
     Without the pause, mpiexec lost the line naming a stalled rank in 1 of 30 runs (2-core VM).
     """
-    from .records import end_open_runs
+    from ..records import end_open_runs
 
     end_open_runs(code, reason)  # the sidecar says timed_out / failed / aborted, not running
     sys.stdout.flush()
@@ -75,7 +75,7 @@ class Watchdog:
                     f"entered; ranks that print this line were waiting, a rank that does not is the one "
                     f"that stopped; ending the run (exit {EXIT_UNKNOWN})"
                 )
-                from .records import end_open_runs
+                from ..records import end_open_runs
 
                 end_open_runs(EXIT_UNKNOWN, f"{self.who} waited {self.timeout_s:g} s inside {self._what}")
                 for hook in self.on_fire:

@@ -12,9 +12,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import ops
-from .errors import EXIT_UNKNOWN, NcbenchError
-from .units import format_size
+from .. import ops
+from ..errors import EXIT_UNKNOWN, NcbenchError
+from ..units import format_size
 
 CALIBRATE_MIN_S = 2e-3  # time at least this much when estimating one op (20x MPI_Wtime's resolution and cost)
 CALIBRATE_MAX_OPS = 1 << 16
@@ -336,7 +336,7 @@ def find_late_rank(in_op: np.ndarray) -> tuple[int, float]:
 
 def build_row(sweep: Sweep, ctx: Context, point: Point, iters: int, samples: int, gathered, checked) -> dict:
     """Return the result row from every rank's samples (rank 0 only)."""
-    from .records import now_iso
+    from ..records import now_iso
 
     operation, dt, layout = point.operation, point.dt, point.layout
     per_sample = np.max(np.stack([g[0][0] for g in gathered]), axis=0) * 1e6  # slowest rank per sample, us

@@ -8,7 +8,7 @@ all-gather is clean, the fault is in the reduction itself and the source is '?'.
 
 import numpy as np
 
-from . import ops
+from .. import ops
 
 NOT_CHECKED = -1  # a rank whose buffers hold no checkable result (a non-root of reduce, say)
 ISOLATE_MAX_ELEMS = 1 << 16  # per-rank block of the isolating all-gather: enough to see a bad sender

@@ -6,7 +6,7 @@ with --staged each operation copies device -> host, runs on host buffers, and co
 
 import numpy as np
 
-from ..ops import DType, Layout
+from ...ops import DType, Layout
 from . import gpu
 from .mpi import MPIBackend, host_buffer
 

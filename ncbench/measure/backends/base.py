@@ -1,6 +1,6 @@
 """What every backend does the same unless it says otherwise: a host loop, no device clock, no encoding."""
 
-from ..ops import DType
+from ...ops import DType
 
 MEMORY_SHARE = 0.8  # of MemAvailable that a node's ranks may use for buffers
 

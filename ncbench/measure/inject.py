@@ -13,7 +13,7 @@ Ranks are MPI_COMM_WORLD ranks. Faults are separated by ';'.
 import time
 from dataclasses import dataclass
 
-from .errors import NcbenchError
+from ..errors import NcbenchError
 
 ENV = "NCBENCH_INJECT"
 BUSY_WAIT_BELOW_US = 2000  # time.sleep overshoots by ~50-100 us; spin for short delays
