@@ -12,8 +12,8 @@ from typing import Any
 
 from .. import ops, records
 from ..errors import EXIT_FAIL, EXIT_OK, EXIT_USAGE, NcbenchError
+from . import backends, sysinfo
 from . import job as jobs
-from . import sysinfo
 
 MEASURE_COMMANDS = (*ops.OPS, "p2p")  # ncbench.ops.OPS names the collectives, once
 SLOWEST_SHARE = 0.25  # the summary names a slow rank only if it was late in this share of measurements
@@ -330,10 +330,12 @@ def collective_options(launch: Launch, backend: str) -> dict:
     """Return the backend options of a collective run, after refusing launch flags it cannot honour."""
     if launch.graph_launches < 0:
         raise NcbenchError(f"-G {launch.graph_launches}: the number of CUDA-graph launches must be 0 (off) or more")
-    if launch.graph_launches and backend != "nccl":
-        raise NcbenchError("--graph (-G) captures NCCL launches in a CUDA graph; it needs --backend nccl")
-    if launch.staged and backend != "cuda-mpi":
-        raise NcbenchError("--staged copies GPU buffers through host memory; it needs --backend cuda-mpi")
+    if launch.graph_launches and backend not in backends.supporting("graphs"):
+        needs = " or ".join(backends.supporting("graphs"))
+        raise NcbenchError(f"--graph (-G) captures NCCL launches in a CUDA graph; it needs --backend {needs}")
+    if launch.staged and backend not in backends.supporting("staged"):
+        needs = " or ".join(backends.supporting("staged"))
+        raise NcbenchError(f"--staged copies GPU buffers through host memory; it needs --backend {needs}")
     if launch.timeout_s < 0:
         raise NcbenchError(f"--timeout {launch.timeout_s:g}: seconds must be >= 0 (0 turns it off)")
     return {"graph_launches": launch.graph_launches, "staged": launch.staged,
