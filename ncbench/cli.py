@@ -32,16 +32,37 @@ StepFactor = Annotated[float, typer.Option("-f", "--stepfactor", help="Multiply 
 Iters = Annotated[int, typer.Option("-n", "--iters", help="Operations per sample (default: fit --time-budget).")]
 Warmup = Annotated[int, typer.Option("-w", "--warmup-iters", "--warmup_iters", help="Warm-up operations per size.")]
 Check = Annotated[int, typer.Option("-c", "--check", help="Checked operations per size; 0 turns validation off.")]
-Timeout = Annotated[float, typer.Option("-T", "--timeout", help="Seconds before a rank that never arrives ends the run (exit 3); 0 = off.")]
-RanksPerNode = Annotated[int, typer.Option("--ranks-per-node", help="Let blocks of this many ranks stand in for nodes.")]
-TimeBudget = Annotated[float, typer.Option("--time-budget", help="Seconds per size (and placement or test) that calibrate -n.")]
+Timeout = Annotated[
+    float,
+    typer.Option("-T", "--timeout", help="Seconds before a rank that never arrives ends the run (exit 3); 0 = off."),
+]
+RanksPerNode = Annotated[
+    int, typer.Option("--ranks-per-node", help="Let blocks of this many ranks stand in for nodes.")
+]
+TimeBudget = Annotated[
+    float, typer.Option("--time-budget", help="Seconds per size (and placement or test) that calibrate -n.")
+]
 Samples = Annotated[int, typer.Option("--samples", help="Timed samples per size (statistics are over these).")]
-Out = Annotated[Path | None, typer.Option("--out", help="Results CSV (default results/runs/<run_id>.csv); never overwritten without --force.")]
-Force = Annotated[bool, typer.Option("--force", help="Replace an existing --out instead of refusing (ncbench never overwrites otherwise).")]
-Format = Annotated[str, typer.Option("--format", help="stdout: table | csv | json (a measurement: one object per line).")]
-ThreadLevel = Annotated[str, typer.Option("--thread-level", help="MPI thread level: auto | single | funneled | serialized | multiple.")]
-BackendName = Annotated[str, typer.Option("--backend", help="mpi (host buffers) | nccl (CuPy + NCCL) | cuda-mpi (GPU buffers through MPI).")]
-AssumeCudaAware = Annotated[bool, typer.Option("--assume-cuda-aware", help="cuda-mpi: trust an MPI library that cannot say.")]
+Out = Annotated[
+    Path | None,
+    typer.Option("--out", help="Results CSV (default results/runs/<run_id>.csv); never overwritten without --force."),
+]
+Force = Annotated[
+    bool,
+    typer.Option("--force", help="Replace an existing --out instead of refusing (ncbench never overwrites otherwise)."),
+]
+Format = Annotated[
+    str, typer.Option("--format", help="stdout: table | csv | json (a measurement: one object per line).")
+]
+ThreadLevel = Annotated[
+    str, typer.Option("--thread-level", help="MPI thread level: auto | single | funneled | serialized | multiple.")
+]
+BackendName = Annotated[
+    str, typer.Option("--backend", help="mpi (host buffers) | nccl (CuPy + NCCL) | cuda-mpi (GPU buffers through MPI).")
+]
+AssumeCudaAware = Annotated[
+    bool, typer.Option("--assume-cuda-aware", help="cuda-mpi: trust an MPI library that cannot say.")
+]
 
 
 def _check_format(fmt: str, choices: tuple[str, ...] = ("table", "csv", "json")) -> None:
@@ -61,18 +82,40 @@ def _collective_command(name: str):
         stepbytes: Annotated[str, typer.Option("-i", "--stepbytes", help="Add this many bytes when -f <= 1.")] = "1M",
         iters: Iters = 0,
         warmup: Warmup = 5,
-        datatype: Annotated[str, typer.Option("-d", "--datatype", help="int8 uint8 int32 uint32 int64 uint64 half float double bfloat16 f8e4m3 f8e5m2, a comma list, or all.")] = "float",
-        redop: Annotated[str, typer.Option("-o", "--op", help="Reduction: sum prod max min avg, a comma list, or all.")] = "",
+        datatype: Annotated[
+            str,
+            typer.Option(
+                "-d",
+                "--datatype",
+                help="int8 uint8 int32 uint32 int64 uint64 half float double bfloat16 f8e4m3 f8e5m2, a comma list, or all.",
+            ),
+        ] = "float",
+        redop: Annotated[
+            str, typer.Option("-o", "--op", help="Reduction: sum prod max min avg, a comma list, or all.")
+        ] = "",
         root: Annotated[int, typer.Option("-r", "--root", help="Root rank; -1 runs every root.")] = 0,
         check: Check = 1,
         cycles: Annotated[int, typer.Option("-N", "--run-cycles", "--run_cycles", help="Repeat the whole sweep.")] = 1,
         timeout: Timeout = 120.0,
         backend: BackendName = "mpi",
-        cudagraph: Annotated[int, typer.Option("-G", "--cudagraph", help="nccl: capture each sample's operations in a CUDA graph and launch it N times (nccl-tests -G; 0 = off).")] = 0,
-        graph: Annotated[bool, typer.Option("--graph", help="nccl: the same as -G 1 (no Python launch cost in the figures).")] = False,
-        staged: Annotated[bool, typer.Option("--staged", help="cuda-mpi: copy through host memory when MPI is not CUDA-aware.")] = False,
+        cudagraph: Annotated[
+            int,
+            typer.Option(
+                "-G",
+                "--cudagraph",
+                help="nccl: capture each sample's operations in a CUDA graph and launch it N times (nccl-tests -G; 0 = off).",
+            ),
+        ] = 0,
+        graph: Annotated[
+            bool, typer.Option("--graph", help="nccl: the same as -G 1 (no Python launch cost in the figures).")
+        ] = False,
+        staged: Annotated[
+            bool, typer.Option("--staged", help="cuda-mpi: copy through host memory when MPI is not CUDA-aware.")
+        ] = False,
         assume_cuda_aware: AssumeCudaAware = False,
-        nodes: Annotated[str, typer.Option("--nodes", help="Node counts to measure on, e.g. 1,2,4 (first N nodes each).")] = "",
+        nodes: Annotated[
+            str, typer.Option("--nodes", help="Node counts to measure on, e.g. 1,2,4 (first N nodes each).")
+        ] = "",
         ranks_per_node: RanksPerNode = 0,
         time_budget: TimeBudget = 0.1,
         samples: Samples = 10,
@@ -87,17 +130,33 @@ def _collective_command(name: str):
 
         _check_format(fmt)  # what the op takes (-o, -r) is measure.check_sweep's to say, on every rank
         sweep = Sweep(
-            op=name, backend=backend, min_bytes=parse_size(minbytes, what="-b"), max_bytes=parse_size(maxbytes, what="-e"),
-            step_factor=stepfactor, step_bytes=parse_size(stepbytes, what="-i"),
+            op=name,
+            backend=backend,
+            min_bytes=parse_size(minbytes, what="-b"),
+            max_bytes=parse_size(maxbytes, what="-e"),
+            step_factor=stepfactor,
+            step_bytes=parse_size(stepbytes, what="-i"),
             dtypes=tuple(ops.dtype(d).name for d in _list(datatype, tuple(ops.DTYPES))),
-            redops=_list(redop or "sum", ops.REDOPS), roots=(root,),  # -r -1 is measure.EVERY_ROOT
-            iters=iters or None, warmup=warmup, samples=samples, time_budget_s=time_budget, check=check, cycles=cycles,
-        )  # fmt: skip
+            redops=_list(redop or "sum", ops.REDOPS),
+            roots=(root,),  # -r -1 is measure.EVERY_ROOT
+            iters=iters or None,
+            warmup=warmup,
+            samples=samples,
+            time_budget_s=time_budget,
+            check=check,
+            cycles=cycles,
+        )
         launch = session.Launch(
             nodes=tuple(parse_int_list(nodes, what="--nodes")) if nodes else None,
-            ranks_per_node=ranks_per_node or None, out=out, force=force, fmt=fmt, timeout_s=timeout,
-            graph_launches=cudagraph or int(graph), staged=staged, assume_cuda_aware=assume_cuda_aware,
-        )  # fmt: skip
+            ranks_per_node=ranks_per_node or None,
+            out=out,
+            force=force,
+            fmt=fmt,
+            timeout_s=timeout,
+            graph_launches=cudagraph or int(graph),
+            staged=staged,
+            assume_cuda_aware=assume_cuda_aware,
+        )
         Outcome.code = session.run_collective(sweep, launch)
 
     command.__name__ = f"{name}_cmd"
@@ -111,9 +170,19 @@ for _name in COLLECTIVES:
 
 @app.command("p2p")
 def p2p_cmd(
-    tests: Annotated[str, typer.Option("--tests", help="Comma list of latency, bw, bibw (the OSU trio).")] = "latency,bw,bibw",
-    pairs: Annotated[str, typer.Option("--pairs", help="neighbours (r, r+1) | first (0 with each) | all-nodes (first rank of each node pair) | all | self (each rank with itself).")] = "neighbours",
-    concurrent: Annotated[bool, typer.Option("--concurrent", help="Measure disjoint pairs at once (shared links show).")] = False,
+    tests: Annotated[
+        str, typer.Option("--tests", help="Comma list of latency, bw, bibw (the OSU trio).")
+    ] = "latency,bw,bibw",
+    pairs: Annotated[
+        str,
+        typer.Option(
+            "--pairs",
+            help="neighbours (r, r+1) | first (0 with each) | all-nodes (first rank of each node pair) | all | self (each rank with itself).",
+        ),
+    ] = "neighbours",
+    concurrent: Annotated[
+        bool, typer.Option("--concurrent", help="Measure disjoint pairs at once (shared links show).")
+    ] = False,
     minbytes: MinBytes = "1",
     maxbytes: MaxBytes = "4M",
     stepfactor: StepFactor = 2.0,
@@ -139,23 +208,63 @@ def p2p_cmd(
 
     _check_format(fmt)
     sweep = PairSweep(
-        tests=tuple(t.strip() for t in tests.split(",") if t.strip()), pairs=pairs, concurrent=concurrent,
-        min_bytes=parse_size(minbytes, what="-b"), max_bytes=parse_size(maxbytes, what="-e"), step_factor=stepfactor,
-        window=window, iters=iters or None, warmup=warmup, samples=samples, time_budget_s=time_budget, check=check,
+        tests=tuple(t.strip() for t in tests.split(",") if t.strip()),
+        pairs=pairs,
+        concurrent=concurrent,
+        min_bytes=parse_size(minbytes, what="-b"),
+        max_bytes=parse_size(maxbytes, what="-e"),
+        step_factor=stepfactor,
+        window=window,
+        iters=iters or None,
+        warmup=warmup,
+        samples=samples,
+        time_budget_s=time_budget,
+        check=check,
         backend=backend,
-    )  # fmt: skip
-    launch = session.Launch(ranks_per_node=ranks_per_node or None, out=out, force=force, fmt=fmt, timeout_s=timeout,
-                            assume_cuda_aware=assume_cuda_aware)  # fmt: skip
+    )
+    launch = session.Launch(
+        ranks_per_node=ranks_per_node or None,
+        out=out,
+        force=force,
+        fmt=fmt,
+        timeout_s=timeout,
+        assume_cuda_aware=assume_cuda_aware,
+    )
     Outcome.code = session.run_p2p(sweep, launch)
 
 
 @app.command("import")
 def import_cmd(
-    logs: Annotated[list[Path], typer.Argument(help="nccl-tests output: text logs (any version), -J JSON files, directories of them, or a quoted glob ('logs/*.log').")],
-    out: Annotated[Path | None, typer.Option("--out", help="Results CSV to write (default results/runs/<first log>-import.csv); never overwritten.")] = None,
-    op: Annotated[str | None, typer.Option("--op", help="The operation, when neither the log nor its file name says and the table fits several (e.g. allreduce).")] = None,
-    ranks: Annotated[int | None, typer.Option("--ranks", help="The job's rank count, when the log has no '# Rank ... device' lines; one the log contradicts is refused.")] = None,
-    gpus_per_node: Annotated[int | None, typer.Option("--gpus-per-node", help="Ranks (GPUs) per node; the node count follows from the rank count.")] = None,
+    logs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="nccl-tests output: text logs (any version), -J JSON files, directories of them, or a quoted glob ('logs/*.log')."
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Results CSV to write (default results/runs/<first log>-import.csv); never overwritten."
+        ),
+    ] = None,
+    op: Annotated[
+        str | None,
+        typer.Option(
+            "--op",
+            help="The operation, when neither the log nor its file name says and the table fits several (e.g. allreduce).",
+        ),
+    ] = None,
+    ranks: Annotated[
+        int | None,
+        typer.Option(
+            "--ranks",
+            help="The job's rank count, when the log has no '# Rank ... device' lines; one the log contradicts is refused.",
+        ),
+    ] = None,
+    gpus_per_node: Annotated[
+        int | None,
+        typer.Option("--gpus-per-node", help="Ranks (GPUs) per node; the node count follows from the rank count."),
+    ] = None,
     force: Force = False,
 ) -> None:
     """Turn nccl-tests output into ncbench records (one results file with a sidecar naming the sources).
@@ -183,10 +292,16 @@ def import_cmd(
 
 @app.command("compare")
 def compare_cmd(
-    run_a: Annotated[Path, typer.Argument(help="Results CSV (or directory): the reference, e.g. a baseline copy of a run.")],
+    run_a: Annotated[
+        Path, typer.Argument(help="Results CSV (or directory): the reference, e.g. a baseline copy of a run.")
+    ],
     run_b: Annotated[Path, typer.Argument(help="Results CSV (or directory) to judge against it.")],
-    threshold: Annotated[float, typer.Option("--threshold", help="A regression is significantly slower by more than this many percent.")] = 5.0,
-    alpha: Annotated[float, typer.Option("--alpha", help="Significance level of Welch's t-test on the recorded samples.")] = 0.05,
+    threshold: Annotated[
+        float, typer.Option("--threshold", help="A regression is significantly slower by more than this many percent.")
+    ] = 5.0,
+    alpha: Annotated[
+        float, typer.Option("--alpha", help="Significance level of Welch's t-test on the recorded samples.")
+    ] = 0.05,
     op: Annotated[str, typer.Option("--op", help="Only these ops (comma list).")] = "",
     fmt: Format = "table",
 ) -> None:
@@ -201,17 +316,36 @@ def compare_cmd(
     if op:
         a, b = (f[f["op"].isin(_list(op, ()))] for f in (a, b))
     frame = compare.compare(a, b, threshold_pct=threshold, alpha=alpha)
-    print(compare.render(frame, fmt, label_a=str(run_a), label_b=str(run_b), threshold_pct=threshold, alpha=alpha), end="")
+    print(
+        compare.render(frame, fmt, label_a=str(run_a), label_b=str(run_b), threshold_pct=threshold, alpha=alpha), end=""
+    )
     Outcome.code = EXIT_FAIL if (frame["verdict"] == "regression").any() else 0
 
 
 @app.command("report")
 def report_cmd(
     results: Annotated[list[Path], typer.Argument(help="Results CSV files or directories (runs, imports).")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for report.html, report.md and report_files/; must not exist or be empty (or --force).")],
-    topology_paths: Annotated[list[Path] | None, typer.Option("--topology", help="Topology TOML (repeat): fitted ones show the fit, all are predicted.")] = None,
-    predictions: Annotated[list[Path] | None, typer.Option("--predictions", help="Prediction sweep CSV (ncbench predict --format csv), e.g. results/predictions/default-sweep.csv.")] = None,
-    health: Annotated[Path | None, typer.Option("--health", help="A health verdict.json, or a folder of health runs for the trend.")] = None,
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out",
+            help="Folder for report.html, report.md and report_files/; must not exist or be empty (or --force).",
+        ),
+    ],
+    topology_paths: Annotated[
+        list[Path] | None,
+        typer.Option("--topology", help="Topology TOML (repeat): fitted ones show the fit, all are predicted."),
+    ] = None,
+    predictions: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--predictions",
+            help="Prediction sweep CSV (ncbench predict --format csv), e.g. results/predictions/default-sweep.csv.",
+        ),
+    ] = None,
+    health: Annotated[
+        Path | None, typer.Option("--health", help="A health verdict.json, or a folder of health runs for the trend.")
+    ] = None,
     title: Annotated[str, typer.Option("--title", help="The report's title.")] = "ncbench report",
     force: Force = False,
 ) -> None:
@@ -237,26 +371,72 @@ app.add_typer(health_app, name="health")
 @health_app.callback(invoke_without_command=True)
 def health_cmd(
     ctx: typer.Context,
-    suite: Annotated[str, typer.Option("--suite", help="quick (local, pairs, confirm) | nightly (+ fabric shifts, whole-job allreduce).")] = "nightly",
-    baseline: Annotated[Path | None, typer.Option("--baseline", help="Baseline JSON, or a directory of them keyed by fingerprint.")] = None,
-    update_baseline: Annotated[bool, typer.Option("--update-baseline", help="Add a clean night to the baseline (starts one after an upgrade).")] = False,
-    out: Annotated[Path | None, typer.Option("--out", help="Directory for records, verdict, textfile, JUnit (default results/health/<run_id>/).")] = None,
-    prom_dir: Annotated[Path | None, typer.Option("--prom-dir", help="Also write ncbench_health.prom here (node_exporter textfile directory).")] = None,
+    suite: Annotated[
+        str,
+        typer.Option("--suite", help="quick (local, pairs, confirm) | nightly (+ fabric shifts, whole-job allreduce)."),
+    ] = "nightly",
+    baseline: Annotated[
+        Path | None, typer.Option("--baseline", help="Baseline JSON, or a directory of them keyed by fingerprint.")
+    ] = None,
+    update_baseline: Annotated[
+        bool, typer.Option("--update-baseline", help="Add a clean night to the baseline (starts one after an upgrade).")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Directory for records, verdict, textfile, JUnit (default results/health/<run_id>/)."
+        ),
+    ] = None,
+    prom_dir: Annotated[
+        Path | None,
+        typer.Option("--prom-dir", help="Also write ncbench_health.prom here (node_exporter textfile directory)."),
+    ] = None,
     drain: Annotated[bool, typer.Option("--drain", help="Run the Slurm drain commands (default: print them).")] = False,
-    max_drain: Annotated[float, typer.Option("--max-drain", help="Drain nothing when more than this share of nodes fails (a shared cause).")] = 0.01,
-    nbytes: Annotated[str, typer.Option("--bytes", help="Message size of loopback, pair and flow tests (default: the suite's).")] = "",
-    slow_ratio: Annotated[float, typer.Option("--slow-ratio", help="A test is a strike below this share of its peers (and baseline).")] = 0.90,
-    z: Annotated[float, typer.Option("--z", help="... and this many robust sd below the peers (when there are 5 or more).")] = 6.0,
-    max_noise: Annotated[float, typer.Option("--max-noise", help="A test whose own or peers' samples spread more (1 - best/median) is too noisy to judge: WARN NCB-NOISY, never FAIL.")] = 0.18,
-    timeout: Annotated[float, typer.Option("-T", "--timeout", help="Seconds a round may take; ranks silent longer are UNKNOWN.")] = 60.0,
+    max_drain: Annotated[
+        float,
+        typer.Option("--max-drain", help="Drain nothing when more than this share of nodes fails (a shared cause)."),
+    ] = 0.01,
+    nbytes: Annotated[
+        str, typer.Option("--bytes", help="Message size of loopback, pair and flow tests (default: the suite's).")
+    ] = "",
+    slow_ratio: Annotated[
+        float, typer.Option("--slow-ratio", help="A test is a strike below this share of its peers (and baseline).")
+    ] = 0.90,
+    z: Annotated[
+        float, typer.Option("--z", help="... and this many robust sd below the peers (when there are 5 or more).")
+    ] = 6.0,
+    max_noise: Annotated[
+        float,
+        typer.Option(
+            "--max-noise",
+            help="A test whose own or peers' samples spread more (1 - best/median) is too noisy to judge: WARN NCB-NOISY, never FAIL.",
+        ),
+    ] = 0.18,
+    timeout: Annotated[
+        float, typer.Option("-T", "--timeout", help="Seconds a round may take; ranks silent longer are UNKNOWN.")
+    ] = 60.0,
     ranks_per_node: RanksPerNode = 0,
-    hosts_per_leaf: Annotated[int, typer.Option("--hosts-per-leaf", help="Nodes per leaf switch, in launch order (default: topology, else all).")] = 0,
-    leaves_per_pod: Annotated[int, typer.Option("--leaves-per-pod", help="Leaves per spine group (default: topology, else all).")] = 0,
-    topology_path: Annotated[Path | None, typer.Option("--topology", help="Topology TOML giving leaf and pod sizes.")] = None,
-    adaptive_routing: Annotated[bool, typer.Option("--adaptive-routing", help="Paths are not fixed: skip link tomography.")] = False,
-    exit_zero: Annotated[bool, typer.Option("--exit-zero", help="Exit 0 whatever the verdict (it is in the files).")] = False,
+    hosts_per_leaf: Annotated[
+        int,
+        typer.Option("--hosts-per-leaf", help="Nodes per leaf switch, in launch order (default: topology, else all)."),
+    ] = 0,
+    leaves_per_pod: Annotated[
+        int, typer.Option("--leaves-per-pod", help="Leaves per spine group (default: topology, else all).")
+    ] = 0,
+    topology_path: Annotated[
+        Path | None, typer.Option("--topology", help="Topology TOML giving leaf and pod sizes.")
+    ] = None,
+    adaptive_routing: Annotated[
+        bool, typer.Option("--adaptive-routing", help="Paths are not fixed: skip link tomography.")
+    ] = False,
+    exit_zero: Annotated[
+        bool, typer.Option("--exit-zero", help="Exit 0 whatever the verdict (it is in the files).")
+    ] = False,
     force: Force = False,
-    cluster: Annotated[str, typer.Option("--cluster", help="Cluster name in the verdict (default $SLURM_CLUSTER_NAME or the first host).")] = "",
+    cluster: Annotated[
+        str,
+        typer.Option("--cluster", help="Cluster name in the verdict (default $SLURM_CLUSTER_NAME or the first host)."),
+    ] = "",
     thread_level: ThreadLevel = "auto",
 ) -> None:
     """Run the health suite under mpirun: `mpiexec -n N ncbench health --suite nightly --baseline results/baselines/`.
@@ -270,13 +450,25 @@ def health_cmd(
     from .units import parse_size
 
     opts = command.Options(
-        suite=suite, nbytes=parse_size(nbytes, what="--bytes") if nbytes else None,
-        criteria=Criteria(slow_ratio=slow_ratio, z_slow=z, max_noise=max_noise), timeout_s=timeout,
-        ranks_per_node=ranks_per_node or None, hosts_per_leaf=hosts_per_leaf or None, leaves_per_pod=leaves_per_pod or None,
-        topology=topology_path, adaptive_routing=adaptive_routing, baseline=baseline, update_baseline=update_baseline,
-        out=out, prom_dir=prom_dir, drain=drain, max_drain_fraction=max_drain, exit_zero=exit_zero, cluster=cluster,
+        suite=suite,
+        nbytes=parse_size(nbytes, what="--bytes") if nbytes else None,
+        criteria=Criteria(slow_ratio=slow_ratio, z_slow=z, max_noise=max_noise),
+        timeout_s=timeout,
+        ranks_per_node=ranks_per_node or None,
+        hosts_per_leaf=hosts_per_leaf or None,
+        leaves_per_pod=leaves_per_pod or None,
+        topology=topology_path,
+        adaptive_routing=adaptive_routing,
+        baseline=baseline,
+        update_baseline=update_baseline,
+        out=out,
+        prom_dir=prom_dir,
+        drain=drain,
+        max_drain_fraction=max_drain,
+        exit_zero=exit_zero,
+        cluster=cluster,
         force=force,
-    )  # fmt: skip
+    )
     Outcome.code = command.run(opts)
 
 
@@ -291,21 +483,31 @@ def health_history_cmd(
     from .health import history
 
     _check_format(fmt, ("table", "json"))
-    print(history.render(history.rows(history.load(folder), node or None)[-max(last, 1):], fmt), end="")
+    print(history.render(history.rows(history.load(folder), node or None)[-max(last, 1) :], fmt), end="")
 
 
 @health_app.command("simulate")
 def health_simulate_cmd(
-    nodes: Annotated[str, typer.Option("--nodes", help="Nodes (scale-up domains) in the fabric, e.g. 25000 or 125k.")] = "25000",
+    nodes: Annotated[
+        str, typer.Option("--nodes", help="Nodes (scale-up domains) in the fabric, e.g. 25000 or 125k.")
+    ] = "25000",
     bad_nodes: Annotated[int, typer.Option("--bad-nodes", help="Nodes slow in every inter-node test.")] = 5,
     bad_links: Annotated[int, typer.Option("--bad-links", help="Slow switch-to-switch links.")] = 3,
-    bad_nics: Annotated[int, typer.Option("--bad-nics", help="Slow NICs (one rail of one node, loopback included).")] = 0,
-    topology_path: Annotated[Path, typer.Option("--topology", help="Topology TOML: leaf, pod and rail counts.")] = Path("topologies/colossus-spectrum-x-200k.toml"),
+    bad_nics: Annotated[
+        int, typer.Option("--bad-nics", help="Slow NICs (one rail of one node, loopback included).")
+    ] = 0,
+    topology_path: Annotated[Path, typer.Option("--topology", help="Topology TOML: leaf, pod and rail counts.")] = Path(
+        "topologies/colossus-spectrum-x-200k.toml"
+    ),
     trials: Annotated[int, typer.Option("--trials", help="Independent seeded trials (seed, seed+1, ...).")] = 1,
     seed: Annotated[int, typer.Option("--seed", help="First random seed.")] = 0,
-    factor: Annotated[float, typer.Option("--factor", help="A faulty element runs at this share of its bandwidth.")] = 0.5,
+    factor: Annotated[
+        float, typer.Option("--factor", help="A faulty element runs at this share of its bandwidth.")
+    ] = 0.5,
     noise: Annotated[float, typer.Option("--noise", help="Log-normal measurement noise (sd) of every test.")] = 0.02,
-    round_s: Annotated[float, typer.Option("--round-s", help="Wall time per round, for the estimate (seconds).")] = 10.0,
+    round_s: Annotated[
+        float, typer.Option("--round-s", help="Wall time per round, for the estimate (seconds).")
+    ] = 10.0,
     suite: Annotated[str, typer.Option("--suite", help="quick | nightly.")] = "nightly",
     fmt: Annotated[str, typer.Option("--format", help="table | json.")] = "table",
 ) -> None:
@@ -322,8 +524,19 @@ def health_simulate_cmd(
         raise NcbenchError(f"--trials must be at least 1, not {trials}")
     design = load(topology_path)
     count = parse_int_list(nodes, what="--nodes")[0]
-    result = simulate.trials(design, trials=trials, seed=seed, round_s=round_s, nodes=count, bad_nodes=bad_nodes,
-                             bad_links=bad_links, bad_nics=bad_nics, factor=factor, noise=noise, suite=suite)  # fmt: skip
+    result = simulate.trials(
+        design,
+        trials=trials,
+        seed=seed,
+        round_s=round_s,
+        nodes=count,
+        bad_nodes=bad_nodes,
+        bad_links=bad_links,
+        bad_nics=bad_nics,
+        factor=factor,
+        noise=noise,
+        suite=suite,
+    )
     print(simulate.render(result, fmt), end="")
 
 
@@ -334,8 +547,12 @@ app.add_typer(topo_app, name="topo")
 @topo_app.command("show")
 def topo_show(
     path: Annotated[Path, typer.Argument(help="A topology TOML file.")],
-    gpus: Annotated[str, typer.Option("--gpus", help="Size the fabric for this many GPUs (200k, 1M); default: the file's gpus.")] = "",
-    extend: Annotated[bool, typer.Option("--extend", help="Add copies of the outermost tier when the design is too small.")] = False,
+    gpus: Annotated[
+        str, typer.Option("--gpus", help="Size the fabric for this many GPUs (200k, 1M); default: the file's gpus.")
+    ] = "",
+    extend: Annotated[
+        bool, typer.Option("--extend", help="Add copies of the outermost tier when the design is too small.")
+    ] = False,
 ) -> None:
     """Print the fabric sized for N GPUs: tiers needed, switches, links, transceivers and network power."""
     from .model import topology
@@ -350,11 +567,22 @@ def topo_show(
 
 @app.command("fit")
 def fit_cmd(
-    results: Annotated[list[Path], typer.Argument(help="Results CSV files or directories (ncbench runs, ncbench import).")],
+    results: Annotated[
+        list[Path], typer.Argument(help="Results CSV files or directories (ncbench runs, ncbench import).")
+    ],
     topology_path: Annotated[Path, typer.Option("--topology", help="The nominal topology TOML the fit starts from.")],
-    algo: Annotated[str, typer.Option("--algo", help="Algorithm behind the measurements (ring, tree, ...); ops without it use their own.")] = "ring",
-    op: Annotated[str, typer.Option("--op", help="Fit only these ops (comma list); default every op in the results.")] = "",
-    out: Annotated[Path | None, typer.Option("--out", help="Fitted topology to write (default topologies/<name>.fitted.toml).")] = None,
+    algo: Annotated[
+        str,
+        typer.Option(
+            "--algo", help="Algorithm behind the measurements (ring, tree, ...); ops without it use their own."
+        ),
+    ] = "ring",
+    op: Annotated[
+        str, typer.Option("--op", help="Fit only these ops (comma list); default every op in the results.")
+    ] = "",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Fitted topology to write (default topologies/<name>.fitted.toml).")
+    ] = None,
     force: Force = False,
 ) -> None:
     """Fit per-tier latency and bandwidth to measurements; write a fitted topology with its uncertainty."""
@@ -362,11 +590,15 @@ def fit_cmd(
     from .model import fit, topology
 
     nominal = topology.load(topology_path)
-    target = records.claim(out or topology_path.with_name(f"{topology_path.stem}.fitted.toml"), force)  # before the work
+    target = records.claim(
+        out or topology_path.with_name(f"{topology_path.stem}.fitted.toml"), force
+    )  # before the work
     frame = records.load(*results)
     if op:
         frame = frame[frame["op"].isin(_list(op, ()))]
-    result = fit.fit(frame, nominal, algorithm=algo, sources=results, files=records.runs_of(results)[1], where=str(topology_path))
+    result = fit.fit(
+        frame, nominal, algorithm=algo, sources=results, files=records.runs_of(results)[1], where=str(topology_path)
+    )
     if result.left_out:
         print(f"ncbench fit: left out: {result.left_out}", file=sys.stderr)
     fitted = result.topology
@@ -377,13 +609,26 @@ def fit_cmd(
 
 @app.command("predict")
 def predict_cmd(
-    topology_paths: Annotated[list[Path] | None, typer.Option("--topology", help="Topology TOML (repeat); default every topologies/*.toml.")] = None,
+    topology_paths: Annotated[
+        list[Path] | None, typer.Option("--topology", help="Topology TOML (repeat); default every topologies/*.toml.")
+    ] = None,
     op: Annotated[str, typer.Option("--op", help="Comma list of ops, or all.")] = "all",
-    gpus: Annotated[str, typer.Option("--gpus", help="GPU counts, e.g. 200k,400k,600k,800k,1M.")] = "200k,400k,600k,800k,1M",
-    nbytes: Annotated[str, typer.Option("--bytes", help="Sizes, e.g. 8,1M,1G (binary K/M/G); default 8 B to 16 GiB by 2x.")] = "",
-    algo: Annotated[str, typer.Option("--algo", help="auto (as NCCL's tuner picks), all, or a comma list (ring,tree,nvls,...).")] = "auto",
+    gpus: Annotated[
+        str, typer.Option("--gpus", help="GPU counts, e.g. 200k,400k,600k,800k,1M.")
+    ] = "200k,400k,600k,800k,1M",
+    nbytes: Annotated[
+        str, typer.Option("--bytes", help="Sizes, e.g. 8,1M,1G (binary K/M/G); default 8 B to 16 GiB by 2x.")
+    ] = "",
+    algo: Annotated[
+        str, typer.Option("--algo", help="auto (as NCCL's tuner picks), all, or a comma list (ring,tree,nvls,...).")
+    ] = "auto",
     fmt: Format = "table",
-    out: Annotated[Path | None, typer.Option("--out", help="Also write the predictions here (format from --format); never overwritten without --force.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Also write the predictions here (format from --format); never overwritten without --force."
+        ),
+    ] = None,
     force: Force = False,
 ) -> None:
     """Predict every collective at scale for each fabric design, with a band from the fit's uncertainty."""

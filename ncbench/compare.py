@@ -13,16 +13,31 @@ from .errors import EXIT_DATAERR, NcbenchError
 
 # `timing` names the statistic too: ncbench's slowest rank, nccl-tests' or OSU's average over ranks, IMB's t_avg
 KEYS = ["op", "backend", "dtype", "redop", "root", "in_place", "nranks", "nbytes", "peer_a", "peer_b", "timing"]
-COLUMNS = ["op", "backend", "dtype", "in_place", "nranks", "nbytes", "time_us_a", "time_us_b", "change_pct",
-           "busbw_GBps_a", "busbw_GBps_b", "t", "p", "verdict"]  # fmt: skip
+COLUMNS = [
+    "op",
+    "backend",
+    "dtype",
+    "in_place",
+    "nranks",
+    "nbytes",
+    "time_us_a",
+    "time_us_b",
+    "change_pct",
+    "busbw_GBps_a",
+    "busbw_GBps_b",
+    "t",
+    "p",
+    "verdict",
+]
 
 
 def _pooled(frame):
     """Return one row per measured thing: repeated cycles (-N) pooled into one mean, sd and count."""
     frame = frame.assign(_var=frame["time_us_std"].astype(float) ** 2, _w=frame["samples"].astype(float))
     grouped = frame.groupby(KEYS, dropna=False)
-    out = grouped.agg(time_us=("time_us", "mean"), busbw_GBps=("busbw_GBps", "mean"), samples=("samples", "sum"),
-                      var=("_var", "mean"))  # fmt: skip
+    out = grouped.agg(
+        time_us=("time_us", "mean"), busbw_GBps=("busbw_GBps", "mean"), samples=("samples", "sum"), var=("_var", "mean")
+    )
     out["sd"] = np.sqrt(out.pop("var"))
     return out
 
@@ -56,8 +71,10 @@ def _betacf(a: float, b: float, x: float) -> float:
     c, d = 1.0, 1.0 / guard(1.0 - (a + b) * x / (a + 1))
     h = d
     for m in range(1, 300):
-        for aa in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                   -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):  # fmt: skip
+        for aa in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
             d = 1.0 / guard(1.0 + aa * d)
             c = guard(1.0 + aa / c)
             h *= d * c
@@ -74,8 +91,9 @@ def compare(a, b, *, threshold_pct: float = 5.0, alpha: float = 0.05):
         _refuse_other_statistics(a, b)
         raise NcbenchError(
             "the two results share no measurement (same op, backend, dtype, ranks and size); they measured different "
-            "things, so there is nothing to compare", EXIT_DATAERR,
-        )  # fmt: skip
+            "things, so there is nothing to compare",
+            EXIT_DATAERR,
+        )
     tp = [
         welch_p(r.time_us_a, r.sd_a, max(r.samples_a, 1), r.time_us_b, r.sd_b, max(r.samples_b, 1))
         for r in joined.itertuples()
@@ -85,8 +103,14 @@ def compare(a, b, *, threshold_pct: float = 5.0, alpha: float = 0.05):
     joined["change_pct"] = 100 * (joined["time_us_b"] / joined["time_us_a"] - 1)
     significant = joined["p"] < alpha
     joined["verdict"] = np.select(
-        [significant & (joined["change_pct"] > threshold_pct), significant & (joined["change_pct"] > 0),
-         significant & (joined["change_pct"] < 0)], ["regression", "slower", "faster"], "same")  # fmt: skip
+        [
+            significant & (joined["change_pct"] > threshold_pct),
+            significant & (joined["change_pct"] > 0),
+            significant & (joined["change_pct"] < 0),
+        ],
+        ["regression", "slower", "faster"],
+        "same",
+    )
     return joined[COLUMNS].sort_values(["op", "backend", "dtype", "in_place", "nranks", "nbytes"], ignore_index=True)
 
 
@@ -99,8 +123,9 @@ def _refuse_other_statistics(a, b) -> None:
         raise NcbenchError(
             f"the two results measured the same things but report different statistics of them (A: "
             f"{first['timing_a']!r}; B: {first['timing_b']!r}): ncbench's time is the slowest rank's, OSU's and "
-            "nccl-tests' an average over ranks, IMB's t_avg; they are not compared", EXIT_DATAERR,
-        )  # fmt: skip
+            "nccl-tests' an average over ranks, IMB's t_avg; they are not compared",
+            EXIT_DATAERR,
+        )
 
 
 def render(frame, fmt: str, *, label_a: str, label_b: str, threshold_pct: float, alpha: float) -> str:
@@ -113,15 +138,24 @@ def render(frame, fmt: str, *, label_a: str, label_b: str, threshold_pct: float,
         return json_lines(frame.to_dict(orient="records"))
     from .units import format_size
 
-    lines = [f"# A = {label_a}", f"# B = {label_b}",
-             (f"# change = time B / time A - 1; significant when Welch's t-test on the recorded samples gives p < {alpha:g}; "
-             f"a regression is significantly slower by more than {threshold_pct:g} %"),
-             (f"{'op':<14}{'place':<6}{'ranks':>6}{'size':>10}{'time A (us)':>13}{'time B (us)':>13}{'change':>9}"
-             f"{'busbw A':>9}{'busbw B':>9}{'p':>9}  verdict")]  # fmt: skip
+    lines = [
+        f"# A = {label_a}",
+        f"# B = {label_b}",
+        (
+            f"# change = time B / time A - 1; significant when Welch's t-test on the recorded samples gives p < {alpha:g}; "
+            f"a regression is significantly slower by more than {threshold_pct:g} %"
+        ),
+        (
+            f"{'op':<14}{'place':<6}{'ranks':>6}{'size':>10}{'time A (us)':>13}{'time B (us)':>13}{'change':>9}"
+            f"{'busbw A':>9}{'busbw B':>9}{'p':>9}  verdict"
+        ),
+    ]
     for r in frame.itertuples():
-        lines.append(f"{r.op:<14}{'in' if r.in_place else 'out':<6}{r.nranks:>6}{format_size(int(r.nbytes)):>10}"
-                     f"{r.time_us_a:>13.2f}{r.time_us_b:>13.2f}{r.change_pct:>+8.1f}%{r.busbw_GBps_a:>9.3f}"
-                     f"{r.busbw_GBps_b:>9.3f}{r.p:>9.2g}  {r.verdict}")  # fmt: skip
+        lines.append(
+            f"{r.op:<14}{'in' if r.in_place else 'out':<6}{r.nranks:>6}{format_size(int(r.nbytes)):>10}"
+            f"{r.time_us_a:>13.2f}{r.time_us_b:>13.2f}{r.change_pct:>+8.1f}%{r.busbw_GBps_a:>9.3f}"
+            f"{r.busbw_GBps_b:>9.3f}{r.p:>9.2g}  {r.verdict}"
+        )
     counts = frame["verdict"].value_counts()
     summary = ", ".join(f"{counts.get(v, 0)} {v}" for v in ("regression", "slower", "faster", "same"))
     geo = float(np.exp(np.mean(np.log(frame["time_us_b"] / frame["time_us_a"]))))

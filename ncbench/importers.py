@@ -42,9 +42,19 @@ from pathlib import Path
 from . import ops
 from .errors import EXIT_DATAERR, EXIT_NOINPUT, EXIT_USAGE, NcbenchError
 
-BINARIES = {"all_reduce": "allreduce", "all_gather": "allgather", "reduce_scatter": "reducescatter",
-            "broadcast": "broadcast", "reduce": "reduce", "alltoall": "alltoall", "sendrecv": "sendrecv",
-            "alltoallv": "alltoallv", "gather": "gather", "scatter": "scatter", "hypercube": "hypercube"}  # fmt: skip
+BINARIES = {
+    "all_reduce": "allreduce",
+    "all_gather": "allgather",
+    "reduce_scatter": "reducescatter",
+    "broadcast": "broadcast",
+    "reduce": "reduce",
+    "alltoall": "alltoall",
+    "sendrecv": "sendrecv",
+    "alltoallv": "alltoallv",
+    "gather": "gather",
+    "scatter": "scatter",
+    "hypercube": "hypercube",
+}
 TYPES = {**{name: name for name in ops.DTYPES}, "char": "int8", "int": "int32"}  # printed type -> ncbench dtype
 TYPE_BYTES = {name: dt.size for name, dt in ops.DTYPES.items()}
 
@@ -65,9 +75,22 @@ NUMBER = re.compile(r"^(?:[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|N/A|nan|-?in
 STAMP = re.compile(r"^\d{4}-\d\d-\d\d$|^\d\d:\d\d:\d\d$")
 
 # what nccl-tests does not report: per-sample statistics, attribution, p2p peers
-DEFAULTS = {"time_us_min": None, "time_us_p50": None, "time_us_p99": None, "time_us_max": None,
-            "time_us_std": None, "cv": None, "device_time_us": None, "wrong_sources": "", "slowest_rank": -1,
-            "slowest_host": "", "lateness_us": None, "peer_a": -1, "peer_b": -1, "time": ""}  # fmt: skip
+DEFAULTS = {
+    "time_us_min": None,
+    "time_us_p50": None,
+    "time_us_p99": None,
+    "time_us_max": None,
+    "time_us_std": None,
+    "cv": None,
+    "device_time_us": None,
+    "wrong_sources": "",
+    "slowest_rank": -1,
+    "slowest_host": "",
+    "lateness_us": None,
+    "peer_a": -1,
+    "peer_b": -1,
+    "time": "",
+}
 
 # The operations an unnamed table may be, and what each prints: ncbench's ops (ops.OPS), then nccl-tests' others.
 NOT_IN_NCBENCH = ("gather", "scatter", "hypercube", "alltoallv")  # none of them reduces
@@ -140,8 +163,9 @@ class Hints:
             if value is not None and value < 1:
                 raise NcbenchError(f"{flag} {value}: give a positive count", EXIT_USAGE)
         if self.ranks and self.gpus_per_node and self.ranks % self.gpus_per_node:
-            raise NcbenchError(f"--ranks {self.ranks} is not a multiple of --gpus-per-node {self.gpus_per_node}",
-                               EXIT_USAGE)  # fmt: skip
+            raise NcbenchError(
+                f"--ranks {self.ranks} is not a multiple of --gpus-per-node {self.gpus_per_node}", EXIT_USAGE
+            )
 
     def given(self) -> dict:
         said = {"op": self.op, "ranks": self.ranks, "gpus_per_node": self.gpus_per_node}
@@ -213,8 +237,9 @@ def clean(line: str) -> str:
 # ---------------------------------------------------------------------------------------------- text
 
 
-def parse_text(text: str, source: str = "", op: str | None = None, *, ranks: int | None = None,
-               gpus_per_node: int | None = None) -> Imported:  # fmt: skip
+def parse_text(
+    text: str, source: str = "", op: str | None = None, *, ranks: int | None = None, gpus_per_node: int | None = None
+) -> Imported:
     """Return the records found in nccl-tests text output; raise NcbenchError (65) if there are none."""
     return _parse_text(text, source, Hints(op, ranks, gpus_per_node))
 
@@ -299,8 +324,12 @@ def _starts_a_run(line: str, stripped: str, run: _Run) -> bool:
     """Whether a line after rows begins another job's output: version, starting, preamble, header, a new device list."""
     if match := DEVICE.search(line):
         return int(match.group(1)) == 0 or int(match.group(1)) in run.devices
-    return bool(VERSION.search(line) or STARTING.search(line) or (PREAMBLE.search(line) and "minBytes" in line)
-                or _is_header(stripped))  # fmt: skip
+    return bool(
+        VERSION.search(line)
+        or STARTING.search(line)
+        or (PREAMBLE.search(line) and "minBytes" in line)
+        or _is_header(stripped)
+    )
 
 
 def _take_description(line: str, run: _Run, out: Imported) -> bool:
@@ -337,8 +366,14 @@ def _is_header(line: str) -> bool:
 def _header_schema(line: str) -> _Schema:
     body = line.lstrip("#").split()
     wrong = "#wrong" if "#wrong" in body else ("error" if "error" in body else "res")
-    return _Schema(wrong=wrong, root="root" in body, time_scale=1000.0 if "res" in body else 1.0, from_header=True,
-                   columns=frozenset(body), cputime="cputime" in body)  # fmt: skip
+    return _Schema(
+        wrong=wrong,
+        root="root" in body,
+        time_scale=1000.0 if "res" in body else 1.0,
+        from_header=True,
+        columns=frozenset(body),
+        cputime="cputime" in body,
+    )
 
 
 def _row(line: str, schema: _Schema, number: int, truncated_tail: bool):
@@ -362,14 +397,26 @@ def _row(line: str, schema: _Schema, number: int, truncated_tail: bool):
     if has_root and not re.fullmatch(r"[-+]?\d+", numbers[0]):
         return "garbled root column"
     root = int(numbers.pop(0)) if has_root else None
-    base = {"nbytes": int(tokens[0]), "count": int(tokens[1]), "dtype": TYPES[tokens[2]], "redop": redop or "none",
-            "root": -1 if root is None else root}  # fmt: skip
+    base = {
+        "nbytes": int(tokens[0]),
+        "count": int(tokens[1]),
+        "dtype": TYPES[tokens[2]],
+        "redop": redop or "none",
+        "root": -1 if root is None else root,
+    }
     groups = [numbers[0:4], numbers[4:8]] if len(numbers) == 8 else [numbers[0:4], numbers[8:12]]  # -I: 8 per side
     records = []
     for in_place, (time, algbw, busbw, wrong) in zip((False, True), groups):
-        records.append({**base, "in_place": in_place, "time_us": _num(time) * schema.time_scale,
-                        "algbw_GBps": _num(algbw), "busbw_GBps": _num(busbw),
-                        "wrong": _wrong(wrong, schema.wrong)})  # fmt: skip
+        records.append(
+            {
+                **base,
+                "in_place": in_place,
+                "time_us": _num(time) * schema.time_scale,
+                "algbw_GBps": _num(algbw),
+                "busbw_GBps": _num(busbw),
+                "wrong": _wrong(wrong, schema.wrong),
+            }
+        )
     printed = _Line(
         number, base["nbytes"], base["count"], base["dtype"], redop, root, [tuple(g) for g in groups], schema
     )
@@ -389,16 +436,18 @@ def _wrong(token: str, kind: str) -> int:
 # ---------------------------------------------------------------------------------------------- JSON
 
 
-def parse_json(data: dict, source: str = "", op: str | None = None, *, ranks: int | None = None,
-               gpus_per_node: int | None = None) -> Imported:  # fmt: skip
+def parse_json(
+    data: dict, source: str = "", op: str | None = None, *, ranks: int | None = None, gpus_per_node: int | None = None
+) -> Imported:
     """Return the records in an nccl-tests -J file (v2.17.3+; booleans and root are strings there)."""
     return _parse_json(data, source, Hints(op, ranks, gpus_per_node))
 
 
 def _parse_json(data, source: str, hints: Hints) -> Imported:
     if not isinstance(data, dict):
-        raise NcbenchError(f"{source or 'input'}: JSON that is not an nccl-tests -J file (no results object)",
-                           EXIT_DATAERR)  # fmt: skip
+        raise NcbenchError(
+            f"{source or 'input'}: JSON that is not an nccl-tests -J file (no results object)", EXIT_DATAERR
+        )
     out = Imported(meta={"source": source, "format": "json", "nccl_tests_version": data.get("version")})
     config = data.get("config") if isinstance(data.get("config"), dict) else {}
     run = _Run(warmup=_int(config.get("warmup_iters"), -1), iters=_int(config.get("iterations"), -1))
@@ -406,8 +455,11 @@ def _parse_json(data, source: str, hints: Hints) -> Imported:
     out.meta["warmup"], out.meta["iters"] = run.warmup, run.iters
     for device in _listed(config.get("devices")):
         try:
-            run.devices[int(device["rank"])] = (str(device.get("hostname", "?")), int(device.get("device", 0)),
-                                                int(device.get("group", 0) or 0))  # fmt: skip
+            run.devices[int(device["rank"])] = (
+                str(device.get("hostname", "?")),
+                int(device.get("device", 0)),
+                int(device.get("group", 0) or 0),
+            )
         except (KeyError, TypeError, ValueError, AttributeError):
             out.problems.append(f"device entry {device!r:.60}: not understood")
     run.name = op_from_name(" ".join(map(str, _listed(data.get("args")))))
@@ -428,9 +480,13 @@ def _json_result(result: dict, number: int, run: _Run) -> None:
     redop = str(result.get("redop") or "").strip() or None
     root_text = str(result.get("root", "")).strip()
     root = int(root_text) if root_text else None
-    base = {"nbytes": int(result["size"]), "count": int(result["count"]),
-            "dtype": TYPES.get(result["type"], result["type"]), "redop": redop or "none",
-            "root": -1 if root is None else root}  # fmt: skip
+    base = {
+        "nbytes": int(result["size"]),
+        "count": int(result["count"]),
+        "dtype": TYPES.get(result["type"], result["type"]),
+        "redop": redop or "none",
+        "root": -1 if root is None else root,
+    }
     time_key = "time"
     cells = []
     for in_place, key in ((False, "out_of_place"), (True, "in_place")):
@@ -439,9 +495,16 @@ def _json_result(result: dict, number: int, run: _Run) -> None:
             continue
         time_key = "time" if "time" in group else "cpu_time"
         wrong = group.get("nwrong")
-        run.rows.append({**base, "in_place": in_place, "time_us": _json_num(group.get(time_key)),
-                         "algbw_GBps": _json_num(group.get("alg_bw")), "busbw_GBps": _json_num(group.get("bus_bw")),
-                         "wrong": -1 if wrong in (None, "nan") else int(float(wrong))})  # fmt: skip
+        run.rows.append(
+            {
+                **base,
+                "in_place": in_place,
+                "time_us": _json_num(group.get(time_key)),
+                "algbw_GBps": _json_num(group.get("alg_bw")),
+                "busbw_GBps": _json_num(group.get("bus_bw")),
+                "wrong": -1 if wrong in (None, "nan") else int(float(wrong)),
+            }
+        )
         cells.append(tuple(_token(group.get(k)) for k in (time_key, "alg_bw", "bus_bw", "nwrong")))
     schema = _Schema(from_header=True, columns=frozenset({"redop", "root"}), cputime=time_key == "cpu_time")
     if len(cells) == 2:
@@ -518,8 +581,13 @@ def _imb(text: str, source: str, hints: Hints) -> Imported:
     blocks = osu_imb.parse_imb(text, source)
     first = blocks[0].meta
     meta = {k: first[k] for k in ("source", "format", "tool", "imb_version") if k in first}
-    meta.update(op=first["op"], nranks=first["nranks"], nnodes=-1, ranks_per_node=-1,
-                runs=[{**b.meta, "rows": len(b.rows)} for b in blocks])  # fmt: skip
+    meta.update(
+        op=first["op"],
+        nranks=first["nranks"],
+        nnodes=-1,
+        ranks_per_node=-1,
+        runs=[{**b.meta, "rows": len(b.rows)} for b in blocks],
+    )
     rows = [row for b in blocks for row in b.rows]
     return _given(Imported(rows, meta, [p for b in blocks for p in b.problems]), hints)
 
@@ -527,8 +595,11 @@ def _imb(text: str, source: str, hints: Hints) -> Imported:
 def _given(imported: Imported, hints: Hints) -> Imported:
     """Apply --gpus-per-node to OSU/IMB rows (neither tool prints nodes); --op is refused: the output names it."""
     if hints.op is not None and hints.op != imported.meta["op"]:
-        raise NcbenchError(f"{imported.meta['source']}: the output is {imported.meta['tool']} "
-                           f"{imported.meta['op']}; --op {hints.op} contradicts it", EXIT_DATAERR)  # fmt: skip
+        raise NcbenchError(
+            f"{imported.meta['source']}: the output is {imported.meta['tool']} "
+            f"{imported.meta['op']}; --op {hints.op} contradicts it",
+            EXIT_DATAERR,
+        )
     if hints.gpus_per_node:
         for facts in [imported.meta, *imported.meta.get("runs", [])]:
             if facts.get("nranks", -1) > 0 and facts["nranks"] % hints.gpus_per_node == 0:
@@ -547,8 +618,14 @@ FORMATS = [  # (name, does the text look like it, parse(text, source, hints)); t
 ]
 
 
-def parse_file(path, op: str | None = None, *, ranks: int | None = None, gpus_per_node: int | None = None,
-               hints: Hints | None = None) -> Imported:  # fmt: skip
+def parse_file(
+    path,
+    op: str | None = None,
+    *,
+    ranks: int | None = None,
+    gpus_per_node: int | None = None,
+    hints: Hints | None = None,
+) -> Imported:
     """Return the records of one benchmark log (nccl-tests text or -J JSON, or another entry of FORMATS)."""
     hints = hints or Hints(op, ranks, gpus_per_node)
     path = Path(path)
@@ -619,10 +696,12 @@ def write_run(logs, *, out: Path | None = None, hints: "Hints | None" = None, fo
     if not parsed:
         return Written(None, [], refused, 0)
     meta = {
-        "command": "import", "date": records.now_iso(), "sources": [p.meta for p in parsed],
+        "command": "import",
+        "date": records.now_iso(),
+        "sources": [p.meta for p in parsed],
         "problems": [f"{p.meta['source']}: {problem}" for p in parsed for problem in p.problems],
         "refused": [refusal(path, err) for path, err in refused],
-    }  # fmt: skip
+    }
     writer = records.RunWriter(target, {"run_id": target.stem, **meta}, force=force)
     rows = 0
     for imported in parsed:
@@ -656,9 +735,17 @@ def _finish(out: Imported, runs: list[_Run], hints: Hints) -> None:
         facts = _describe(run, where, hints, version, out.meta.get("format") == "json")
         described.append(facts)
         for row in run.rows:
-            row.update(op=facts["op"], backend="nccl", nranks=facts["nranks"], nnodes=facts["nnodes"],
-                       ranks_per_node=facts["ranks_per_node"], timing="nccl-tests", warmup=run.warmup,
-                       iters=run.iters, samples=1)  # fmt: skip
+            row.update(
+                op=facts["op"],
+                backend="nccl",
+                nranks=facts["nranks"],
+                nnodes=facts["nnodes"],
+                ranks_per_node=facts["ranks_per_node"],
+                timing="nccl-tests",
+                warmup=run.warmup,
+                iters=run.iters,
+                samples=1,
+            )
         out.rows.extend(run.rows)
     out.meta.update(_common(described))
     if len(described) > 1:
@@ -736,19 +823,30 @@ def _which_op(run: _Run, where: str, hints: Hints, evidence: "_Evidence") -> dic
         within = [op for op in fits if _holds(verdicts[op][1], hints.ranks)]
         if fits and not within:
             ranges = "; ".join(f"{op} at {_range_text(verdicts[op][1])}" for op in fits)
-            raise NcbenchError(f"{where}: the rows fit {ranges} ranks, not --ranks {hints.ranks}; check --ranks",
-                               EXIT_DATAERR)  # fmt: skip
+            raise NcbenchError(
+                f"{where}: the rows fit {ranges} ranks, not --ranks {hints.ranks}; check --ranks", EXIT_DATAERR
+            )
         fits = within
     if not fits:
-        raise NcbenchError(f"{where}: the rows fit no nccl-tests operation (no line names it, and its columns, "
-                           f"counts and busbw/algbw rule each one out); name it with --op", EXIT_DATAERR)  # fmt: skip
+        raise NcbenchError(
+            f"{where}: the rows fit no nccl-tests operation (no line names it, and its columns, "
+            f"counts and busbw/algbw rule each one out); name it with --op",
+            EXIT_DATAERR,
+        )
     if len(fits) > 1:
         names = ", ".join(fits[:-1]) + f" or {fits[-1]}"
-        raise NcbenchError(f"{where}: the table could be {names} (no line names the operation, and the rows fit "
-                           f"each); name it with --op {fits[0]} (or another)", EXIT_DATAERR)  # fmt: skip
+        raise NcbenchError(
+            f"{where}: the table could be {names} (no line names the operation, and the rows fit "
+            f"each); name it with --op {fits[0]} (or another)",
+            EXIT_DATAERR,
+        )
     excluded = {op: fault for op, (fault, _) in verdicts.items() if fault}
-    return {"op": fits[0], "op_from": "inferred", "op_inferred_from": sorted(set(excluded.values())),
-            "op_excluded": excluded}  # fmt: skip
+    return {
+        "op": fits[0],
+        "op_from": "inferred",
+        "op_inferred_from": sorted(set(excluded.values())),
+        "op_excluded": excluded,
+    }
 
 
 def _holds(interval, n: int) -> bool:
@@ -774,8 +872,11 @@ def _rank_count(run: _Run, where: str, hints: Hints, evidence: "_Evidence", op: 
     if run.devices:
         listed = len(_group_ranks(run.devices))
         if hints.ranks and hints.ranks != listed:
-            raise NcbenchError(f"{where}: the log's device lines list {listed} ranks, but --ranks {hints.ranks}; "
-                               "drop --ranks or check the file", EXIT_DATAERR)  # fmt: skip
+            raise NcbenchError(
+                f"{where}: the log's device lines list {listed} ranks, but --ranks {hints.ranks}; "
+                "drop --ranks or check the file",
+                EXIT_DATAERR,
+            )
         return {"nranks": listed, "nranks_from": "device lines"}
     if fault is None and interval is not None:
         interval = _multiple_of(interval, run.per_process)
@@ -822,12 +923,14 @@ def _nodes(run: _Run, where: str, hints: Hints, nranks: int) -> dict:
         counts = sorted({hosts.count(h) for h in nodes})
         if per and counts != [per]:
             placed = " and ".join(map(str, counts))
-            raise NcbenchError(f"{where}: the log's device lines place {placed} ranks on each node, but "
-                               f"--gpus-per-node {per}; drop it or check the file", EXIT_DATAERR)  # fmt: skip
+            raise NcbenchError(
+                f"{where}: the log's device lines place {placed} ranks on each node, but "
+                f"--gpus-per-node {per}; drop it or check the file",
+                EXIT_DATAERR,
+            )
         return {"hosts": nodes, "nnodes": len(nodes), "ranks_per_node": counts[0] if len(counts) == 1 else -1}
     if per and nranks > 0 and nranks % per:
-        raise NcbenchError(f"{where}: {nranks} ranks cannot be spread evenly at --gpus-per-node {per}",
-                           EXIT_DATAERR)  # fmt: skip
+        raise NcbenchError(f"{where}: {nranks} ranks cannot be spread evenly at --gpus-per-node {per}", EXIT_DATAERR)
     if per:
         return {"hosts": [], "nnodes": nranks // per if nranks > 0 else -1, "ranks_per_node": per}
     return {"hosts": [], "nnodes": -1, "ranks_per_node": -1}
@@ -856,8 +959,10 @@ class _Evidence:
             return list(self.run.lines)
         skipped = [line.number for line in self.run.lines if line not in agree]
         if skipped:
-            self.notes.append(f"line(s) {', '.join(map(str, skipped[:5]))}: time, algbw and size disagree; "
-                              "not used to infer the op or ranks")  # fmt: skip
+            self.notes.append(
+                f"line(s) {', '.join(map(str, skipped[:5]))}: time, algbw and size disagree; "
+                "not used to infer the op or ranks"
+            )
         return agree
 
     def judge(self, op: str, shape: bool):
@@ -1068,9 +1173,15 @@ def _hull(a, b):
 
 
 # evidence as the summary line names it ('' = not worth a word there; the sidecar keeps every name)
-SHOWN = {"redop column": "redop", "root column": "root", "in-place #wrong N/A": "in-place #wrong",
-         "in-place #wrong checked": "in-place #wrong", "header columns": "header", "nccl-tests era": "",
-         "power-of-two rank count": ""}  # fmt: skip
+SHOWN = {
+    "redop column": "redop",
+    "root column": "root",
+    "in-place #wrong N/A": "in-place #wrong",
+    "in-place #wrong checked": "in-place #wrong",
+    "header columns": "header",
+    "nccl-tests era": "",
+    "power-of-two rank count": "",
+}
 
 
 def summary_lines(imported: Imported) -> list[str]:

@@ -38,10 +38,20 @@ DTYPES = {
     "f8e5m2": DType("f8e5m2", "float8_e5m2", 1, 1 << 3),
 }
 DTYPE_ALIASES = {
-    "float16": "half", "fp16": "half", "float32": "float", "fp32": "float", "float64": "double",
-    "fp64": "double", "bf16": "bfloat16", "char": "int8", "int": "int32",
-    "float8_e4m3fn": "f8e4m3", "fp8e4m3": "f8e4m3", "float8_e5m2": "f8e5m2", "fp8e5m2": "f8e5m2",
-}  # fmt: skip
+    "float16": "half",
+    "fp16": "half",
+    "float32": "float",
+    "fp32": "float",
+    "float64": "double",
+    "fp64": "double",
+    "bf16": "bfloat16",
+    "char": "int8",
+    "int": "int32",
+    "float8_e4m3fn": "f8e4m3",
+    "fp8e4m3": "f8e4m3",
+    "float8_e5m2": "f8e5m2",
+    "fp8e5m2": "f8e5m2",
+}
 NOT_IN_NUMPY = ("bfloat16", "float8_e4m3fn", "float8_e5m2")  # ml_dtypes (JAX's) provides them on hosts
 REDOPS = ("sum", "prod", "max", "min", "avg")
 

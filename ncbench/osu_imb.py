@@ -35,45 +35,98 @@ SIZES = {
     "osu_latency": Sizing("latency", False, "message", "osu_latency.c: MPI_Send(s_buf, size, ...)"),
     "osu_bw": Sizing("bw", False, "message", "osu_bw.c: MPI_Isend(s_buf, size, ...) x window"),
     "osu_bibw": Sizing("bibw", False, "message each way", "osu_bibw.c: MPI_Isend/MPI_Irecv(size) x window"),
-    "osu_allreduce": Sizing("allreduce", False, "send = receive buffer",
-                            "osu_allreduce.c: MPI_Allreduce(sendbuf, recvbuf, size / type size, ...)"),
-    "osu_allgather": Sizing("allgather", True, "send block; receive buffer = nranks x size",
-                            "osu_allgather.c: MPI_Allgather(sendbuf, n, ..., recvbuf, n, ...), n = size / type size; "
-                            "recvbuf of max_message_size * numprocs"),
-    "osu_reduce_scatter": Sizing("reducescatter", False, "whole send buffer; each rank receives about size / nranks",
-                                 "osu_reduce_scatter.c: recvcounts[i] = portion (+1 for the remainder), "
-                                 "portion = (size / type size) / numprocs"),
+    "osu_allreduce": Sizing(
+        "allreduce",
+        False,
+        "send = receive buffer",
+        "osu_allreduce.c: MPI_Allreduce(sendbuf, recvbuf, size / type size, ...)",
+    ),
+    "osu_allgather": Sizing(
+        "allgather",
+        True,
+        "send block; receive buffer = nranks x size",
+        "osu_allgather.c: MPI_Allgather(sendbuf, n, ..., recvbuf, n, ...), n = size / type size; "
+        "recvbuf of max_message_size * numprocs",
+    ),
+    "osu_reduce_scatter": Sizing(
+        "reducescatter",
+        False,
+        "whole send buffer; each rank receives about size / nranks",
+        "osu_reduce_scatter.c: recvcounts[i] = portion (+1 for the remainder), portion = (size / type size) / numprocs",
+    ),
     "osu_bcast": Sizing("broadcast", False, "buffer", "osu_bcast.c: MPI_Bcast(buffer, size / type size, ..., 0, ...)"),
-    "osu_alltoall": Sizing("alltoall", True, "block per peer; send = receive buffer = nranks x size",
-                           "osu_alltoall.c: MPI_Alltoall(sendbuf, n, ..., recvbuf, n, ...), n = size / type size; "
-                           "buffers of max_message_size * numprocs"),
+    "osu_alltoall": Sizing(
+        "alltoall",
+        True,
+        "block per peer; send = receive buffer = nranks x size",
+        "osu_alltoall.c: MPI_Alltoall(sendbuf, n, ..., recvbuf, n, ...), n = size / type size; "
+        "buffers of max_message_size * numprocs",
+    ),
     "PingPong": Sizing("latency", False, "message", "IMB_pingpong.c: MPI_Send(size), time scaled by 1/2"),
-    "Sendrecv": Sizing("sendrecv", False, "message to the right neighbour (and one from the left)",
-                       "IMB_sendrecv.c: MPI_Sendrecv(size to right, size from left)"),
-    "Allreduce": Sizing("allreduce", False, "send = receive buffer",
-                        "IMB_allreduce.c: MPI_Allreduce(s_buffer, r_buffer, size / red type size, ...)"),
-    "Allgather": Sizing("allgather", True, "send block; receive buffer = nranks x #bytes",
-                        "IMB_allgather.c: MPI_Allgather(s_num = size / type size, r_num = size / type size); "
-                        "MPI1_benchmark.cpp: SENDBUF_SIZE_I, RECVBUF_SIZE_NP_I"),
-    "Reduce_scatter": Sizing("reducescatter", True, "block each rank receives; send buffer = nranks x #bytes",
-                             "IMB_reduce_scatter.c (2019 Update 2 and later): reccnt[i] = size / type size; "
-                             "MPI1_benchmark.cpp: SENDBUF_SIZE_NP_I, RECVBUF_SIZE_I"),
-    "Reduce_scatter<2019u2": Sizing("reducescatter", False, "whole send buffer, split among the ranks",
-                                    "IMB_reduce_scatter.c (2018 to 2019 Update 1): reccnt[i] from "
-                                    "IMB_get_rank_portion(i, num_procs, size, ...)"),
+    "Sendrecv": Sizing(
+        "sendrecv",
+        False,
+        "message to the right neighbour (and one from the left)",
+        "IMB_sendrecv.c: MPI_Sendrecv(size to right, size from left)",
+    ),
+    "Allreduce": Sizing(
+        "allreduce",
+        False,
+        "send = receive buffer",
+        "IMB_allreduce.c: MPI_Allreduce(s_buffer, r_buffer, size / red type size, ...)",
+    ),
+    "Allgather": Sizing(
+        "allgather",
+        True,
+        "send block; receive buffer = nranks x #bytes",
+        "IMB_allgather.c: MPI_Allgather(s_num = size / type size, r_num = size / type size); "
+        "MPI1_benchmark.cpp: SENDBUF_SIZE_I, RECVBUF_SIZE_NP_I",
+    ),
+    "Reduce_scatter": Sizing(
+        "reducescatter",
+        True,
+        "block each rank receives; send buffer = nranks x #bytes",
+        "IMB_reduce_scatter.c (2019 Update 2 and later): reccnt[i] = size / type size; "
+        "MPI1_benchmark.cpp: SENDBUF_SIZE_NP_I, RECVBUF_SIZE_I",
+    ),
+    "Reduce_scatter<2019u2": Sizing(
+        "reducescatter",
+        False,
+        "whole send buffer, split among the ranks",
+        "IMB_reduce_scatter.c (2018 to 2019 Update 1): reccnt[i] from IMB_get_rank_portion(i, num_procs, size, ...)",
+    ),
     "Bcast": Sizing("broadcast", False, "buffer", "IMB_bcast.c: MPI_Bcast(bc_buf, size / type size, ..., root, ...)"),
-    "Alltoall": Sizing("alltoall", True, "block per peer; send = receive buffer = nranks x #bytes",
-                       "IMB_alltoall.c: MPI_Alltoall(s_num = size / type size, r_num); "
-                       "MPI1_benchmark.cpp: SENDBUF_SIZE_NP_I, RECVBUF_SIZE_NP_I"),
-}  # fmt: skip
-OSU_TITLES = {"Latency": "osu_latency", "Bandwidth": "osu_bw", "Bi-Directional Bandwidth": "osu_bibw",
-              "Allreduce Latency": "osu_allreduce", "Allgather Latency": "osu_allgather",
-              "Reduce_scatter Latency": "osu_reduce_scatter", "Broadcast Latency": "osu_bcast",
-              "All-to-All Personalized Exchange Latency": "osu_alltoall"}  # fmt: skip
+    "Alltoall": Sizing(
+        "alltoall",
+        True,
+        "block per peer; send = receive buffer = nranks x #bytes",
+        "IMB_alltoall.c: MPI_Alltoall(s_num = size / type size, r_num); "
+        "MPI1_benchmark.cpp: SENDBUF_SIZE_NP_I, RECVBUF_SIZE_NP_I",
+    ),
+}
+OSU_TITLES = {
+    "Latency": "osu_latency",
+    "Bandwidth": "osu_bw",
+    "Bi-Directional Bandwidth": "osu_bibw",
+    "Allreduce Latency": "osu_allreduce",
+    "Allgather Latency": "osu_allgather",
+    "Reduce_scatter Latency": "osu_reduce_scatter",
+    "Broadcast Latency": "osu_bcast",
+    "All-to-All Personalized Exchange Latency": "osu_alltoall",
+}
 IMB_BENCHMARKS = ("PingPong", "Sendrecv", "Allreduce", "Allgather", "Reduce_scatter", "Bcast", "Alltoall")
-MPI_TYPES = {"MPI_BYTE": "uint8", "MPI_CHAR": "int8", "MPI_SIGNED_CHAR": "int8", "MPI_UNSIGNED_CHAR": "uint8",
-             "MPI_INT": "int32", "MPI_UNSIGNED": "uint32", "MPI_LONG": "int64", "MPI_LONG_LONG": "int64",
-             "MPI_FLOAT": "float", "MPI_DOUBLE": "double"}  # fmt: skip
+MPI_TYPES = {
+    "MPI_BYTE": "uint8",
+    "MPI_CHAR": "int8",
+    "MPI_SIGNED_CHAR": "int8",
+    "MPI_UNSIGNED_CHAR": "uint8",
+    "MPI_INT": "int32",
+    "MPI_UNSIGNED": "uint32",
+    "MPI_LONG": "int64",
+    "MPI_LONG_LONG": "int64",
+    "MPI_FLOAT": "float",
+    "MPI_DOUBLE": "double",
+}
 # OSU before 7.0 prints no datatype: its reductions sum floats, the rest move chars (osu_allreduce.c: float *sendbuf)
 OSU_REDUCTION_TYPE, OSU_MOVE_TYPE = "float", "int8"
 
@@ -122,9 +175,26 @@ def _fail(source: str, why: str) -> NcbenchError:
 def _blank() -> dict:
     """Return a row with every results column, filled with what neither tool reports."""
     row = dict.fromkeys((name for name in RESULT_COLUMNS if name != "run_id"), None)
-    row.update(backend="mpi", dtype="uint8", redop="none", root=-1, in_place=False, nranks=-1, nnodes=-1,
-               ranks_per_node=-1, warmup=-1, iters=-1, samples=1, wrong=-1, wrong_sources="", slowest_rank=-1,
-               slowest_host="", peer_a=-1, peer_b=-1, time="")  # fmt: skip
+    row.update(
+        backend="mpi",
+        dtype="uint8",
+        redop="none",
+        root=-1,
+        in_place=False,
+        nranks=-1,
+        nnodes=-1,
+        ranks_per_node=-1,
+        warmup=-1,
+        iters=-1,
+        samples=1,
+        wrong=-1,
+        wrong_sources="",
+        slowest_rank=-1,
+        slowest_host="",
+        peer_a=-1,
+        peer_b=-1,
+        time="",
+    )
     return row
 
 
@@ -163,9 +233,17 @@ class _OsuTable:
     dtype: str | None = None
 
 
-OSU_COLUMNS = (("avg latency", "avg"), ("latency", "avg"), ("min latency", "min"), ("max latency", "max"),
-               ("iterations", "iters"), ("p50 tail lat", "p50"), ("p99 tail lat", "p99"), ("bandwidth", "MBps"),
-               ("validation", "valid"))  # fmt: skip
+OSU_COLUMNS = (
+    ("avg latency", "avg"),
+    ("latency", "avg"),
+    ("min latency", "min"),
+    ("max latency", "max"),
+    ("iterations", "iters"),
+    ("p50 tail lat", "p50"),
+    ("p99 tail lat", "p99"),
+    ("bandwidth", "MBps"),
+    ("validation", "valid"),
+)
 
 
 def _osu_columns(header: str) -> tuple:
@@ -188,8 +266,9 @@ def _osu_title(lines: list[str], source: str) -> tuple[str, str, str]:
         raise _fail(source, f"holds several OSU benchmarks ({', '.join(sorted(names))}); import one per file")
     family, accel, name, version = min(found, key=str)
     if name not in OSU_TITLES:
-        raise _fail(source, f"OSU {name} Test is not a benchmark ncbench imports; it imports "
-                            f"{', '.join(OSU_TITLES.values())}")  # fmt: skip
+        raise _fail(
+            source, f"OSU {name} Test is not a benchmark ncbench imports; it imports {', '.join(OSU_TITLES.values())}"
+        )
     kind = f"{family}{accel or ''}".upper()
     backend = {"MPI": "mpi", "MPI-CUDA": "cuda-mpi"}.get(kind, "nccl" if family == "NCCL" else kind.lower())
     return OSU_TITLES[name], version or "?", backend
@@ -214,14 +293,31 @@ def parse_osu(text: str, source: str = "", nranks: int | None = None) -> Importe
     sizing = SIZES[benchmark]
     ranks = nranks if nranks is not None else osu_ranks(source, benchmark)
     if ranks < 1 and sizing.per_rank_block:
-        raise _fail(source, f"{benchmark} prints each rank's block, so its sizes need the rank count, which OSU does "
-                            "not print; name the file ..._n<ranks>... or pass the rank count")  # fmt: skip
-    out = Imported(meta={"source": source, "format": "osu", "tool": "OSU", "osu_version": version,
-                         "benchmark": benchmark, "op": sizing.op, "backend": backend, "nranks": ranks, "hosts": [],
-                         "nnodes": -1, "ranks_per_node": -1})  # fmt: skip
+        raise _fail(
+            source,
+            f"{benchmark} prints each rank's block, so its sizes need the rank count, which OSU does "
+            "not print; name the file ..._n<ranks>... or pass the rank count",
+        )
+    out = Imported(
+        meta={
+            "source": source,
+            "format": "osu",
+            "tool": "OSU",
+            "osu_version": version,
+            "benchmark": benchmark,
+            "op": sizing.op,
+            "backend": backend,
+            "nranks": ranks,
+            "hosts": [],
+            "nnodes": -1,
+            "ranks_per_node": -1,
+        }
+    )
     if ranks < 1:
-        out.problems.append(f"{benchmark}: the rank count is unknown (OSU does not print it); nranks and busbw are "
-                            "left unknown (name the file ..._n<ranks>...)")  # fmt: skip
+        out.problems.append(
+            f"{benchmark}: the rank count is unknown (OSU does not print it); nranks and busbw are "
+            "left unknown (name the file ..._n<ranks>...)"
+        )
     kinds = _osu_rows(lines, text.endswith("\n"), sizing, ranks, out)
     if not out.rows:
         raise _fail(source, f"no {benchmark} result rows under a '# Size' header; is the output cut short?")
@@ -275,8 +371,12 @@ def _osu_row(tokens: list[str], table: _OsuTable, sizing: Sizing, ranks: int, tr
     else:
         return "a row with neither a latency nor a bandwidth column"
     row = _fill(_blank(), sizing, size, ranks, dtype, time_us)
-    for kind, column in (("min", "time_us_min"), ("max", "time_us_max"), ("p50", "time_us_p50"),
-                         ("p99", "time_us_p99")):  # fmt: skip
+    for kind, column in (
+        ("min", "time_us_min"),
+        ("max", "time_us_max"),
+        ("p50", "time_us_p50"),
+        ("p99", "time_us_p99"),
+    ):
         if kind in values:
             row[column] = float(values[kind])
     if "iters" in values:
@@ -300,10 +400,15 @@ def _osu_statistic(out: Imported, benchmark: str, kinds: set) -> None:
             text += "; time_us_min/max: the fastest and slowest rank's mean (-f)"
         if "p50" in kinds:
             text += "; time_us_p50/p99: percentiles over iterations of the ranks' average (-z)"
-    out.meta.update(statistic=text, size_mapping=_mapping_text(benchmark), full="min" in kinds,
-                    tail="p50" in kinds, validated="valid" in kinds,
-                    dtypes=sorted({row["dtype"] for row in out.rows}),
-                    iters=sorted({row["iters"] for row in out.rows}))  # fmt: skip
+    out.meta.update(
+        statistic=text,
+        size_mapping=_mapping_text(benchmark),
+        full="min" in kinds,
+        tail="p50" in kinds,
+        validated="valid" in kinds,
+        dtypes=sorted({row["dtype"] for row in out.rows}),
+        iters=sorted({row["iters"] for row in out.rows}),
+    )
     for row in out.rows:
         row["timing"] = text
     if any(row["wrong"] > 0 for row in out.rows):
@@ -332,8 +437,16 @@ class _ImbRun:
     redop: str = "sum"
 
 
-IMB_COLUMNS = {"#bytes": "bytes", "#repetitions": "reps", "t[usec]": "t", "t_min[usec]": "min",
-               "t_max[usec]": "max", "t_avg[usec]": "avg", "Mbytes/sec": "MBps", "defects": "defects"}  # fmt: skip
+IMB_COLUMNS = {
+    "#bytes": "bytes",
+    "#repetitions": "reps",
+    "t[usec]": "t",
+    "t_min[usec]": "min",
+    "t_max[usec]": "max",
+    "t_avg[usec]": "avg",
+    "Mbytes/sec": "MBps",
+    "defects": "defects",
+}
 
 
 def _imb_run(lines: list[str], source: str) -> _ImbRun:
@@ -386,8 +499,11 @@ def parse_imb(text: str, source: str = "") -> list[Imported]:
         else:
             skipped.append(f"{benchmark} ({'; '.join(block.problems) or 'no result rows'})")
     if not found:
-        raise _fail(source, "no IMB-MPI1 result rows of a benchmark ncbench imports "
-                            f"({', '.join(IMB_BENCHMARKS)}); is the output cut short?")  # fmt: skip
+        raise _fail(
+            source,
+            "no IMB-MPI1 result rows of a benchmark ncbench imports "
+            f"({', '.join(IMB_BENCHMARKS)}); is the output cut short?",
+        )
     if run.version == "?":
         found[0].problems.append("no IMB version banner: Reduce_scatter #bytes read as IMB 2019 Update 2+ (per rank)")
     if skipped:
@@ -399,10 +515,25 @@ def _imb_block(lines, start: int, end: int, benchmark: str, run: _ImbRun, source
     """Return the records of one '# Benchmarking' block (lines[start:end])."""
     old_split = benchmark == "Reduce_scatter" and run.release < (2019, 2)
     key = "Reduce_scatter<2019u2" if old_split else benchmark
-    out = Imported(meta={"source": source, "format": "imb", "tool": "IMB", "imb_version": run.version,
-                         "benchmark": benchmark, "op": SIZES[key].op, "backend": "mpi", "nranks": -1, "hosts": [],
-                         "nnodes": -1, "ranks_per_node": -1, "idle_ranks": 0, "calling_sequence": run.calling,
-                         "first_line": start + 1, "size_mapping": _mapping_text(key)})  # fmt: skip
+    out = Imported(
+        meta={
+            "source": source,
+            "format": "imb",
+            "tool": "IMB",
+            "imb_version": run.version,
+            "benchmark": benchmark,
+            "op": SIZES[key].op,
+            "backend": "mpi",
+            "nranks": -1,
+            "hosts": [],
+            "nnodes": -1,
+            "ranks_per_node": -1,
+            "idle_ranks": 0,
+            "calling_sequence": run.calling,
+            "first_line": start + 1,
+            "size_mapping": _mapping_text(key),
+        }
+    )
     columns: tuple = ()
     for number in range(start, end):
         stripped = lines[number].strip()
@@ -441,8 +572,9 @@ def _imb_row(tokens: list[str], columns: tuple, sizing: Sizing, nranks: int, run
     p2p = sizing.op in TESTS
     dtype = "uint8" if p2p else run.reduction_dtype if _reduces(sizing.op) else run.dtype
     row = _fill(_blank(), sizing, int(values["bytes"]), 2 if p2p else nranks, dtype, time_us)
-    row.update(iters=int(values.get("reps", -1)), time_us_min=_float(values.get("min")),
-               time_us_max=_float(values.get("max")))  # fmt: skip
+    row.update(
+        iters=int(values.get("reps", -1)), time_us_min=_float(values.get("min")), time_us_max=_float(values.get("max"))
+    )
     if _reduces(sizing.op):
         row["redop"] = run.redop
     if _rooted(sizing.op) and re.search(r"-root_shift\s+(?:on|1)\b", run.calling):
@@ -461,8 +593,10 @@ def _imb_statistic(out: Imported, benchmark: str, run: _ImbRun) -> None:
     if benchmark == "PingPong":
         text = "IMB PingPong t[usec]: half the round trip, mean over repetitions, the slower of the 2 ranks (us)"
     else:
-        text = (f"IMB {benchmark} t_avg: mean over repetitions per rank, averaged over the ranks (us); "
-                "time_us_min/max: t_min/t_max, the fastest and slowest rank's mean")  # fmt: skip
+        text = (
+            f"IMB {benchmark} t_avg: mean over repetitions per rank, averaged over the ranks (us); "
+            "time_us_min/max: t_min/t_max, the fastest and slowest rank's mean"
+        )
     out.meta.update(statistic=text, iters=sorted({row["iters"] for row in out.rows}))
     if benchmark == "PingPong":
         out.meta["nranks"] = 2

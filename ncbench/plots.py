@@ -16,14 +16,24 @@ def _plt():
     except ImportError:
         from .errors import EXIT_UNAVAILABLE, NcbenchError
 
-        raise NcbenchError("ncbench report draws with matplotlib, which is not installed: pip install 'ncbench[report]'",
-                           EXIT_UNAVAILABLE) from None  # fmt: skip
+        raise NcbenchError(
+            "ncbench report draws with matplotlib, which is not installed: pip install 'ncbench[report]'",
+            EXIT_UNAVAILABLE,
+        ) from None
 
     matplotlib.use("svg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"svg.fonttype": "path", "font.size": 8, "axes.grid": True, "grid.alpha": 0.3,
-                         "svg.hashsalt": "ncbench", "figure.dpi": 100})  # fmt: skip
+    plt.rcParams.update(
+        {
+            "svg.fonttype": "path",
+            "font.size": 8,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "svg.hashsalt": "ncbench",
+            "figure.dpi": 100,
+        }
+    )
     return plt
 
 
@@ -38,8 +48,16 @@ def figure(panels: list[dict], *, width_in: float = 7.5, height_in: float = 3.0)
     fig, axes = plt.subplots(1, len(panels), figsize=(width_in, height_in), squeeze=False)
     for ax, panel in zip(axes[0], panels, strict=True):
         for s in panel["series"]:
-            (line,) = ax.plot(s["x"], s["y"], s.get("style", "-"), marker=s.get("marker", "."), markersize=3,
-                              linewidth=1.2, label=s["label"], color=s.get("color"))  # fmt: skip
+            (line,) = ax.plot(
+                s["x"],
+                s["y"],
+                s.get("style", "-"),
+                marker=s.get("marker", "."),
+                markersize=3,
+                linewidth=1.2,
+                label=s["label"],
+                color=s.get("color"),
+            )
             if s.get("low") is not None:
                 ax.fill_between(s["x"], s["low"], s["high"], color=line.get_color(), alpha=0.15, linewidth=0)
         if panel.get("diagonal"):

@@ -22,22 +22,41 @@ from .errors import EXIT_DATAERR, EXIT_USAGE, NcbenchError
 SCHEMA = 2
 ADDED_IN = {"device_time_us": 2}  # columns a file of an older schema may lack
 RESULT_COLUMNS = {  # name -> type; units are in the names
-    "run_id": str, "op": str, "backend": str, "dtype": str, "redop": str, "root": int,
-    "in_place": bool, "nranks": int, "nnodes": int, "ranks_per_node": int, "nbytes": int, "count": int,
-    "warmup": int, "iters": int, "samples": int,
+    "run_id": str,
+    "op": str,
+    "backend": str,
+    "dtype": str,
+    "redop": str,
+    "root": int,
+    "in_place": bool,
+    "nranks": int,
+    "nnodes": int,
+    "ranks_per_node": int,
+    "nbytes": int,
+    "count": int,
+    "warmup": int,
+    "iters": int,
+    "samples": int,
     "time_us": float,  # mean over samples of the slowest rank's per-op time (nccl-tests prints a mean)
-    "time_us_min": float, "time_us_p50": float, "time_us_p99": float, "time_us_max": float,
-    "time_us_std": float, "cv": float,  # std / mean over samples
+    "time_us_min": float,
+    "time_us_p50": float,
+    "time_us_p99": float,
+    "time_us_max": float,
+    "time_us_std": float,
+    "cv": float,  # std / mean over samples
     "device_time_us": float,  # GPU backends: CUDA-event time per op, slowest rank, mean over samples
-    "algbw_GBps": float, "busbw_GBps": float,
+    "algbw_GBps": float,
+    "busbw_GBps": float,
     "wrong": int,  # wrong elements summed over ranks; -1 = not checked (nccl-tests prints N/A)
     "wrong_sources": str,  # ';'-joined world ranks whose data arrived wrong; '?' if not isolated
-    "slowest_rank": int, "slowest_host": str,  # the rank that consistently arrived last, or -1
+    "slowest_rank": int,
+    "slowest_host": str,  # the rank that consistently arrived last, or -1
     "lateness_us": float,  # how late it arrived (median over probed operations)
-    "peer_a": int, "peer_b": int,  # point-to-point pair (world ranks); -1 for collectives
+    "peer_a": int,
+    "peer_b": int,  # point-to-point pair (world ranks); -1 for collectives
     "timing": str,  # "host": wall clock around back-to-back operations
     "time": str,  # when the row was measured (UTC, ISO 8601)
-}  # fmt: skip
+}
 RUNS_DIR = Path("results/runs")
 
 
@@ -62,8 +81,10 @@ def claim(path: Path, force: bool = False) -> Path:
     path = Path(path)
     occupied = "is not empty" if path.is_dir() and any(path.iterdir()) else "already exists" if path.is_file() else ""
     if occupied and not force:
-        raise NcbenchError(f"{path} {occupied} and is never overwritten without --force; choose another --out, "
-                           "or add --force to replace it")  # fmt: skip
+        raise NcbenchError(
+            f"{path} {occupied} and is never overwritten without --force; choose another --out, "
+            "or add --force to replace it"
+        )
     return path
 
 

@@ -66,8 +66,21 @@ def mpiexec() -> str:
 def ncbench(results: Path, name: str, *args) -> list[dict]:
     """Run one size-1 NCCL measurement; return its out-of-place rows (the run is kept in `results`)."""
     out = results / f"{name}.csv"
-    cmd = [mpiexec(), "-n", "1", sys.executable, "-m", "ncbench", *args, "--backend", "nccl", "--format", "json",
-           "--out", str(out)]  # fmt: skip
+    cmd = [
+        mpiexec(),
+        "-n",
+        "1",
+        sys.executable,
+        "-m",
+        "ncbench",
+        *args,
+        "--backend",
+        "nccl",
+        "--format",
+        "json",
+        "--out",
+        str(out),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.exit(f"bench_gpu: {' '.join(cmd)} exited {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
@@ -87,26 +100,48 @@ def main() -> None:
     ratio = big["algbw_GBps"] / reference
     print(f"device copy, cudaMemcpyAsync    {copy['memcpy']:8.1f} GB/s (1 GiB, median of 20, bytes copied per second)")
     print(f"device copy, CuPy copy kernel   {copy['kernel']:8.1f} GB/s")
-    print(f"size-1 allreduce algbw, 1 GiB   {big['algbw_GBps']:8.1f} GB/s (p50 time {big['time_us_p50']:.0f} us)  "
-          f"ratio {ratio:.3f} {'meets' if ratio >= 0.9 else 'MISSES'} >= 0.9")  # fmt: skip
-    runs = {graph: ncbench(args.results, f"bench-allreduce-small-{'graph' if graph else 'launch'}", "allreduce",
-                           *SMALL, "--samples", "20", *(["--graph"] if graph else []))
-            for graph in (False, True)}  # fmt: skip
+    print(
+        f"size-1 allreduce algbw, 1 GiB   {big['algbw_GBps']:8.1f} GB/s (p50 time {big['time_us_p50']:.0f} us)  "
+        f"ratio {ratio:.3f} {'meets' if ratio >= 0.9 else 'MISSES'} >= 0.9"
+    )
+    runs = {
+        graph: ncbench(
+            args.results,
+            f"bench-allreduce-small-{'graph' if graph else 'launch'}",
+            "allreduce",
+            *SMALL,
+            "--samples",
+            "20",
+            *(["--graph"] if graph else []),
+        )
+        for graph in (False, True)
+    }
     small = []
-    print(f"{'size':>8}  {'launch: host':>13} {'device':>8} {'host-dev':>9}   {'graph: host':>12} {'device':>8} "
-          f"{'host-dev':>9}  target (graph host-dev <= 2 us)")  # fmt: skip
+    print(
+        f"{'size':>8}  {'launch: host':>13} {'device':>8} {'host-dev':>9}   {'graph: host':>12} {'device':>8} "
+        f"{'host-dev':>9}  target (graph host-dev <= 2 us)"
+    )
     for plain, graphed in zip(runs[False], runs[True], strict=True):
         gap_plain = plain["time_us"] - plain["device_time_us"]
         gap_graph = graphed["time_us"] - graphed["device_time_us"]
-        small.append({"nbytes": plain["nbytes"], "launch_host_us": plain["time_us"],
-                      "launch_device_us": plain["device_time_us"], "graph_host_us": graphed["time_us"],
-                      "graph_device_us": graphed["device_time_us"]})  # fmt: skip
-        print(f"{plain['nbytes']:>8}  {plain['time_us']:13.2f} {plain['device_time_us']:8.2f} {gap_plain:+9.2f}   "
-              f"{graphed['time_us']:12.2f} {graphed['device_time_us']:8.2f} {gap_graph:+9.2f}  "
-              f"{'meets' if gap_graph <= 2 else 'MISSES'}")  # fmt: skip
+        small.append(
+            {
+                "nbytes": plain["nbytes"],
+                "launch_host_us": plain["time_us"],
+                "launch_device_us": plain["device_time_us"],
+                "graph_host_us": graphed["time_us"],
+                "graph_device_us": graphed["device_time_us"],
+            }
+        )
+        print(
+            f"{plain['nbytes']:>8}  {plain['time_us']:13.2f} {plain['device_time_us']:8.2f} {gap_plain:+9.2f}   "
+            f"{graphed['time_us']:12.2f} {graphed['device_time_us']:8.2f} {gap_graph:+9.2f}  "
+            f"{'meets' if gap_graph <= 2 else 'MISSES'}"
+        )
     if args.summary:
-        args.summary.write_text(json.dumps({"copy_GBps": copy, "allreduce_1GiB": big, "ratio": ratio,
-                                            "small": small}, indent=1) + "\n")  # fmt: skip
+        args.summary.write_text(
+            json.dumps({"copy_GBps": copy, "allreduce_1GiB": big, "ratio": ratio, "small": small}, indent=1) + "\n"
+        )
 
 
 if __name__ == "__main__":

@@ -25,8 +25,10 @@ def main() -> None:
     args = parser.parse_args()
     design = topology.load(DESIGN)
     print(f"# {DESIGN}, nightly suite, faults at 0.5x, noise 2 % (log sd), {args.trials} seeded trials per case")
-    print(f"{'nodes':>8} {'faults':>14} {'rounds':>7} {'wall':>7} {'all-pairs':>10} {'found':>7} {'missed':>7} "
-          f"{'wrong':>6} {'sim s (median)':>15}")  # fmt: skip
+    print(
+        f"{'nodes':>8} {'faults':>14} {'rounds':>7} {'wall':>7} {'all-pairs':>10} {'found':>7} {'missed':>7} "
+        f"{'wrong':>6} {'sim s (median)':>15}"
+    )
     for nodes, bad_nodes, bad_links, bad_nics in CASES:
         rounds, found, missed, wrong, seconds = [], 0, 0, 0, []
         for seed in range(args.trials):
@@ -36,8 +38,10 @@ def main() -> None:
             rounds.append(r["rounds"])
             found, missed, wrong = found + len(r["found"]), missed + len(r["missed"]), wrong + len(r["wrongly_blamed"])
         faults = f"{bad_nodes}n+{bad_links}l+{bad_nics}nic"
-        print(f"{nodes:>8,} {faults:>14} {max(rounds):>7} {max(rounds) * ROUND_S:>6.0f}s {nodes - 1:>10,} {found:>7} "
-              f"{missed:>7} {wrong:>6} {statistics.median(seconds):>15.2f}")  # fmt: skip
+        print(
+            f"{nodes:>8,} {faults:>14} {max(rounds):>7} {max(rounds) * ROUND_S:>6.0f}s {nodes - 1:>10,} {found:>7} "
+            f"{missed:>7} {wrong:>6} {statistics.median(seconds):>15.2f}"
+        )
 
 
 if __name__ == "__main__":

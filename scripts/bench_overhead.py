@@ -86,16 +86,38 @@ def tool(name: str) -> str:
 
 
 def c_loop(binary: str, what: str, lo: int, hi: int) -> dict[int, float]:
-    out = subprocess.run([tool("mpiexec"), "-n", "2", binary, what, str(lo), str(hi), str(SAMPLES), str(BUDGET_S)],
-                         capture_output=True, text=True, check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [tool("mpiexec"), "-n", "2", binary, what, str(lo), str(hi), str(SAMPLES), str(BUDGET_S)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return {int(a): float(b) for a, b in (line.split() for line in out.splitlines())}
 
 
 def ncbench(what: str, lo: int, hi: int, scratch: Path, round_: int) -> dict[int, float]:
-    args = (["allreduce", "-c", "0"] if what == "allreduce" else ["p2p", "--tests", "latency", "-c", "0"])
-    cmd = [tool("mpiexec"), "-n", "2", sys.executable, "-m", "ncbench", *args, "-b", str(lo), "-e", str(hi),
-           "--samples", str(SAMPLES), "--time-budget", str(BUDGET_S), "--format", "json",
-           "--out", str(scratch / f"{what}-{round_}.csv")]  # fmt: skip
+    args = ["allreduce", "-c", "0"] if what == "allreduce" else ["p2p", "--tests", "latency", "-c", "0"]
+    cmd = [
+        tool("mpiexec"),
+        "-n",
+        "2",
+        sys.executable,
+        "-m",
+        "ncbench",
+        *args,
+        "-b",
+        str(lo),
+        "-e",
+        str(hi),
+        "--samples",
+        str(SAMPLES),
+        "--time-budget",
+        str(BUDGET_S),
+        "--format",
+        "json",
+        "--out",
+        str(scratch / f"{what}-{round_}.csv"),
+    ]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     rows = [json.loads(line) for line in out.splitlines()]
     return {r["nbytes"]: r["time_us"] for r in rows if not r["in_place"]}  # out-of-place, like the C loop
@@ -123,7 +145,9 @@ def main() -> None:
         (scratch / "loop.c").write_text(C_SOURCE)
         subprocess.run([tool("mpicc"), "-O2", "-o", str(scratch / "loop"), str(scratch / "loop.c")], check=True)
         print(f"# {opts.rounds} alternating rounds, 2 ranks, {os.cpu_count()} cores; medians of each tool's mean time")
-        print(f"# {'op':<9} {'size':>9} {'C (us)':>10} {'ncbench (us)':>13} {'added (us)':>11} {'ratio':>6}  per-round  target")
+        print(
+            f"# {'op':<9} {'size':>9} {'C (us)':>10} {'ncbench (us)':>13} {'added (us)':>11} {'ratio':>6}  per-round  target"
+        )
         for what in ("allreduce", "pingpong"):
             c_runs, nc_runs = [], []
             for k in range(opts.rounds):  # alternate which goes first: neither gets the warmer machine
@@ -139,8 +163,10 @@ def main() -> None:
                 ratios = sorted(n[nbytes] / c[nbytes] for c, n in zip(c_runs, nc_runs))
                 mark = verdict(nbytes, c_us, nc_us)
                 misses += mark == "MISS"
-                print(f"  {what:<9} {nbytes:>9} {c_us:>10.3f} {nc_us:>13.3f} {nc_us - c_us:>+11.3f} "
-                      f"{nc_us / c_us:>6.2f}  {ratios[0]:.2f}-{ratios[-1]:.2f}  {mark}")  # fmt: skip
+                print(
+                    f"  {what:<9} {nbytes:>9} {c_us:>10.3f} {nc_us:>13.3f} {nc_us - c_us:>+11.3f} "
+                    f"{nc_us / c_us:>6.2f}  {ratios[0]:.2f}-{ratios[-1]:.2f}  {mark}"
+                )
             print(f"# {what}: {misses} size(s) miss the target")
 
 

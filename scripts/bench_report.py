@@ -37,14 +37,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         runs = week(Path(tmp))
         rows = sum(len(f.read_text().splitlines()) - 1 for f in runs.glob("*.csv"))  # less each header
-        print(f"# {len(list(runs.glob('*.csv')))} runs ({rows:,} rows) over {NIGHTS} nights + "
-              "results/predictions/default-sweep.csv + results/health")  # fmt: skip
+        print(
+            f"# {len(list(runs.glob('*.csv')))} runs ({rows:,} rows) over {NIGHTS} nights + "
+            "results/predictions/default-sweep.csv + results/health"
+        )
         seconds = []
         for i in range(args.repeat):
             out = Path(tmp) / f"report{i}"
-            cmd = [sys.executable, "-m", "ncbench", "report", str(runs), "--predictions",
-                   str(ROOT / "results/predictions/default-sweep.csv"), "--health", str(ROOT / "results/health"),
-                   "--out", str(out)]  # fmt: skip
+            cmd = [
+                sys.executable,
+                "-m",
+                "ncbench",
+                "report",
+                str(runs),
+                "--predictions",
+                str(ROOT / "results/predictions/default-sweep.csv"),
+                "--health",
+                str(ROOT / "results/health"),
+                "--out",
+                str(out),
+            ]
             t0 = time.perf_counter()
             subprocess.run(cmd, check=True, capture_output=True, cwd=ROOT)
             seconds.append(time.perf_counter() - t0)

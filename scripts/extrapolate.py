@@ -34,15 +34,36 @@ METRICS = {"busbw_GBps", "algbw_GBps", "latency_us", "time_us", "time_s"}
 # A generic fabric: the curve's scale-up domain and one network tier. These are priors the fit moves
 # (NCCL's per-step constants, a 100 Gb/s NIC); nothing here is tuned to a published curve.
 GENERIC = {
-    "name": "generic", "description": "scale-up domain + one network tier", "base_latency_us": 8.4,
-    "rail_optimized": False, "sources": {"base_latency_us": "NCCL baseLatencies Ring/Simple"},
+    "name": "generic",
+    "description": "scale-up domain + one network tier",
+    "base_latency_us": 8.4,
+    "rail_optimized": False,
+    "sources": {"base_latency_us": "NCCL baseLatencies Ring/Simple"},
     "tier": [
-        {"name": "scale-up", "size": 8, "bandwidth_GBps": 100.0, "latency_us": 3.4,
-         "sources": {"size": "the curve's gpus_per_node", "bandwidth_GBps": "prior", "latency_us": "NCCL NVLINK Simple"}},
-        {"name": "network", "size": 10**8, "bandwidth_GBps": 12.5, "latency_us": 14.0,
-         "sources": {"size": "one flat network tier", "bandwidth_GBps": "prior: 100 Gb/s", "latency_us": "NCCL NET Simple"}},
+        {
+            "name": "scale-up",
+            "size": 8,
+            "bandwidth_GBps": 100.0,
+            "latency_us": 3.4,
+            "sources": {
+                "size": "the curve's gpus_per_node",
+                "bandwidth_GBps": "prior",
+                "latency_us": "NCCL NVLINK Simple",
+            },
+        },
+        {
+            "name": "network",
+            "size": 10**8,
+            "bandwidth_GBps": 12.5,
+            "latency_us": 14.0,
+            "sources": {
+                "size": "one flat network tier",
+                "bandwidth_GBps": "prior: 100 Gb/s",
+                "latency_us": "NCCL NET Simple",
+            },
+        },
     ],
-}  # fmt: skip
+}
 
 
 def number(text) -> float:
@@ -59,8 +80,11 @@ def algorithm_of(text: str, op: str) -> str:
 
 
 def curves(frame: pd.DataFrame):
-    frame = frame.assign(value_num=frame["value"].map(number), gpus=frame["total_gpus"].map(number),
-                         per_node=frame["gpus_per_node"].map(number))  # fmt: skip
+    frame = frame.assign(
+        value_num=frame["value"].map(number),
+        gpus=frame["total_gpus"].map(number),
+        per_node=frame["gpus_per_node"].map(number),
+    )
     frame = frame[frame["metric"].isin(METRICS) & frame["value_num"].notna() & frame["gpus"].notna()]
     for key, curve in frame.groupby(KEYS, dropna=False, sort=False):
         curve = curve.sort_values("gpus")
@@ -89,8 +113,11 @@ def to_time_us(metric: str, value, op: str, p, nbytes):
 
 
 def from_time_us(metric: str, time_us, op: str, p, nbytes):
-    return to_time_us(metric, time_us, op, p, nbytes) if metric in ("busbw_GBps", "algbw_GBps") else (
-        np.asarray(time_us) / (1e6 if metric == "time_s" else 1.0))  # fmt: skip
+    return (
+        to_time_us(metric, time_us, op, p, nbytes)
+        if metric in ("busbw_GBps", "algbw_GBps")
+        else (np.asarray(time_us) / (1e6 if metric == "time_s" else 1.0))
+    )
 
 
 def predict_collective(info, op, train, test):
@@ -100,10 +127,18 @@ def predict_collective(info, op, train, test):
     nbytes = number(info["message_bytes"])
     algorithm = algorithm_of(info["algorithm"], op)
     p = train["gpus"].to_numpy()
-    rows = pd.DataFrame({
-        "op": op, "backend": "nccl", "nranks": p, "nnodes": np.ceil(p / g), "ranks_per_node": g, "nbytes": nbytes,
-        "time_us": to_time_us(info["metric"], train["value_num"].to_numpy(), op, p, nbytes), "wrong": 0,
-    })  # fmt: skip
+    rows = pd.DataFrame(
+        {
+            "op": op,
+            "backend": "nccl",
+            "nranks": p,
+            "nnodes": np.ceil(p / g),
+            "ranks_per_node": g,
+            "nbytes": nbytes,
+            "time_us": to_time_us(info["metric"], train["value_num"].to_numpy(), op, p, nbytes),
+            "wrong": 0,
+        }
+    )
     fitted = fit_mod.fit(rows, topology, algorithm=algorithm).topology
     out = pred.predict(fitted, ops=(op,), gpus=test["gpus"], nbytes=[nbytes], algorithms=(algorithm,))
     out = out.set_index("gpus").loc[test["gpus"].astype(int)]
@@ -144,16 +179,20 @@ def main(argv: list[str]) -> int:
             error = 100 * (c / published_value - 1)
             covered = lo <= published_value <= hi
             results.append((abs(error), covered, hi / lo))
-            print(f"{'':<62} {int(gpus):>7} {published_value:>10.4g} {c:>10.4g} {lo:>9.4g} {hi:>9.4g} "
-                  f"{error:>+7.1f}%  {'covers' if covered else 'MISSES'}")  # fmt: skip
+            print(
+                f"{'':<62} {int(gpus):>7} {published_value:>10.4g} {c:>10.4g} {lo:>9.4g} {hi:>9.4g} "
+                f"{error:>+7.1f}%  {'covers' if covered else 'MISSES'}"
+            )
     if not results:
         print("no scaling curves (3+ GPU counts of one metric) found")
         return 1
     errors = np.array([r[0] for r in results])
     coverage = np.mean([r[1] for r in results])
     width = np.median([r[2] for r in results])
-    print(f"\n{len(results)} predictions: median |error| {np.median(errors):.1f} % (target <= 15 %), "
-          f"band covers {100 * coverage:.0f} % (target >= 80 %); median band high/low = {width:.1f}x")  # fmt: skip
+    print(
+        f"\n{len(results)} predictions: median |error| {np.median(errors):.1f} % (target <= 15 %), "
+        f"band covers {100 * coverage:.0f} % (target >= 80 %); median band high/low = {width:.1f}x"
+    )
     return 0
 
 

@@ -43,8 +43,9 @@ def quick(out: Path, inject: str = "", timeout_s: float = 5.0) -> tuple[int, dic
 
 def nightly(out: Path, baselines: Path) -> tuple[int, dict | None, str]:
     env = {**ncbench_env(), "HEALTH_BASELINES": str(baselines), "HEALTH_ARGS": f"--out {out}"}
-    done = subprocess.run([str(ROOT / "scripts" / "health-nightly")], capture_output=True, text=True, env=env,
-                          timeout=300, check=False)  # fmt: skip
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "health-nightly")], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
     return done.returncode, _verdict(out), done.stdout + done.stderr
 
 
@@ -74,8 +75,10 @@ def soak(runs: int, load: int, work: Path) -> list[str]:
                 code, verdict, text = result
                 codes[(name, code)] += 1
                 drained = "scontrol update" in text
-                print(f"clean {name:<7} run {i + 1:>2}: exit {code}  {findings(verdict)}{'  DRAIN' if drained else ''}",
-                      flush=True)  # fmt: skip
+                print(
+                    f"clean {name:<7} run {i + 1:>2}: exit {code}  {findings(verdict)}{'  DRAIN' if drained else ''}",
+                    flush=True,
+                )
                 if code not in (0, 1) or drained or (verdict and verdict["status"] == "FAIL"):
                     problems.append(f"clean {name} run {i + 1}: exit {code}, {findings(verdict)}")
         for inject, want_code, want_reason in FAULTS:

@@ -30,4 +30,6 @@ def run_mpi(n, *args, env=None, timeout=120, cwd=None) -> subprocess.CompletedPr
     if "NCBENCH_INJECT" not in (env or {}):
         full_env.pop("NCBENCH_INJECT", None)  # a fault set in the caller's shell must not leak into a test
     cmd = [mpiexec(), "-n", str(n), sys.executable, "-m", "ncbench", *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd or ROOT, check=False)
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, env=full_env, cwd=cwd or ROOT, check=False
+    )

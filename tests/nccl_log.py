@@ -19,9 +19,15 @@ OPS = {
     "reduce": (lambda n: 1.0, False, "sum", True, False),
     "sendrecv": (lambda n: 1.0, False, "sum", False, True),
 }
-BINARY = {"allreduce": "all_reduce_perf", "allgather": "all_gather_perf", "reducescatter": "reduce_scatter_perf",
-          "alltoall": "alltoall_perf", "broadcast": "broadcast_perf", "reduce": "reduce_perf",
-          "sendrecv": "sendrecv_perf"}  # fmt: skip
+BINARY = {
+    "allreduce": "all_reduce_perf",
+    "allgather": "all_gather_perf",
+    "reducescatter": "reduce_scatter_perf",
+    "alltoall": "alltoall_perf",
+    "broadcast": "broadcast_perf",
+    "reduce": "reduce_perf",
+    "sendrecv": "sendrecv_perf",
+}
 REDOP_COLUMN_V2 = {"allreduce", "reducescatter", "reduce", "alltoall"}  # v2.0-2.11 headers
 ERAS = ("2.19", "2.15", "2.8", "1")  # getFloatStr | %7.xf + #wrong | %7.xf + error | v1 milliseconds
 
@@ -50,8 +56,9 @@ def sizes_and_counts(op: str, nranks: int, requested: int, dtype: str) -> tuple[
     return base * nranks * width, base
 
 
-def placement(era: str, op: str, nranks: int, nbytes: int, time_us: float, *, before_2020=False, checked=True,
-              in_place=False) -> str:  # fmt: skip
+def placement(
+    era: str, op: str, nranks: int, nbytes: int, time_us: float, *, before_2020=False, checked=True, in_place=False
+) -> str:
     """Return one placement's columns (time, algbw, busbw, #wrong) as the era prints them."""
     algbw = nbytes / 1e3 / time_us
     busbw = algbw * OPS[op][0](nranks)
@@ -79,8 +86,11 @@ def row_head(era: str, op: str, nbytes: int, count: int, dtype: str, root: int) 
         if op in REDOP_COLUMN_V2:
             head += f"  {shown_redop:>6s}"
         return head + (f"  {root:6d}" if rooted else "")
-    return head + (f"  {redop:>6s}" if op in ("allreduce", "reducescatter", "reduce") else "") + (
-        f"  {root:6d}" if rooted else "")  # fmt: skip
+    return (
+        head
+        + (f"  {redop:>6s}" if op in ("allreduce", "reducescatter", "reduce") else "")
+        + (f"  {root:6d}" if rooted else "")
+    )
 
 
 def header(era: str, op: str) -> list[str]:
@@ -101,10 +111,25 @@ def times(rng: random.Random, sizes: list[int], peak_GBps: float, latency_us: fl
     return [(latency_us + nbytes / 1e3 / peak_GBps) * (1 + rng.uniform(0, 0.05)) for nbytes in sizes]
 
 
-def write_log(op: str, nranks: int, *, era: str = "2.19", rng: random.Random | None = None, named: bool = True,
-              devices: int = 0, per_node: int = 8, max_bytes: int = 8 << 30, min_bytes: int = 8, dtype: str = "float",
-              peak_GBps: float = 100.0, latency_us: float = 20.0, before_2020: bool = False, checked: bool = True,
-              preamble: bool = True, hosts: str = "node") -> str:  # fmt: skip
+def write_log(
+    op: str,
+    nranks: int,
+    *,
+    era: str = "2.19",
+    rng: random.Random | None = None,
+    named: bool = True,
+    devices: int = 0,
+    per_node: int = 8,
+    max_bytes: int = 8 << 30,
+    min_bytes: int = 8,
+    dtype: str = "float",
+    peak_GBps: float = 100.0,
+    latency_us: float = 20.0,
+    before_2020: bool = False,
+    checked: bool = True,
+    preamble: bool = True,
+    hosts: str = "node",
+) -> str:
     """Return the text of one nccl-tests run: preamble, device lines (if any), header, a row per size."""
     rng = rng or random.Random(0)
     lines = []
@@ -112,13 +137,17 @@ def write_log(op: str, nranks: int, *, era: str = "2.19", rng: random.Random | N
         lines.append(f"# Collective test starting: {BINARY[op]}")
     if preamble:
         later = " agg iters: 1" if era in ("2.19", "2.15") else ""
-        lines.append(f"{'' if era == '1' else '# '}nThread 1 nGpus 1 minBytes {min_bytes} maxBytes {max_bytes} step: "
-                     f"2(factor) warmup iters: 5 iters: 20{later} validation: {int(checked)}")  # fmt: skip
+        lines.append(
+            f"{'' if era == '1' else '# '}nThread 1 nGpus 1 minBytes {min_bytes} maxBytes {max_bytes} step: "
+            f"2(factor) warmup iters: 5 iters: 20{later} validation: {int(checked)}"
+        )
         lines += ["#", "# Using devices"] if devices else []
     for rank in range(devices):
         host = f"{hosts}{rank // per_node + 1}"
-        lines.append(f"#  Rank {rank:2d} Group  0 Pid {1000 + rank:6d} on {host:>10s} device {rank % per_node:2d} "
-                     f"[0000:{rank % per_node:02x}:00] NVIDIA H100 80GB HBM3")  # fmt: skip
+        lines.append(
+            f"#  Rank {rank:2d} Group  0 Pid {1000 + rank:6d} on {host:>10s} device {rank % per_node:2d} "
+            f"[0000:{rank % per_node:02x}:00] NVIDIA H100 80GB HBM3"
+        )
     lines += ["#", *header(era, op)]
     requested = []
     size = min_bytes
@@ -129,8 +158,19 @@ def write_log(op: str, nranks: int, *, era: str = "2.19", rng: random.Random | N
     for (nbytes, count), time_us in zip(printed, times(rng, [p[0] for p in printed], peak_GBps, latency_us)):
         if nbytes == 0:
             time_us = latency_us / 4
-        cells = "".join(placement(era, op, nranks, nbytes, time_us * (1 + 0.01 * in_place), before_2020=before_2020,
-                                  checked=checked, in_place=bool(in_place)) for in_place in (0, 1))  # fmt: skip
+        cells = "".join(
+            placement(
+                era,
+                op,
+                nranks,
+                nbytes,
+                time_us * (1 + 0.01 * in_place),
+                before_2020=before_2020,
+                checked=checked,
+                in_place=bool(in_place),
+            )
+            for in_place in (0, 1)
+        )
         lines.append(row_head(era, op, nbytes, count, dtype, 0) + cells)
     lines += ["# Out of bounds values : 0 OK", "# Avg bus bandwidth    : 1.0 ", "#"]
     return "\n".join(lines) + "\n"

@@ -5,7 +5,9 @@ import sys
 
 
 def ncbench(*args):
-    return subprocess.run([sys.executable, "-m", "ncbench", *args], capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "ncbench", *args], capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def test_help_needs_no_mpi():

@@ -12,8 +12,14 @@ RUNS = ROOT / "results" / "runs"
 
 
 def ncbench(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "ncbench", *map(str, args)], capture_output=True, text=True,
-                          timeout=120, check=False, cwd=cwd)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "ncbench", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=cwd,
+    )
 
 
 def test_topo_show_prints_the_bill_of_materials():
@@ -41,8 +47,23 @@ def test_fit_then_predict_on_this_machines_runs(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "constrained" in done.stdout and fitted.exists()
     out = tmp_path / "p.json"
-    done = ncbench("predict", "--topology", fitted, "--op", "allreduce", "--gpus", "2,4", "--bytes", "8,1M",
-                   "--algo", "ring", "--format", "json", "--out", out)  # fmt: skip
+    done = ncbench(
+        "predict",
+        "--topology",
+        fitted,
+        "--op",
+        "allreduce",
+        "--gpus",
+        "2,4",
+        "--bytes",
+        "8,1M",
+        "--algo",
+        "ring",
+        "--format",
+        "json",
+        "--out",
+        out,
+    )
     assert done.returncode == 0, done.stderr
     rows = [r for r in json.loads(out.read_text()) if r["op"] == "allreduce"]
     assert len(rows) == 4 and all(r["time_us_low"] <= r["time_us"] <= r["time_us_high"] for r in rows)
@@ -65,8 +86,14 @@ def test_predict_rejects_an_unknown_op():
 
 
 def test_extrapolation_script_judges_every_published_curve():
-    done = subprocess.run([sys.executable, "scripts/extrapolate.py", "results/published/published.csv"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "scripts/extrapolate.py", "results/published/published.csv"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert "Summit" in done.stdout and "init" in done.stdout
     assert "predictions: median |error|" in done.stdout
@@ -118,8 +145,9 @@ def _answered_sizes(fmt: str, text: str) -> set[int]:
 @pytest.mark.parametrize("design", SHIPPED, ids=lambda p: p.stem)
 def test_predict_answers_every_shipped_design_in_every_format_or_says_why_not(capfd, design, fmt):
     for gpus in ("1", "8", "1M", "10M"):
-        code, out, err = predict_in_process(capfd, "--topology", design, "--gpus", gpus, "--bytes", ",".join(SIZES),
-                                            "--format", fmt)  # fmt: skip
+        code, out, err = predict_in_process(
+            capfd, "--topology", design, "--gpus", gpus, "--bytes", ",".join(SIZES), "--format", fmt
+        )
         assert "Traceback" not in err, err
         if code == 0:
             assert _answered_sizes(fmt, out) == set(SIZES.values()), (gpus, out[:500])
@@ -147,8 +175,10 @@ def test_fit_leaves_out_with_a_note_the_runs_beyond_its_topology_and_refuses_whe
     fitted = tmp_path / "f.toml"
     done = ncbench("fit", runs, "--topology", "topologies/this-machine.toml", "--op", "allgather", "--out", fitted)
     assert done.returncode == 0, done.stderr
-    note = (f"ncbench fit: left out: this-machine cannot connect the run x in {runs / 'x.csv'} "
-            "(8 ranks at 1 per node; at most 4)\n")  # fmt: skip
+    note = (
+        f"ncbench fit: left out: this-machine cannot connect the run x in {runs / 'x.csv'} "
+        "(8 ranks at 1 per node; at most 4)\n"
+    )
     assert done.stderr.endswith(note) and note not in done.stderr[: -len(note)]  # one line; progress may precede it
     assert f'runs = ["{ALLGATHER}"]' in fitted.read_text()  # what it was fitted to, by run id
     alone = tmp_path / "alone"

@@ -28,28 +28,50 @@ stream.synchronize(); cupy.cuda.Stream.null.synchronize()
 
 def fake(body: str) -> subprocess.CompletedProcess:
     code = SETUP + textwrap.dedent(body)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**__import__("os").environ, **FAKE},
-                          timeout=60, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, **FAKE},
+        timeout=60,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize(
     ("body", "error"),
     [
-        ("a[...] = 1\ncomm.allReduce(a.data.ptr, b.data.ptr, 64, nccl.NCCL_FLOAT32, nccl.NCCL_SUM, stream.ptr)",
-         "StreamOrderError"),  # a kernel on the legacy stream, then NCCL on a non-blocking one: a race
-        ("comm.allReduce(a.data.ptr, b.data.ptr, 64, nccl.NCCL_FLOAT32, nccl.NCCL_SUM, stream.ptr)\nint(b[0])",
-         "StreamOrderError"),  # reading the result before the NCCL stream was synchronised
-        ("comm.allReduce(a.data.ptr, b.data.ptr, 65, nccl.NCCL_FLOAT32, nccl.NCCL_SUM, stream.ptr)",
-         "not inside one device allocation"),  # one element past the end
-        ("h = np.zeros(64, dtype=np.float32)\ncomm.allReduce(h.ctypes.data, b.data.ptr, 64, 7, 0, stream.ptr)",
-         "not inside one device allocation"),  # host memory
+        (
+            "a[...] = 1\ncomm.allReduce(a.data.ptr, b.data.ptr, 64, nccl.NCCL_FLOAT32, nccl.NCCL_SUM, stream.ptr)",
+            "StreamOrderError",
+        ),  # a kernel on the legacy stream, then NCCL on a non-blocking one: a race
+        (
+            "comm.allReduce(a.data.ptr, b.data.ptr, 64, nccl.NCCL_FLOAT32, nccl.NCCL_SUM, stream.ptr)\nint(b[0])",
+            "StreamOrderError",
+        ),  # reading the result before the NCCL stream was synchronised
+        (
+            "comm.allReduce(a.data.ptr, b.data.ptr, 65, nccl.NCCL_FLOAT32, nccl.NCCL_SUM, stream.ptr)",
+            "not inside one device allocation",
+        ),  # one element past the end
+        (
+            "h = np.zeros(64, dtype=np.float32)\ncomm.allReduce(h.ctypes.data, b.data.ptr, 64, 7, 0, stream.ptr)",
+            "not inside one device allocation",
+        ),  # host memory
         ("a + np.ones(64, dtype=np.float32)", "TypeError"),  # CuPy refuses NumPy operands
         ("stream.begin_capture()\nstream.synchronize()", "CaptureError"),
         ("stream.use()\nstream.begin_capture()\na[...] = 2", "CaptureError"),  # a kernel would be captured
         ("nccl.NcclCommunicator(1, tuple(nccl.get_unique_id()), 0)", "TypeError"),  # CuPy 14 takes bytes
     ],
-    ids=["race-in", "race-out", "overrun", "host-pointer", "numpy-operand", "sync-in-capture",
-         "kernel-in-capture", "uid-type"],
+    ids=[
+        "race-in",
+        "race-out",
+        "overrun",
+        "host-pointer",
+        "numpy-operand",
+        "sync-in-capture",
+        "kernel-in-capture",
+        "uid-type",
+    ],
 )
 def test_the_fake_refuses_what_a_gpu_would_not_do(body, error):
     done = fake(body)

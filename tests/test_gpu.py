@@ -16,8 +16,11 @@ from ncbench import records
 from ncbench.measure.backends import gpu
 
 pytestmark = [requires_mpi]
-FAKE = {"PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "fakegpu"), os.environ.get("PYTHONPATH", "")]),
-        "FAKEGPU_DEVICES": "8", "FAKEGPU_MEMORY_GIB": "80"}  # fmt: skip
+FAKE = {
+    "PYTHONPATH": os.pathsep.join([str(ROOT / "tests" / "fakegpu"), os.environ.get("PYTHONPATH", "")]),
+    "FAKEGPU_DEVICES": "8",
+    "FAKEGPU_MEMORY_GIB": "80",
+}
 COLLECTIVES = ("allreduce", "allgather", "reducescatter", "broadcast", "reduce", "alltoall", "sendrecv")
 
 
@@ -90,8 +93,18 @@ def test_nccl_graph_launched_n_times_as_nccl_tests_g(platform, tmp_path):
 def test_nccl_every_reduction_op(platform, tmp_path, op):
     out = tmp_path / "r.csv"
     fp8 = ",f8e4m3,f8e5m2" if platform.name == "fakegpu" else ""  # a real GPU runs them under -d all if it can
-    done = platform.run(op, "--backend", "nccl", *platform.quick, "-d", f"bfloat16,half,float,int32,uint8{fp8}",
-                        "-o", "all", "--out", out)  # fmt: skip
+    done = platform.run(
+        op,
+        "--backend",
+        "nccl",
+        *platform.quick,
+        "-d",
+        f"bfloat16,half,float,int32,uint8{fp8}",
+        "-o",
+        "all",
+        "--out",
+        out,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     frame = records.load(out)
     assert set(frame.redop) == {"sum", "prod", "max", "min", "avg"} and _clean(frame)
@@ -99,8 +112,15 @@ def test_nccl_every_reduction_op(platform, tmp_path, op):
 
 def test_nccl_names_a_corrupting_rank(platform, tmp_path):
     bad = platform.ranks - 1
-    done = platform.run("allreduce", "--backend", "nccl", *platform.quick, "--out", tmp_path / "r.csv",
-                        env={"NCBENCH_INJECT": f"corrupt:rank={bad}"})  # fmt: skip
+    done = platform.run(
+        "allreduce",
+        "--backend",
+        "nccl",
+        *platform.quick,
+        "--out",
+        tmp_path / "r.csv",
+        env={"NCBENCH_INJECT": f"corrupt:rank={bad}"},
+    )
     assert done.returncode == 2 and f"came from rank(s) {bad}" in done.stdout, done.stdout + done.stderr
 
 
@@ -108,8 +128,18 @@ def test_nccl_times_a_communicator_per_node_step(platform, tmp_path):
     if platform.ranks < 2:
         pytest.skip("one GPU: a single node step")
     out = tmp_path / "r.csv"
-    done = platform.run("allreduce", "--backend", "nccl", *platform.quick, "--ranks-per-node", "1",
-                        "--nodes", f"1,{platform.ranks}", "--out", out)  # fmt: skip
+    done = platform.run(
+        "allreduce",
+        "--backend",
+        "nccl",
+        *platform.quick,
+        "--ranks-per-node",
+        "1",
+        "--nodes",
+        f"1,{platform.ranks}",
+        "--out",
+        out,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     steps = records.load_meta(out)["communicators"]
     assert [(s["nnodes"], s["nranks"]) for s in steps] == [(1, 1), (platform.ranks, platform.ranks)]
@@ -124,8 +154,11 @@ def test_nccl_p2p_osu_trio(platform, tmp_path, pairs):
     done = platform.run("p2p", "--backend", "nccl", "--pairs", pairs, *platform.timing, "-e", "64K", "--out", out)
     assert done.returncode == 0, done.stdout + done.stderr
     frame = records.load(out)
-    want = {(r, r) for r in range(platform.ranks)} if pairs == "self" else {
-        (a, b) for a in range(platform.ranks) for b in range(a + 1, platform.ranks)}  # fmt: skip
+    want = (
+        {(r, r) for r in range(platform.ranks)}
+        if pairs == "self"
+        else {(a, b) for a in range(platform.ranks) for b in range(a + 1, platform.ranks)}
+    )
     assert set(zip(frame.peer_a, frame.peer_b)) == want and (frame.wrong == 0).all()
     assert set(frame.op) == ({"latency", "bw"} if pairs == "self" else {"latency", "bw", "bibw"})
     assert set(frame.backend) == {"nccl"} and (frame.device_time_us > 0).all() and (frame.algbw_GBps > 0).all()
@@ -133,8 +166,18 @@ def test_nccl_p2p_osu_trio(platform, tmp_path, pairs):
 
 
 def test_nccl_p2p_names_the_sender_of_bad_data(tmp_path):
-    done = run_mpi(2, "p2p", "--backend", "nccl", "-e", "1K", *TIMING_FAKE, "--out", tmp_path / "p.csv",
-                   env={**FAKE, "NCBENCH_INJECT": "corrupt:rank=0"})  # fmt: skip
+    done = run_mpi(
+        2,
+        "p2p",
+        "--backend",
+        "nccl",
+        "-e",
+        "1K",
+        *TIMING_FAKE,
+        "--out",
+        tmp_path / "p.csv",
+        env={**FAKE, "NCBENCH_INJECT": "corrupt:rank=0"},
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     assert set(records.load(tmp_path / "p.csv").wrong_sources) == {"0"}
 
@@ -142,15 +185,28 @@ def test_nccl_p2p_names_the_sender_of_bad_data(tmp_path):
 def test_cuda_mpi_p2p_needs_a_cuda_aware_library(tmp_path):
     refused = run_mpi(2, "p2p", "--backend", "cuda-mpi", "--out", tmp_path / "p.csv", env=FAKE)
     assert refused.returncode == 64 and "not CUDA-aware" in refused.stderr and "--staged" not in refused.stderr
-    done = run_mpi(2, "p2p", "--backend", "cuda-mpi", "--assume-cuda-aware", "-e", "4K", *TIMING_FAKE,
-                   "--out", tmp_path / "q.csv", env=FAKE)  # fmt: skip
+    done = run_mpi(
+        2,
+        "p2p",
+        "--backend",
+        "cuda-mpi",
+        "--assume-cuda-aware",
+        "-e",
+        "4K",
+        *TIMING_FAKE,
+        "--out",
+        tmp_path / "q.csv",
+        env=FAKE,
+    )
     assert done.returncode == 0 and (records.load(tmp_path / "q.csv").wrong == 0).all(), done.stderr
 
 
 @pytest.mark.parametrize("op", COLLECTIVES)
 def test_cuda_mpi_staged_is_correct_and_labelled(platform, tmp_path, op):
     out = tmp_path / "r.csv"
-    done = platform.run(op, "--backend", "cuda-mpi", "--staged", *platform.quick, "-d", "float,half,int64", "--out", out)
+    done = platform.run(
+        op, "--backend", "cuda-mpi", "--staged", *platform.quick, "-d", "float,half,int64", "--out", out
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     frame = records.load(out)
     assert _clean(frame) and (frame.timing.str.contains("staged")).all()
@@ -158,8 +214,7 @@ def test_cuda_mpi_staged_is_correct_and_labelled(platform, tmp_path, op):
 
 def test_cuda_mpi_on_device_buffers_when_assumed_aware(tmp_path):
     out = tmp_path / "r.csv"
-    done = run_mpi(3, "alltoall", "--backend", "cuda-mpi", "--assume-cuda-aware", *QUICK_FAKE,
-                   "--out", out, env=FAKE)  # fmt: skip
+    done = run_mpi(3, "alltoall", "--backend", "cuda-mpi", "--assume-cuda-aware", *QUICK_FAKE, "--out", out, env=FAKE)
     assert done.returncode == 0, done.stdout + done.stderr
     assert _clean(records.load(out)) and set(records.load(out).timing) == {"host, CUDA-aware MPI"}
 
@@ -174,14 +229,32 @@ def test_cuda_mpi_refuses_a_library_that_is_not_cuda_aware(tmp_path):
 
 
 def test_an_asynchronous_nccl_error_names_the_rank_and_exits_3(tmp_path):
-    done = run_mpi(3, "allreduce", "--backend", "nccl", *QUICK_FAKE, "--out", tmp_path / "r.csv",
-                   env={**FAKE, "FAKEGPU_ASYNC_ERROR": "2"})  # fmt: skip
+    done = run_mpi(
+        3,
+        "allreduce",
+        "--backend",
+        "nccl",
+        *QUICK_FAKE,
+        "--out",
+        tmp_path / "r.csv",
+        env={**FAKE, "FAKEGPU_ASYNC_ERROR": "2"},
+    )
     assert done.returncode == 3 and "NCCL reported an error on rank 2" in done.stderr, done.stderr
 
 
 def test_a_call_nccl_refuses_is_one_sentence_naming_the_operation(tmp_path):
-    done = run_mpi(2, "allreduce", "--backend", "nccl", *QUICK_FAKE, "-d", "float,f8e4m3", "--out", tmp_path / "r.csv",
-                   env={**FAKE, "FAKEGPU_REFUSE_TYPE": "10"})  # fmt: skip
+    done = run_mpi(
+        2,
+        "allreduce",
+        "--backend",
+        "nccl",
+        *QUICK_FAKE,
+        "-d",
+        "float,f8e4m3",
+        "--out",
+        tmp_path / "r.csv",
+        env={**FAKE, "FAKEGPU_REFUSE_TYPE": "10"},
+    )
     assert done.returncode == 3, done.stderr
     assert "NCCL refused the call" in done.stderr and "in allreduce 8B f8e4m3 sum (out-of-place) on rank" in done.stderr
     assert "Traceback" not in done.stderr and len(records.load(tmp_path / "r.csv")) > 0  # float rows were kept
@@ -189,8 +262,9 @@ def test_a_call_nccl_refuses_is_one_sentence_naming_the_operation(tmp_path):
 
 def test_fp8_is_left_out_of_d_all_before_hopper_as_nccl_tests_does(tmp_path):
     out = tmp_path / "r.csv"
-    done = run_mpi(2, "allgather", "--backend", "nccl", *QUICK_FAKE, "-d", "all", "--out", out,
-                   env={**FAKE, "FAKEGPU_SM": "80"})  # fmt: skip
+    done = run_mpi(
+        2, "allgather", "--backend", "nccl", *QUICK_FAKE, "-d", "all", "--out", out, env={**FAKE, "FAKEGPU_SM": "80"}
+    )
     assert done.returncode == 0, done.stderr
     dtypes = set(records.load(out).dtype)
     assert "bfloat16" in dtypes and not dtypes & {"f8e4m3", "f8e5m2"}
@@ -198,16 +272,38 @@ def test_fp8_is_left_out_of_d_all_before_hopper_as_nccl_tests_does(tmp_path):
 
 def test_an_nccl_error_during_a_wait_is_polled_not_left_to_the_watchdog(tmp_path):
     start = time.monotonic()  # rank 1's kernel never completes; NCCL reports the broken connection
-    done = run_mpi(3, "allreduce", "--backend", "nccl", *QUICK_FAKE, "--timeout", "100", "--out", tmp_path / "r.csv",
-                   env={**FAKE, "FAKEGPU_STUCK": "1:40"}, timeout=90)  # fmt: skip
+    done = run_mpi(
+        3,
+        "allreduce",
+        "--backend",
+        "nccl",
+        *QUICK_FAKE,
+        "--timeout",
+        "100",
+        "--out",
+        tmp_path / "r.csv",
+        env={**FAKE, "FAKEGPU_STUCK": "1:40"},
+        timeout=90,
+    )
     assert done.returncode == 3 and "NCCL reported an error on rank 1" in done.stderr, done.stderr
     assert time.monotonic() - start < 60 and "waited 100 s" not in done.stderr  # long before the watchdog
 
 
 def test_a_stalled_rank_ends_the_run_with_exit_3_not_a_hang(tmp_path):
     out = tmp_path / "r.csv"
-    done = run_mpi(3, "allreduce", "--backend", "nccl", *QUICK_FAKE, "--timeout", "3", "--out", out,
-                   env={**FAKE, "NCBENCH_INJECT": "stall:rank=1:after=3"}, timeout=120)  # fmt: skip
+    done = run_mpi(
+        3,
+        "allreduce",
+        "--backend",
+        "nccl",
+        *QUICK_FAKE,
+        "--timeout",
+        "3",
+        "--out",
+        out,
+        env={**FAKE, "NCBENCH_INJECT": "stall:rank=1:after=3"},
+        timeout=120,
+    )
     assert done.returncode == 3 and "waited 3 s inside allreduce" in done.stderr, done.stderr
     assert "abort failed" not in done.stderr  # the watchdog aborted the NCCL communicator first
     meta = records.load_meta(out)  # the sidecar says how the run ended: a timeout, not a finished run
@@ -225,7 +321,15 @@ def test_a_stalled_rank_ends_the_run_with_exit_3_not_a_hang(tmp_path):
         ({}, ("-G", "-1"), "must be 0 (off) or more"),
         ({"FAKEGPU_SM": "80"}, ("-d", "f8e4m3"), "needs NCCL 2.24 or newer and a GPU of compute capability 9.0"),
     ],
-    ids=["no-driver", "no-gpu", "too-few-gpus", "too-big-for-the-gpu", "staged-on-nccl", "negative-G", "fp8-before-hopper"],
+    ids=[
+        "no-driver",
+        "no-gpu",
+        "too-few-gpus",
+        "too-big-for-the-gpu",
+        "staged-on-nccl",
+        "negative-G",
+        "fp8-before-hopper",
+    ],
 )
 def test_gpu_backends_refuse_in_one_sentence(tmp_path, env, args, says):
     done = run_mpi(2, "allreduce", "--backend", "nccl", *args, "--out", tmp_path / "r.csv", env={**FAKE, **env})

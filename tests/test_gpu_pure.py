@@ -62,7 +62,9 @@ def test_gpu_backend_without_gpu_is_one_sentence_and_exit_64(tmp_path, backend):
 
 
 @requires_mpi
-@pytest.mark.parametrize("args, message", [(["--graph"], "needs --backend nccl"), (["--staged"], "needs --backend cuda-mpi")])
+@pytest.mark.parametrize(
+    "args, message", [(["--graph"], "needs --backend nccl"), (["--staged"], "needs --backend cuda-mpi")]
+)
 def test_gpu_flags_on_host_backend_are_refused(tmp_path, args, message):
     done = run_mpi(2, "allreduce", *args, "-e", "64", "--out", tmp_path / "r.csv", timeout=60)
     assert done.returncode == 64 and message in done.stderr

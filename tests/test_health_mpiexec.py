@@ -26,8 +26,11 @@ def health(tmp_path, *args, inject="", name="run"):
 
 def failing(verdict):
     """Return the FAIL and UNKNOWN entities (a WARN is one strike: on 2 shared cores, noise may earn one)."""
-    return [(e["kind"], e.get("node", e["id"]).split("#")[-1], e["code"]) for e in verdict["entities"]
-            if e["status"] in ("FAIL", "UNKNOWN")]  # fmt: skip
+    return [
+        (e["kind"], e.get("node", e["id"]).split("#")[-1], e["code"])
+        for e in verdict["entities"]
+        if e["status"] in ("FAIL", "UNKNOWN")
+    ]
 
 
 def test_clean_run_is_ok_and_writes_every_output(tmp_path):
@@ -107,13 +110,16 @@ def test_nightly_suite_runs_fabric_shifts_and_a_whole_job_allreduce(tmp_path):
     assert v["rounds"] >= 4  # local, pairs, one pod shift, scale (and confirm rounds when a dip needs them)
 
 
-@pytest.mark.parametrize("args, code, message", [
-    (("--suite", "weekly"), 64, "unknown suite 'weekly'"),
-    (("--baseline", "missing.json"), 66, "does not exist"),
-    (("--update-baseline",), 64, "--update-baseline needs --baseline"),
-    (("--drain",), 69, "scontrol"),
-    (("--slow-ratio", "1.5"), 64, "0 < r < 1"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (("--suite", "weekly"), 64, "unknown suite 'weekly'"),
+        (("--baseline", "missing.json"), 66, "does not exist"),
+        (("--update-baseline",), 64, "--update-baseline needs --baseline"),
+        (("--drain",), 69, "scontrol"),
+        (("--slow-ratio", "1.5"), 64, "0 < r < 1"),
+    ],
+)
 def test_bad_input_is_one_sentence_and_its_exit_code(tmp_path, args, code, message):
     done, v, out = health(tmp_path, *args)
     assert done.returncode == code, done.stdout + done.stderr
@@ -128,8 +134,15 @@ def test_corrupt_or_foreign_baseline_is_refused_and_left_alone(tmp_path):
     assert done.returncode == 65 and "not a readable baseline" in done.stderr
     assert corrupt.read_text() == "{oops"
     foreign = tmp_path / "foreign.json"
-    text = json.dumps({"schema": "ncbench.health.baseline/1", "fingerprint_id": "0" * 16,
-                       "fingerprint": {"mpi_library": "Open MPI 5"}, "classes": {}, "nights": []})  # fmt: skip
+    text = json.dumps(
+        {
+            "schema": "ncbench.health.baseline/1",
+            "fingerprint_id": "0" * 16,
+            "fingerprint": {"mpi_library": "Open MPI 5"},
+            "classes": {},
+            "nights": [],
+        }
+    )
     foreign.write_text(text)
     done, _, _ = health(tmp_path, "--baseline", foreign, name="b")
     assert done.returncode == 65 and "baseline of another configuration" in done.stderr
@@ -152,8 +165,14 @@ def test_twenty_clean_nights_beside_a_busy_process_never_fail_or_drain_and_every
 
     from conftest import ROOT
 
-    done = subprocess.run([sys.executable, "scripts/health_soak.py", "--runs", "20", "--load", "1"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=900, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "scripts/health_soak.py", "--runs", "20", "--load", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     lines = done.stdout.splitlines()
     assert "problems: 0" in done.stdout, done.stdout[-3000:]

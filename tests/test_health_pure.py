@@ -59,8 +59,12 @@ def test_flow_links_name_the_hops_of_static_routing():
     assert (same_pod[1:3] == -1).all()
     far = plan.flow_links(f, np.array([0]), np.array([16 + 5]), np.array([0]))[0]  # pod 0 -> pod 1, leaf 1, port 1
     names = [plan.describe_link(f, x) for x in far]
-    assert names == ["rail0 leaf0->spine1(pod0)", "rail0 spine1(pod0)->core1.1", "rail0 core1.1->spine1(pod1)",
-                     "rail0 spine1(pod1)->leaf5"]  # fmt: skip
+    assert names == [
+        "rail0 leaf0->spine1(pod0)",
+        "rail0 spine1(pod0)->core1.1",
+        "rail0 core1.1->spine1(pod1)",
+        "rail0 spine1(pod1)->leaf5",
+    ]
     assert (plan.flow_links(f, np.array([0]), np.array([1]), np.array([0])) == -1).all()  # one leaf: no switch link
 
 
@@ -137,8 +141,7 @@ def test_a_strike_the_noise_could_explain_is_warn_noisy_never_fail_or_drain():
     out = Orchestrator(Loud(), fabric, SUITES["quick"], judge.Criteria(), None).run()
     states = {(e["id"], e["status"], e["code"]) for e in out.entities}
     assert ("n5/rail0", WARN, "NCB-NOISY") in states and not any(s == FAIL for _, s, _ in states), states
-    v = outputs.verdict(out, run={"run_id": "r", "suite": "quick"}, names=Loud.names,
-                        fabric={"rails": 1}, baseline={})  # fmt: skip
+    v = outputs.verdict(out, run={"run_id": "r", "suite": "quick"}, names=Loud.names, fabric={"rails": 1}, baseline={})
     assert v["status"] == WARN and outputs.drain_plan(v, max_drain_fraction=0.5, emulated=False)["nodes"] == {}
     assert "within the measurement's noise" in outputs.summary(v, {"note": "", "nodes": {}})[-1]
 
@@ -392,9 +395,16 @@ def test_history_reads_nights_and_rejects_a_damaged_file(tmp_path):
     for i, status in enumerate([PASS, WARN]):
         d = tmp_path / f"run{i}"
         d.mkdir()
-        v = {"schema": outputs.SCHEMA, "run_id": f"run{i}", "started": f"2026-12-0{i + 1}", "status": status,
-             "summary_nodes": {"PASS": 3}, "classes": {"pairs.intra_leaf": 9.5}, "node_status": {"n1": status},
-             "entities": [{"node": "n1", "code": "NCB-NODE-SLOW", "evidence": [{"ratio_to_peers": 0.4}]}] if i else []}  # fmt: skip
+        v = {
+            "schema": outputs.SCHEMA,
+            "run_id": f"run{i}",
+            "started": f"2026-12-0{i + 1}",
+            "status": status,
+            "summary_nodes": {"PASS": 3},
+            "classes": {"pairs.intra_leaf": 9.5},
+            "node_status": {"n1": status},
+            "entities": [{"node": "n1", "code": "NCB-NODE-SLOW", "evidence": [{"ratio_to_peers": 0.4}]}] if i else [],
+        }
         (d / "verdict.json").write_text(json.dumps(v))
     rows = history.rows(history.load(tmp_path), node="n1")
     assert [(r["status"], r["node_status"], r["ratio_to_peers"]) for r in rows] == [
@@ -412,8 +422,17 @@ def test_history_of_a_node_no_night_tested_is_one_sentence_with_the_nearest_name
     for i, nodes in enumerate([["gpu001", "gpu002"], ["gpu001", "gpu003"]]):
         d = tmp_path / f"run{i}"
         d.mkdir()
-        v = {"schema": outputs.SCHEMA, "run_id": f"run{i}", "started": f"2026-12-0{i + 1}", "status": PASS,
-             "summary_nodes": {"PASS": 2}, "classes": {}, "node_status": {}, "entities": [], "nodes": nodes}  # fmt: skip
+        v = {
+            "schema": outputs.SCHEMA,
+            "run_id": f"run{i}",
+            "started": f"2026-12-0{i + 1}",
+            "status": PASS,
+            "summary_nodes": {"PASS": 2},
+            "classes": {},
+            "node_status": {},
+            "entities": [],
+            "nodes": nodes,
+        }
         (d / "verdict.json").write_text(json.dumps(v))
     nights = history.load(tmp_path)
     with pytest.raises(NcbenchError, match=r"tested a node named 'gpu00x'; nearest: gpu00") as unknown:

@@ -14,8 +14,19 @@ MAX_ROUNDS = 12  # the issue's target at 125k nodes (an all-pairs sweep needs N-
 
 
 def test_hundred_seeded_trials_at_25k_nodes_blame_nobody_wrongly():
-    result = trials(COLOSSUS, trials=100, seed=0, round_s=10, nodes=25000, bad_nodes=5, bad_links=3, bad_nics=1,
-                    factor=0.5, noise=0.02, suite="nightly")  # fmt: skip
+    result = trials(
+        COLOSSUS,
+        trials=100,
+        seed=0,
+        round_s=10,
+        nodes=25000,
+        bad_nodes=5,
+        bad_links=3,
+        bad_nics=1,
+        factor=0.5,
+        noise=0.02,
+        suite="nightly",
+    )
     assert result["wrongly_blamed"] == []
     assert result["rounds"] <= MAX_ROUNDS
     faults = 100 * (5 + 3 + 1)
@@ -36,21 +47,25 @@ def test_rounds_do_not_grow_with_nodes():
 
 
 def test_simulate_command_prints_the_planning_object():
-    done = CliRunner().invoke(app, ["health", "simulate", "--nodes", "3000", "--bad-nodes", "2", "--bad-links", "1",
-                                    "--format", "json"])  # fmt: skip
+    done = CliRunner().invoke(
+        app, ["health", "simulate", "--nodes", "3000", "--bad-nodes", "2", "--bad-links", "1", "--format", "json"]
+    )
     assert done.exit_code == 0, done.output
     result = json.loads(done.output)
     assert {"rounds", "found", "missed", "wrongly_blamed", "wall_s"} <= set(result)
     assert result["wall_s"] == result["rounds"] * 10
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--nodes", "1"], "at least 2 nodes"),
-    (["--nodes", "100", "--bad-nodes", "50"], "under a quarter"),
-    (["--suite", "weekly"], "unknown suite"),
-    (["--factor", "1.5"], "0 < f < 1"),
-    (["--topology", "nope.toml"], "nope.toml"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--nodes", "1"], "at least 2 nodes"),
+        (["--nodes", "100", "--bad-nodes", "50"], "under a quarter"),
+        (["--suite", "weekly"], "unknown suite"),
+        (["--factor", "1.5"], "0 < f < 1"),
+        (["--topology", "nope.toml"], "nope.toml"),
+    ],
+)
 def test_simulate_bad_input_is_one_sentence_and_exit_64(args, message):
     from ncbench.cli import main
 

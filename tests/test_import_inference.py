@@ -31,8 +31,14 @@ WITHOUT_DEVICES = {
 
 
 def _cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "ncbench", *map(str, args)], capture_output=True, text=True,
-                          timeout=120, check=False, cwd=cwd)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "ncbench", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=cwd,
+    )
 
 
 def _random_log(seed: int):
@@ -47,11 +53,19 @@ def _random_log(seed: int):
     top = 1 << rng.randint(10, 34)
     smallest = rng.choice([8, 1024, 1 << 20]) if top > 1 << 20 else 8
     text = nccl_log.write_log(
-        op, n, era=era, rng=rng, named=named, max_bytes=top, min_bytes=smallest,
-        dtype=rng.choice(list(nccl_log.TYPE_BYTES)), peak_GBps=rng.uniform(0.5, 400), latency_us=rng.uniform(2, 100),
+        op,
+        n,
+        era=era,
+        rng=rng,
+        named=named,
+        max_bytes=top,
+        min_bytes=smallest,
+        dtype=rng.choice(list(nccl_log.TYPE_BYTES)),
+        peak_GBps=rng.uniform(0.5, 400),
+        latency_us=rng.uniform(2, 100),
         before_2020=era in ("2.8", "1") and op in ("allgather", "reducescatter") and rng.random() < 0.5,
         checked=rng.random() < 0.8,
-    )  # fmt: skip
+    )
     return op, n, named and era in ("2.19", "2.15"), text
 
 
@@ -113,10 +127,22 @@ def test_factor_one_ops_say_nothing_about_ranks():
     assert "ranks unknown (not stated in the log); pass --ranks" in importers.summary_lines(got)[0]
 
 
-@pytest.mark.parametrize(("op", "era"), [("allreduce", "2.15"), ("reducescatter", "2.19"), ("allgather", "2.19"),
-                                         ("alltoall", "2.19"), ("broadcast", "2.15"), ("reduce", "2.19"),
-                                         ("sendrecv", "2.19"), ("allgather", "2.8"), ("alltoall", "2.8"),
-                                         ("reducescatter", "2.8"), ("sendrecv", "2.8")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("op", "era"),
+    [
+        ("allreduce", "2.15"),
+        ("reducescatter", "2.19"),
+        ("allgather", "2.19"),
+        ("alltoall", "2.19"),
+        ("broadcast", "2.15"),
+        ("reduce", "2.19"),
+        ("sendrecv", "2.19"),
+        ("allgather", "2.8"),
+        ("alltoall", "2.8"),
+        ("reducescatter", "2.8"),
+        ("sendrecv", "2.8"),
+    ],
+)
 def test_op_is_inferred_from_the_table(op, era):
     text = nccl_log.write_log(op, 16, era=era, rng=random.Random(1), named=False, peak_GBps=50.0)
     m = importers.parse_text(text, "pasted.txt").meta
@@ -231,8 +257,12 @@ def test_a_log_with_two_jobs_keeps_each_ones_scale():
 
 def test_split_groups_count_the_ranks_of_rank_zeros_group():
     text = nccl_log.write_log("allreduce", 4, rng=random.Random(0), devices=8, per_node=4, max_bytes=1 << 24)
-    text = "\n".join(line.replace("Group  0", "Group  1") if "Rank  4" in line or "Rank  5" in line
-                     or "Rank  6" in line or "Rank  7" in line else line for line in text.split("\n"))  # fmt: skip
+    text = "\n".join(
+        line.replace("Group  0", "Group  1")
+        if "Rank  4" in line or "Rank  5" in line or "Rank  6" in line or "Rank  7" in line
+        else line
+        for line in text.split("\n")
+    )
     assert importers.parse_text(text, "split.log").meta["nranks"] == 4
 
 
@@ -266,8 +296,10 @@ def test_an_nccl_log_line_inside_a_row_is_stepped_over():
     text = (DATA / "all_reduce_v2.19_2x2.log").read_text()
     row = "3.07       0   509.77"
     assert row in text
-    for cut in ("3.07       0gpu-1-1:662195:662210 [0] NCCL INFO Connected all rings\n   509.77",
-                "3.07       0\ngpu-1-1:662195:662210 [0] NCCL INFO Connected all rings\n   509.77"):  # fmt: skip
+    for cut in (
+        "3.07       0gpu-1-1:662195:662210 [0] NCCL INFO Connected all rings\n   509.77",
+        "3.07       0\ngpu-1-1:662195:662210 [0] NCCL INFO Connected all rings\n   509.77",
+    ):
         got = importers.parse_text(text.replace(row, cut), "x.log")
         assert len(got.rows) == 6 and got.problems == [] and got.rows[3]["time_us"] == 509.77
 

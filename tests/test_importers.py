@@ -73,8 +73,9 @@ def test_text_that_is_not_nccl_tests_is_refused():
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "ncbench", *map(str, args)], capture_output=True, text=True,
-                          timeout=60, check=False)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "ncbench", *map(str, args)], capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def test_import_command_writes_loadable_records(tmp_path):

@@ -33,12 +33,15 @@ def test_at_least_the_designs_the_issue_asks_for_are_shipped():
     assert len([n for n in names if "1m" in n]) >= 2
 
 
-@pytest.mark.parametrize(("name", "gpus", "tiers", "switches"), [
-    ("colossus-spectrum-x-200k", 200_000, 3, 7_813),  # 5N/k at k=128: 7,812.5
-    ("colossus-1m-4tier", 1_000_000, 4, 54_688),  # 7N/k: 54,687.5
-    ("colossus-1m-2plane", 1_000_000, 3, 39_066),  # 2 planes x 5N/k at k=256
-    ("dgx-h100-superpod-ndr", 65_536, 3, 5_120),  # a full k=64 three-tier fat tree: 5 k^2/4
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "gpus", "tiers", "switches"),
+    [
+        ("colossus-spectrum-x-200k", 200_000, 3, 7_813),  # 5N/k at k=128: 7,812.5
+        ("colossus-1m-4tier", 1_000_000, 4, 54_688),  # 7N/k: 54,687.5
+        ("colossus-1m-2plane", 1_000_000, 3, 39_066),  # 2 planes x 5N/k at k=256
+        ("dgx-h100-superpod-ndr", 65_536, 3, 5_120),  # a full k=64 three-tier fat tree: 5 k^2/4
+    ],
+)
 def test_fat_tree_sizing_matches_the_clos_formulas(name, gpus, tiers, switches):
     design = topo.load(ROOT / "topologies" / f"{name}.toml")
     counts = topo.size(design, gpus)
@@ -93,13 +96,27 @@ def test_a_design_too_small_says_so_and_extended_grows_it():
     assert grown.tiers[-1].latency_us > design.tiers[-1].latency_us
 
 
-@pytest.mark.parametrize(("edit", "message"), [
-    (lambda t: t.replace('efficiency = 0.96\noversubscription', 'efficiency = 1.5\noversubscription'), "efficiency = 1.5 is above 1"),
-    (lambda t: t.replace('latency_us = "NCCL hwLatencies NET Ring/Simple = 14 us per step (docs/cost-model.md)"\n', ""), "tier 'leaf': latency_us = 14.0 has no source"),
-    (lambda t: t.replace('name = "spine"\n', 'name = "spine"\nradix = 3\n'), "unknown key 'radix'"),
-    (lambda t: t.replace("bandwidth_GBps = 450.0", 'bandwidth_GBps = "fast"'), "bandwidth_GBps = 'fast' is not a number"),
-    (lambda t: t + "\n[[tier\n", "not valid TOML"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda t: t.replace("efficiency = 0.96\noversubscription", "efficiency = 1.5\noversubscription"),
+            "efficiency = 1.5 is above 1",
+        ),
+        (
+            lambda t: t.replace(
+                'latency_us = "NCCL hwLatencies NET Ring/Simple = 14 us per step (docs/cost-model.md)"\n', ""
+            ),
+            "tier 'leaf': latency_us = 14.0 has no source",
+        ),
+        (lambda t: t.replace('name = "spine"\n', 'name = "spine"\nradix = 3\n'), "unknown key 'radix'"),
+        (
+            lambda t: t.replace("bandwidth_GBps = 450.0", 'bandwidth_GBps = "fast"'),
+            "bandwidth_GBps = 'fast' is not a number",
+        ),
+        (lambda t: t + "\n[[tier\n", "not valid TOML"),
+    ],
+)
 def test_a_bad_topology_file_gets_one_sentence_naming_file_tier_key_and_value(tmp_path, edit, message):
     bad = tmp_path / "bad.toml"
     bad.write_text(edit(SUPERPOD.read_text()))
@@ -113,9 +130,17 @@ def test_a_bad_topology_file_gets_one_sentence_naming_file_tier_key_and_value(tm
 def test_fitted_topology_round_trips_through_toml(tmp_path):
     design = topo.load(SUPERPOD)
     summary = topo.FitSummary(
-        algorithm="ring", points=3, residual_log_sd=0.1, median_abs_error_pct=1.0, max_abs_error_pct=2.0,
-        parameters=("a",), log_covariance=((0.1,),), unconstrained=(), max_gpus=8,
-        extrapolation_log_sd_per_doubling=0.0, parameter={"leaf.latency_us": topo.ParameterFit(1.0, 2.0, 1.5, 2.5, True)},
+        algorithm="ring",
+        points=3,
+        residual_log_sd=0.1,
+        median_abs_error_pct=1.0,
+        max_abs_error_pct=2.0,
+        parameters=("a",),
+        log_covariance=((0.1,),),
+        unconstrained=(),
+        max_gpus=8,
+        extrapolation_log_sd_per_doubling=0.0,
+        parameter={"leaf.latency_us": topo.ParameterFit(1.0, 2.0, 1.5, 2.5, True)},
     )
     design = replace(design, fit=summary)
     again = topo.load(topo.save(design, tmp_path / "x.toml"))
@@ -134,26 +159,46 @@ def _design(name):
 
 def _ported(nics=None, nic_GBps=None, bandwidth=None, planes=1, tiers=2):
     """A small rail-optimised design whose first switch tier states NIC ports, bandwidth or both."""
-    leaf = {"name": "leaf", "latency_us": 14.0, "switch": {"model": "m", "radix": 64, "power_W": 100.0},
-            "sources": {"latency_us": "t", "switch.radix": "t", "switch.power_W": "t"}}  # fmt: skip
+    leaf = {
+        "name": "leaf",
+        "latency_us": 14.0,
+        "switch": {"model": "m", "radix": 64, "power_W": 100.0},
+        "sources": {"latency_us": "t", "switch.radix": "t", "switch.power_W": "t"},
+    }
     for key, value in (("nics_per_domain", nics), ("nic_GBps", nic_GBps), ("bandwidth_GBps", bandwidth)):
         if value is not None:
             leaf[key] = value
             leaf["sources"][key] = "t"
     spine = {**leaf, "name": "spine", "bandwidth_GBps": 50.0, "sources": {**leaf["sources"], "bandwidth_GBps": "t"}}
     spine = {k: v for k, v in spine.items() if k not in ("nics_per_domain", "nic_GBps")}
-    spec = {"name": "ported", "planes": planes, "sources": {"planes": "t"},
-            "tier": [{"name": "nvlink", "size": 8, "bandwidth_GBps": 450.0, "latency_us": 3.4,
-                      "sources": {"size": "t", "bandwidth_GBps": "t", "latency_us": "t"}}, leaf, spine][:tiers]}  # fmt: skip
+    spec = {
+        "name": "ported",
+        "planes": planes,
+        "sources": {"planes": "t"},
+        "tier": [
+            {
+                "name": "nvlink",
+                "size": 8,
+                "bandwidth_GBps": 450.0,
+                "latency_us": 3.4,
+                "sources": {"size": "t", "bandwidth_GBps": "t", "latency_us": "t"},
+            },
+            leaf,
+            spine,
+        ][:tiers],
+    }
     return topo.from_dict(spec, "ported.toml")
 
 
-@pytest.mark.parametrize(("name", "per_gpu_GBps", "gpus", "host_ports", "leaves"), [
-    ("aws-p5-efa", 32 * 12.5 / 8, 20_000, 80_000, 625),  # 4 ports of 100G per GPU, 128 down per 256-port leaf
-    ("summit-edr", 2 * 12.5 / 6, 27_648, 9_216, 512),  # 2 EDR ports per 6 GPUs, 18 down per 36-port leaf
-    ("alibaba-hpn-dualplane", 16 * 25.0 / 8, 15_360, 30_720, 240),  # 2 x 200G per GPU, one port in each plane
-    ("meta-h100-roce-24k", 8 * 50.0 / 8, 24_576, 24_576, 1_536),  # one 400G per GPU, 16 GPUs per ToR
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "per_gpu_GBps", "gpus", "host_ports", "leaves"),
+    [
+        ("aws-p5-efa", 32 * 12.5 / 8, 20_000, 80_000, 625),  # 4 ports of 100G per GPU, 128 down per 256-port leaf
+        ("summit-edr", 2 * 12.5 / 6, 27_648, 9_216, 512),  # 2 EDR ports per 6 GPUs, 18 down per 36-port leaf
+        ("alibaba-hpn-dualplane", 16 * 25.0 / 8, 15_360, 30_720, 240),  # 2 x 200G per GPU, one port in each plane
+        ("meta-h100-roce-24k", 8 * 50.0 / 8, 24_576, 24_576, 1_536),  # one 400G per GPU, 16 GPUs per ToR
+    ],
+)
 def test_nic_ports_per_domain_give_the_bandwidth_per_gpu_and_the_switch_counts(
     name, per_gpu_GBps, gpus, host_ports, leaves
 ):
@@ -175,14 +220,20 @@ def test_one_port_per_gpu_is_what_a_file_without_ports_means():
     assert topo.size(shared_ports, 2048)[0].links == 512 and topo.group_gpus(shared_ports)[2] == 4 * 32 * 32
 
 
-@pytest.mark.parametrize(("spec", "message"), [
-    ({"nics": 8, "nic_GBps": 50.0, "bandwidth": 40.0}, "tier 'leaf': bandwidth_GBps = 40 disagrees with nics_per_domain x nic_GBps"),
-    ({"nics": 8}, "tier 'leaf': nics_per_domain = 8 needs nic_GBps beside it"),
-    ({"nic_GBps": 50.0}, "tier 'leaf': nic_GBps = 50.0 needs nics_per_domain beside it"),
-    ({"nics": 7.5, "nic_GBps": 50.0}, "tier 'leaf': nics_per_domain = 7.5 is not a whole number"),
-    ({"nics": 9, "nic_GBps": 50.0, "planes": 2}, "tier 'leaf': nics_per_domain = 9 does not split into 2 planes"),
-    ({}, "tier 'leaf': missing bandwidth_GBps (or nics_per_domain and nic_GBps"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (
+            {"nics": 8, "nic_GBps": 50.0, "bandwidth": 40.0},
+            "tier 'leaf': bandwidth_GBps = 40 disagrees with nics_per_domain x nic_GBps",
+        ),
+        ({"nics": 8}, "tier 'leaf': nics_per_domain = 8 needs nic_GBps beside it"),
+        ({"nic_GBps": 50.0}, "tier 'leaf': nic_GBps = 50.0 needs nics_per_domain beside it"),
+        ({"nics": 7.5, "nic_GBps": 50.0}, "tier 'leaf': nics_per_domain = 7.5 is not a whole number"),
+        ({"nics": 9, "nic_GBps": 50.0, "planes": 2}, "tier 'leaf': nics_per_domain = 9 does not split into 2 planes"),
+        ({}, "tier 'leaf': missing bandwidth_GBps (or nics_per_domain and nic_GBps"),
+    ],
+)
 def test_a_bad_port_count_is_one_sentence_naming_file_tier_and_key(spec, message):
     with pytest.raises(NcbenchError) as err:
         _ported(**spec)
@@ -194,8 +245,10 @@ def test_ports_belong_to_the_first_switch_tier_and_need_a_source(tmp_path):
     text = (ROOT / "topologies" / "aws-p5-efa.toml").read_text()
     moved = text.replace('name = "spine"\n', 'name = "spine"\nnics_per_domain = 32\n', 1)
     unsourced = text.replace('nic_GBps = "3,200 Gb/s / 32 cards = 100 Gb/s = 12.5 GB/s per direction per port"\n', "")
-    for edited, message in ((moved, "tier 'spine': nics_per_domain belongs to the first switch tier"),
-                            (unsourced, "tier 'leaf': nic_GBps = 12.5 has no source")):  # fmt: skip
+    for edited, message in (
+        (moved, "tier 'spine': nics_per_domain belongs to the first switch tier"),
+        (unsourced, "tier 'leaf': nic_GBps = 12.5 has no source"),
+    ):
         bad = tmp_path / "bad.toml"
         bad.write_text(edited)
         with pytest.raises(NcbenchError, match=message):
@@ -235,14 +288,27 @@ def test_the_new_designs_are_shipped_and_state_their_ports():
 
 def _flat(alpha=(2.0, 10.0), bw=(100.0, 20.0), g=8, base=5.0):
     spec = {
-        "name": "flat", "base_latency_us": base, "rail_optimized": False, "sources": {"base_latency_us": "test"},
+        "name": "flat",
+        "base_latency_us": base,
+        "rail_optimized": False,
+        "sources": {"base_latency_us": "test"},
         "tier": [
-            {"name": "nvlink", "size": g, "bandwidth_GBps": bw[0], "latency_us": alpha[0],
-             "sources": {"size": "t", "bandwidth_GBps": "t", "latency_us": "t"}},
-            {"name": "net", "size": 4096, "bandwidth_GBps": bw[1], "latency_us": alpha[1],
-             "sources": {"size": "t", "bandwidth_GBps": "t", "latency_us": "t"}},
+            {
+                "name": "nvlink",
+                "size": g,
+                "bandwidth_GBps": bw[0],
+                "latency_us": alpha[0],
+                "sources": {"size": "t", "bandwidth_GBps": "t", "latency_us": "t"},
+            },
+            {
+                "name": "net",
+                "size": 4096,
+                "bandwidth_GBps": bw[1],
+                "latency_us": alpha[1],
+                "sources": {"size": "t", "bandwidth_GBps": "t", "latency_us": "t"},
+            },
         ],
-    }  # fmt: skip
+    }
     return topo.from_dict(spec)
 
 
@@ -300,8 +366,9 @@ def test_enablement_follows_nccl_rules():
     assert list(alg.enabled("allreduce", "collnet", alg.shape(colossus, [64]))) == [False]  # no SHARP on Ethernet
 
 
-NO_SHARP = [p.stem for p in SHIPPED if p.stem != "this-machine"
-            and not alg.network_reduces(alg.shape(topo.load(p), [16]))]  # fmt: skip
+NO_SHARP = [
+    p.stem for p in SHIPPED if p.stem != "this-machine" and not alg.network_reduces(alg.shape(topo.load(p), [16]))
+]
 
 
 @pytest.mark.parametrize("name", NO_SHARP)
@@ -314,8 +381,13 @@ def test_a_fabric_whose_switches_reduce_nothing_never_reduces_in_the_network_acr
     assert not alg.enabled("allreduce", "collnet", shape).any()
     # NVLSTree: NVLS in the NVSwitch, a tree over the network; NCCL enables it without SHARP (enqueue.cc)
     assert list(alg.enabled("allreduce", "nvlstree", shape)) == [False, nvswitch, nvswitch]
-    picked = pred.predict(design, ops=("allreduce", "allgather", "reducescatter"), gpus=[4096, 1_000_000],
-                          nbytes=[8, 1 << 20, 1 << 30, 16 << 30], samples=2)  # fmt: skip
+    picked = pred.predict(
+        design,
+        ops=("allreduce", "allgather", "reducescatter"),
+        gpus=[4096, 1_000_000],
+        nbytes=[8, 1 << 20, 1 << 30, 16 << 30],
+        samples=2,
+    )
     assert not set(picked.algorithm) & {"nvls", "collnet"}, picked[["gpus", "bytes", "algorithm"]]
 
 
@@ -345,23 +417,45 @@ def _synthetic(truth, scales, ops=("allreduce", "sendrecv"), noise=0.02, seed=3)
             terms = alg.cost(op, algorithm, alg.shape(truth, [p]))
             for n in [8 * 4**i for i in range(14)]:
                 t = min(alg.evaluate(alg.with_protocol(terms, pr), params, [n])[0, 0] for pr in alg.PROTOCOLS.values())
-                rows.append({"op": op, "backend": "nccl", "nranks": p, "nnodes": max(1, p // 8),
-                             "ranks_per_node": min(p, 8), "nbytes": n, "time_us": t * (1 + noise * rng.standard_normal()),
-                             "wrong": 0})  # fmt: skip
+                rows.append(
+                    {
+                        "op": op,
+                        "backend": "nccl",
+                        "nranks": p,
+                        "nnodes": max(1, p // 8),
+                        "ranks_per_node": min(p, 8),
+                        "nbytes": n,
+                        "time_us": t * (1 + noise * rng.standard_normal()),
+                        "wrong": 0,
+                    }
+                )
     return pd.DataFrame(rows)
 
 
 def test_fit_recovers_the_parameters_that_made_the_data_within_5_percent():
     nominal = topo.load(SUPERPOD)
     t = nominal.tiers
-    truth = replace(nominal, base_latency_us=6.0, tiers=(
-        replace(t[0], latency_us=2.1, efficiency=0.7), replace(t[1], latency_us=9.0, efficiency=0.8),
-        replace(t[2], latency_us=12.0), t[3]))  # fmt: skip
+    truth = replace(
+        nominal,
+        base_latency_us=6.0,
+        tiers=(
+            replace(t[0], latency_us=2.1, efficiency=0.7),
+            replace(t[1], latency_us=9.0, efficiency=0.8),
+            replace(t[2], latency_us=12.0),
+            t[3],
+        ),
+    )
     data = _synthetic(truth, [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384])
     result = fit_mod.fit(data, nominal, algorithm="ring", samples=50)
     table = result.parameters.assign(truth=alg.nominal(truth).vector())
-    must = ["base_latency_us", "nvlink.latency_us", "leaf.latency_us", "spine.latency_us", "nvlink.inverse_GBps",
-            "leaf.inverse_GBps"]  # fmt: skip
+    must = [
+        "base_latency_us",
+        "nvlink.latency_us",
+        "leaf.latency_us",
+        "spine.latency_us",
+        "nvlink.inverse_GBps",
+        "leaf.inverse_GBps",
+    ]
     assert set(must) <= set(table[table.constrained].parameter)
     constrained = table[table.constrained]
     assert np.all(np.abs(constrained.value / constrained.truth - 1) < 0.05), constrained
@@ -372,9 +466,21 @@ def test_fit_recovers_the_parameters_that_made_the_data_within_5_percent():
 
 def test_fit_refuses_data_it_cannot_use():
     with pytest.raises(NcbenchError) as err:
-        fit_mod.fit(pd.DataFrame({"op": ["allreduce"], "backend": ["mpi"], "nranks": [1], "nnodes": [1],
-                                  "ranks_per_node": [1], "nbytes": [8], "time_us": [1.0], "wrong": [0]}),
-                    topo.load(SUPERPOD))  # fmt: skip
+        fit_mod.fit(
+            pd.DataFrame(
+                {
+                    "op": ["allreduce"],
+                    "backend": ["mpi"],
+                    "nranks": [1],
+                    "nnodes": [1],
+                    "ranks_per_node": [1],
+                    "nbytes": [8],
+                    "time_us": [1.0],
+                    "wrong": [0],
+                }
+            ),
+            topo.load(SUPERPOD),
+        )
     assert err.value.exit_code == 65
 
 
@@ -397,7 +503,13 @@ def test_predict_covers_the_default_sweep_with_bands_around_the_estimate():
 def test_a_degraded_link_slows_a_million_gpus_more_than_a_thousand():
     design = topo.load(ROOT / "topologies" / "colossus-1m-4tier.toml")
     slow = replace(design, degraded_link_fraction=1e-4, degraded_link_speed=0.5)
-    args = {"ops": ("allreduce",), "gpus": [1000, 1_000_000], "nbytes": [16 << 30], "algorithms": ("tree",), "samples": 2}
+    args = {
+        "ops": ("allreduce",),
+        "gpus": [1000, 1_000_000],
+        "nbytes": [16 << 30],
+        "algorithms": ("tree",),
+        "samples": 2,
+    }
     ratio = pred.predict(slow, **args).time_us.to_numpy() / pred.predict(design, **args).time_us.to_numpy()
     assert 1.0 < ratio[0] < 1.15 and ratio[1] > 1.8  # 1k GPUs: 10 % odds of a slow link; 1M: certain
 
@@ -417,5 +529,14 @@ def test_json_has_the_fields_the_issue_names():
     design = topo.load(SUPERPOD)
     out = pred.predict(design, ops=("allgather",), gpus=[16384], nbytes=[8, 1 << 20], samples=5)
     rows = json.loads(pred.render(out, "json"))
-    assert {"gpus", "bytes", "op", "algorithm", "time_us", "time_us_low", "time_us_high", "algbw_GBps",
-            "busbw_GBps"} <= set(rows[0])  # fmt: skip
+    assert {
+        "gpus",
+        "bytes",
+        "op",
+        "algorithm",
+        "time_us",
+        "time_us_low",
+        "time_us_high",
+        "algbw_GBps",
+        "busbw_GBps",
+    } <= set(rows[0])

@@ -76,7 +76,9 @@ def test_nodes_sweep_in_one_launch(tmp_path):
     assert sorted(frame.groupby("nnodes").nranks.first().items()) == [(1, 1), (2, 2), (4, 4)]
     meta = records.load_meta(out)
     assert meta["nodes_emulated"] is True and meta["node_steps"] == [1, 2, 4]
-    two = run_mpi(4, "allreduce", "--nodes", "2", "--ranks-per-node", "2", "-e", "64", *QUICK, "--out", tmp_path / "b.csv")
+    two = run_mpi(
+        4, "allreduce", "--nodes", "2", "--ranks-per-node", "2", "-e", "64", *QUICK, "--out", tmp_path / "b.csv"
+    )
     assert two.returncode == 0, two.stderr
     assert set(_rows(tmp_path / "b.csv").nranks) == {4}
 
@@ -108,8 +110,23 @@ def test_delayed_rank_is_named_slowest(tmp_path):
     out = tmp_path / "r.csv"
     # a budget that affords the full 16 probes per size: with QUICK's 0.005 s only 2, and on a loaded machine
     # one row in 8 missed the late rank (the 75 % rule needs more than two looks)
-    done = run_mpi(2, "allreduce", "-b", "8", "-e", "64", "--time-budget", "0.05", "--samples", "3", "-w", "1",
-                   "--out", out, env={"NCBENCH_INJECT": "delay:rank=1:us=500"})  # fmt: skip
+    done = run_mpi(
+        2,
+        "allreduce",
+        "-b",
+        "8",
+        "-e",
+        "64",
+        "--time-budget",
+        "0.05",
+        "--samples",
+        "3",
+        "-w",
+        "1",
+        "--out",
+        out,
+        env={"NCBENCH_INJECT": "delay:rank=1:us=500"},
+    )
     assert done.returncode == 0, done.stderr
     frame = _rows(out)
     assert (frame.slowest_rank == 1).all()
@@ -139,8 +156,19 @@ def test_corrupting_rank_exits_2_and_is_named(tmp_path, op, n):
 
 def test_stalled_rank_ends_the_run_with_exit_3_naming_it(tmp_path):
     start = time.monotonic()
-    done = run_mpi(4, "allreduce", "-e", "1K", *QUICK, "-T", "3", "--out", tmp_path / "r.csv",
-                   env={"NCBENCH_INJECT": "stall:rank=2"}, timeout=60)  # fmt: skip
+    done = run_mpi(
+        4,
+        "allreduce",
+        "-e",
+        "1K",
+        *QUICK,
+        "-T",
+        "3",
+        "--out",
+        tmp_path / "r.csv",
+        env={"NCBENCH_INJECT": "stall:rank=2"},
+        timeout=60,
+    )
     assert done.returncode == 3, done.stderr
     assert "did not arrive" in done.stderr and "rank 2 (" in done.stderr
     assert time.monotonic() - start < 20
@@ -150,8 +178,19 @@ def test_stalled_rank_ends_the_run_with_exit_3_naming_it(tmp_path):
 
 def test_rank_stalling_inside_a_collective_ends_the_run(tmp_path):
     out = tmp_path / "r.csv"
-    done = run_mpi(4, "allreduce", "-e", "1K", *QUICK, "-T", "3", "--out", out,
-                   env={"NCBENCH_INJECT": "stall:rank=1:after=50"}, timeout=60)  # fmt: skip
+    done = run_mpi(
+        4,
+        "allreduce",
+        "-e",
+        "1K",
+        *QUICK,
+        "-T",
+        "3",
+        "--out",
+        out,
+        env={"NCBENCH_INJECT": "stall:rank=1:after=50"},
+        timeout=60,
+    )
     assert done.returncode == 3, done.stderr
     assert "waited 3 s inside allreduce" in done.stderr and "rank 1 on" not in done.stderr
     meta = records.load_meta(out)
@@ -159,19 +198,60 @@ def test_rank_stalling_inside_a_collective_ends_the_run(tmp_path):
 
 
 def test_p2p_slowed_pair_and_stall(tmp_path):
-    slow = run_mpi(3, "p2p", "--pairs", "all", "--tests", "latency", "-e", "8", *QUICK, "--out", tmp_path / "a.csv",
-                   env={"NCBENCH_INJECT": "delay:rank=2:us=300:peer=0"})  # fmt: skip
+    slow = run_mpi(
+        3,
+        "p2p",
+        "--pairs",
+        "all",
+        "--tests",
+        "latency",
+        "-e",
+        "8",
+        *QUICK,
+        "--out",
+        tmp_path / "a.csv",
+        env={"NCBENCH_INJECT": "delay:rank=2:us=300:peer=0"},
+    )
     assert slow.returncode == 0, slow.stderr
     frame = _rows(tmp_path / "a.csv").set_index(["peer_a", "peer_b"])
     assert frame.loc[(0, 2), "time_us"].min() > 100 > frame.loc[(0, 1), "time_us"].max()
-    stalled = run_mpi(2, "p2p", "-e", "8", *QUICK, "-T", "2", "--out", tmp_path / "b.csv",
-                      env={"NCBENCH_INJECT": "stall:rank=1"}, timeout=60)  # fmt: skip
+    stalled = run_mpi(
+        2,
+        "p2p",
+        "-e",
+        "8",
+        *QUICK,
+        "-T",
+        "2",
+        "--out",
+        tmp_path / "b.csv",
+        env={"NCBENCH_INJECT": "stall:rank=1"},
+        timeout=60,
+    )
     assert stalled.returncode == 3 and "rank 1 (" in stalled.stderr
 
 
 def test_ranks_launched_with_different_arguments_are_named(tmp_path):
-    cmd = [mpiexec(), "-n", "1", sys.executable, "-m", "ncbench", "allreduce", "-e", "1K", ":",
-           "-n", "1", sys.executable, "-m", "ncbench", "allreduce", "-e", "2K"]  # fmt: skip
+    cmd = [
+        mpiexec(),
+        "-n",
+        "1",
+        sys.executable,
+        "-m",
+        "ncbench",
+        "allreduce",
+        "-e",
+        "1K",
+        ":",
+        "-n",
+        "1",
+        sys.executable,
+        "-m",
+        "ncbench",
+        "allreduce",
+        "-e",
+        "2K",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False)
     assert done.returncode == 64
     assert "different arguments" in done.stderr and "rank 1: 'allreduce -e 2K'" in done.stderr
@@ -208,7 +288,10 @@ def test_all_dtypes_says_what_it_left_out_and_why(tmp_path):
     out = tmp_path / "r.csv"
     done = run_mpi(2, "allreduce", "-d", "all", "-e", "64", *QUICK, "--format", "csv", "--out", out)
     assert done.returncode == 0, done.stderr
-    assert "-d all on --backend mpi leaves out bfloat16, f8e4m3, f8e5m2: datatype bfloat16 has no MPI datatype" in done.stderr
+    assert (
+        "-d all on --backend mpi leaves out bfloat16, f8e4m3, f8e5m2: datatype bfloat16 has no MPI datatype"
+        in done.stderr
+    )
     assert set(records.load_meta(out)["dtypes_left_out"]) == {"bfloat16", "f8e4m3", "f8e5m2"}
     assert "bfloat16" not in set(_rows(out).dtype) and "bfloat16" not in done.stdout  # stdout stays clean csv
 
@@ -231,7 +314,9 @@ def test_memory_check_counts_check_data_not_only_the_buffers(tmp_path):
         size *= 2
     sweep = harness.Sweep(op="allreduce", min_bytes=8, max_bytes=size)
     assert 2 * size < budget < harness.rank_bytes(sweep, ops.op("allreduce"), 2)
-    assert validate.working_bytes(ops.dtype("float"), "sum", 2, 32 << 20) >= 755 << 20  # measured peak RSS above buffers
+    assert (
+        validate.working_bytes(ops.dtype("float"), "sum", 2, 32 << 20) >= 755 << 20
+    )  # measured peak RSS above buffers
     done = run_mpi(2, "allreduce", "-b", str(size), "-e", str(size), "--out", tmp_path / "r.csv", timeout=60)
     assert done.returncode == 64, done.stderr
     assert "for buffers and check data" in done.stderr and not (tmp_path / "r.csv").exists()
@@ -249,10 +334,24 @@ def test_existing_results_file_is_not_overwritten(tmp_path):
 def test_killed_run_keeps_every_completed_row(tmp_path, sig):
     out = tmp_path / "r.csv"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [mpiexec(), "-n", "2", sys.executable, "-m", "ncbench", "allreduce", "-e", "256M", "--time-budget", "0.02",
-           "--out", str(out)]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
-                            start_new_session=True, cwd=ROOT)  # fmt: skip
+    cmd = [
+        mpiexec(),
+        "-n",
+        "2",
+        sys.executable,
+        "-m",
+        "ncbench",
+        "allreduce",
+        "-e",
+        "256M",
+        "--time-budget",
+        "0.02",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, start_new_session=True, cwd=ROOT
+    )
     printed = []
     for line in proc.stdout:  # wait until a few rows exist, then kill the whole job mid-sweep
         if line.strip() and not line.startswith("#"):

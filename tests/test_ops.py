@@ -28,9 +28,17 @@ def test_layout_matches_nccl_tests(name, nbytes, nranks, elt, expected):
 
 @pytest.mark.parametrize(
     "name, p, factor",
-    [("allreduce", 8, 1.75), ("allgather", 8, 0.875), ("reducescatter", 4, 0.75), ("alltoall", 2, 0.5),
-     ("broadcast", 8, 1.0), ("reduce", 8, 1.0), ("sendrecv", 8, 1.0), ("allreduce", 1, 0.0)],
-)  # fmt: skip
+    [
+        ("allreduce", 8, 1.75),
+        ("allgather", 8, 0.875),
+        ("reducescatter", 4, 0.75),
+        ("alltoall", 2, 0.5),
+        ("broadcast", 8, 1.0),
+        ("reduce", 8, 1.0),
+        ("sendrecv", 8, 1.0),
+        ("allreduce", 1, 0.0),
+    ],
+)
 def test_busbw_factors_are_nccl_tests(name, p, factor):
     assert ops.OPS[name].busbw_factor(p) == pytest.approx(factor)
 
@@ -49,8 +57,13 @@ def test_closed_form_reduction_equals_reducing_every_rank(dtype, redop, nranks):
         pytest.importorskip("ml_dtypes")
     dt = ops.DTYPES[dtype]
     parts = np.stack([ops.contribution(np, dt, redop, r, 5, 300, nranks).astype(np.float64) for r in range(nranks)])
-    brute = {"sum": parts.sum(0), "prod": parts.prod(0), "max": parts.max(0), "min": parts.min(0),
-             "avg": parts.sum(0) / nranks}[redop]  # fmt: skip
+    brute = {
+        "sum": parts.sum(0),
+        "prod": parts.prod(0),
+        "max": parts.max(0),
+        "min": parts.min(0),
+        "avg": parts.sum(0) / nranks,
+    }[redop]
     got = ops.reduced(np, dt, redop, 5, 300, nranks).astype(np.float64)
     if dt.exact_below is None:  # integers wrap like C; avg truncates like an integer division
         want = (np.floor(brute) if redop == "avg" else brute).astype(np.int64).astype(dt.numpy).astype(np.float64)

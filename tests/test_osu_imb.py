@@ -19,8 +19,16 @@ from ncbench.records import RESULT_COLUMNS
 DATA = Path(__file__).parent / "data"
 OSU_FILES = sorted((DATA / "osu").glob("*.txt"))
 IMB_FILES = sorted((DATA / "imb").glob("*.txt"))
-OSU_OPS = {"latency": "latency", "bw": "bw", "bibw": "bibw", "allreduce": "allreduce", "allgather": "allgather",
-           "reduce_scatter": "reducescatter", "bcast": "broadcast", "alltoall": "alltoall"}  # fmt: skip
+OSU_OPS = {
+    "latency": "latency",
+    "bw": "bw",
+    "bibw": "bibw",
+    "allreduce": "allreduce",
+    "allgather": "allgather",
+    "reduce_scatter": "reducescatter",
+    "bcast": "broadcast",
+    "alltoall": "alltoall",
+}
 NAME = re.compile(r"osu-(?P<version>[\d.]+)_(?P<bench>[a-z_]+?)_n(?P<n>\d)(?P<extra>_.*)?\.txt")
 COLUMNS = set(RESULT_COLUMNS) - {"run_id"}  # run_id is given when the import is written
 
@@ -231,8 +239,12 @@ def test_imb_blocks_ncbench_does_not_import_and_cut_output():
     assert len(pingpong.rows) == 17 and "could not measure" in pingpong.problems[0]
 
 
-GARBAGE = ["", "hello\nworld\n", "# OSU MPI Allreduce Latency Test v7.4\n# Size  Avg Latency(us)\n",
-           (DATA / "nccl-tests" / "all_reduce_v2.19_2x2.log").read_text()]  # fmt: skip
+GARBAGE = [
+    "",
+    "hello\nworld\n",
+    "# OSU MPI Allreduce Latency Test v7.4\n# Size  Avg Latency(us)\n",
+    (DATA / "nccl-tests" / "all_reduce_v2.19_2x2.log").read_text(),
+]
 
 
 @pytest.mark.parametrize("text", GARBAGE, ids=["empty", "words", "osu-title-only", "nccl-tests"])
@@ -249,9 +261,12 @@ def test_osu_files_ncbench_cannot_read_are_refused():
     allreduce = (DATA / "osu" / "osu-7.4_allreduce_n2.txt").read_text()
     bcast = (DATA / "osu" / "osu-7.4_bcast_n2.txt").read_text()
     mbw = "# OSU MPI Multiple Bandwidth / Message Rate Test v7.4\n# Size  MB/s  Messages/s\n1  2.0  2000000\n"
-    for text, why in ((allreduce + bcast, "several OSU benchmarks"), (mbw, "not a benchmark ncbench imports"),
-                      (allreduce.replace("MPI_CHAR", "MPI_COMPLEX"), "datatype"),
-                      (allreduce.replace("# Size", "# Bytes"), "no osu_allreduce result rows")):  # fmt: skip
+    for text, why in (
+        (allreduce + bcast, "several OSU benchmarks"),
+        (mbw, "not a benchmark ncbench imports"),
+        (allreduce.replace("MPI_CHAR", "MPI_COMPLEX"), "datatype"),
+        (allreduce.replace("# Size", "# Bytes"), "no osu_allreduce result rows"),
+    ):
         with pytest.raises(NcbenchError, match=why) as err:
             osu_imb.parse_osu(text, "x_n2.log")
         assert err.value.exit_code == 65
@@ -267,8 +282,14 @@ def _ncbench(*args, cwd):
     import subprocess
     import sys
 
-    return subprocess.run([sys.executable, "-m", "ncbench", *map(str, args)], capture_output=True, text=True,
-                          timeout=120, check=False, cwd=cwd)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "ncbench", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=cwd,
+    )
 
 
 def test_import_reads_osu_and_imb_outputs_beside_nccl_tests_logs(tmp_path):
@@ -279,7 +300,9 @@ def test_import_reads_osu_and_imb_outputs_beside_nccl_tests_logs(tmp_path):
     osu = root / "data" / "osu" / "osu-7.4_allreduce_n4.txt"
     done = _ncbench("import", imb, osu, "--out", tmp_path / "x.csv", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "rows of alltoall (IMB 2021.11, 4 ranks" in done.stdout and "rows of allreduce (OSU 7.4, 4 ranks" in done.stdout
+    assert (
+        "rows of alltoall (IMB 2021.11, 4 ranks" in done.stdout and "rows of allreduce (OSU 7.4, 4 ranks" in done.stdout
+    )
     frame = records.load(tmp_path / "x.csv")
     assert frame["timing"].str.startswith(("IMB", "OSU")).all() and set(frame["op"]) >= {"latency", "allreduce"}
     whole = _ncbench("import", root / "data" / "osu", "--out", tmp_path / "all.csv", cwd=tmp_path)
@@ -291,7 +314,10 @@ def test_compare_refuses_to_set_an_osu_average_against_an_ncbench_slowest_rank(t
 
     root = Path(__file__).resolve().parent
     osu = tmp_path / "osu.csv"
-    assert _ncbench("import", root / "data" / "osu" / "osu-7.4_allreduce_n4.txt", "--out", osu, cwd=tmp_path).returncode == 0
+    assert (
+        _ncbench("import", root / "data" / "osu" / "osu-7.4_allreduce_n4.txt", "--out", osu, cwd=tmp_path).returncode
+        == 0
+    )
     frame = records.load(osu)
     mine = tmp_path / "mine.csv"
     frame.assign(timing="host", run_id="mine").to_csv(mine, index=False)  # the same measurements, ncbench's statistic

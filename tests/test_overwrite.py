@@ -11,8 +11,14 @@ RULE = "is never overwritten without --force"
 
 
 def ncbench(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "ncbench", *map(str, args)], capture_output=True, text=True,
-                          timeout=120, check=False, cwd=cwd)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "ncbench", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=cwd,
+    )
 
 
 def test_fit_refuses_to_replace_the_fitted_topology_before_any_work_and_force_replaces_it(tmp_path):
@@ -31,8 +37,21 @@ def test_fit_refuses_to_replace_the_fitted_topology_before_any_work_and_force_re
 def test_predict_out_refuses_an_existing_file_and_force_replaces_it(tmp_path):
     out = tmp_path / "p.json"
     out.write_text("precious\n")
-    args = ("predict", "--topology", "topologies/this-machine.toml", "--op", "allreduce", "--gpus", "8",
-            "--bytes", "1M", "--format", "json", "--out", out)  # fmt: skip
+    args = (
+        "predict",
+        "--topology",
+        "topologies/this-machine.toml",
+        "--op",
+        "allreduce",
+        "--gpus",
+        "8",
+        "--bytes",
+        "1M",
+        "--format",
+        "json",
+        "--out",
+        out,
+    )
     refused = ncbench(*args)
     assert refused.returncode == 64 and RULE in refused.stderr and out.read_text() == "precious\n"
     assert ncbench(*args, "--force").returncode == 0 and '"op": "allreduce"' in out.read_text()

@@ -53,9 +53,13 @@ CASES = {
     "scripts/run": Case(0, "# Results:", run="scripts/run -e 64K"),
     "scripts/test": Case(skip="runs this test suite"),
     "source .venv/bin/activate": Case(0),
-    "mpiexec -n 4 ncbench allreduce -b 8 -e 128M -f 2": Case(0, "# Results:", run="mpiexec -n 4 ncbench allreduce -b 8 -e 1M -f 2"),
+    "mpiexec -n 4 ncbench allreduce -b 8 -e 128M -f 2": Case(
+        0, "# Results:", run="mpiexec -n 4 ncbench allreduce -b 8 -e 1M -f 2"
+    ),
     "mpiexec -n 4 ncbench reduce -r -1 -d all -o all -c 1": Case(
-        0, "leaves out bfloat16", run="mpiexec -n 4 ncbench reduce -r -1 -d all -o all -c 1 -e 16 --time-budget 0.002 --samples 2"
+        0,
+        "leaves out bfloat16",
+        run="mpiexec -n 4 ncbench reduce -r -1 -d all -o all -c 1 -e 16 --time-budget 0.002 --samples 2",
     ),
     "mpiexec -n 8 ncbench allgather --nodes 1,2,4,8 --ranks-per-node 1": Case(
         0, "# Results:", run="mpiexec -n 8 ncbench allgather --nodes 1,2,4,8 --ranks-per-node 1" + SMALL
@@ -116,7 +120,9 @@ CASES = {
     "ncbench predict --topology topologies/colossus-1m-4tier.toml --op allreduce --gpus 200k,400k,600k,800k,1M --bytes 8,1M,1G --algo auto --format json --out p.json": Case(
         0, '"op": "allreduce"'
     ),
-    "ncbench predict --format csv --out results/predictions/default-sweep.csv --force": Case(0, "topology,op,algorithm"),
+    "ncbench predict --format csv --out results/predictions/default-sweep.csv --force": Case(
+        0, "topology,op,algorithm"
+    ),
     ".venv/bin/python scripts/extrapolate.py": Case(0, "median |error|"),
     ".venv/bin/python scripts/bench_predict.py": Case(0, "default sweep"),
     ".venv/bin/python scripts/bench_health_sim.py --trials 100": Case(
@@ -147,7 +153,10 @@ COMMANDS = readme_commands((ROOT / "README.md").read_text())
 
 def test_every_readme_command_has_a_case():
     assert len(COMMANDS) == len(set(COMMANDS)), "a command shown twice: one row cannot tell them apart"
-    assert set(COMMANDS) == set(CASES), {"new in README": set(COMMANDS) - set(CASES), "gone": set(CASES) - set(COMMANDS)}
+    assert set(COMMANDS) == set(CASES), {
+        "new in README": set(COMMANDS) - set(CASES),
+        "gone": set(CASES) - set(COMMANDS),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -156,8 +165,13 @@ def clone(tmp_path_factory) -> Path:
     if not (VENV / "bin" / "ncbench").exists():
         pytest.skip("needs the .venv that scripts/setup makes")
     where = tmp_path_factory.mktemp("readme") / "ncbench"
-    listed = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True,
-                            check=True).stdout.decode().split("\0")  # fmt: skip
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, check=True
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for name in filter(None, listed):
         source = ROOT / name
         if source.is_file():
@@ -176,8 +190,15 @@ def test_readme_command(clone, command):
         pytest.skip("needs jq (scripts/test installs Debian's jq)")
     env = {**os.environ, "PATH": f"{VENV / 'bin'}{os.pathsep}{os.environ['PATH']}", "VIRTUAL_ENV": str(VENV)}
     env.pop("NCBENCH_INJECT", None)
-    done = subprocess.run(["bash", "-o", "pipefail", "-c", case.run or command], cwd=clone, env=env,
-                          capture_output=True, text=True, timeout=case.timeout_s, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", case.run or command],
+        cwd=clone,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=case.timeout_s,
+        check=False,
+    )
     output = done.stdout + done.stderr
     codes = case.code if isinstance(case.code, tuple) else (case.code,)
     assert done.returncode in codes, f"{command}: exit {done.returncode}\n{output[-3000:]}"

@@ -10,9 +10,20 @@ from ncbench.errors import EXIT_DATAERR, NcbenchError
 
 def _row(nbytes, **extra):
     row = {c: 0 for c in records.RESULT_COLUMNS}
-    row.update(run_id="r", op="allreduce", backend="mpi", dtype="float", redop="sum", wrong_sources="",
-               slowest_host="", timing="host", time="2026-11-23T00:00:00+00:00", nbytes=nbytes, time_us=1.5,
-               in_place=False)  # fmt: skip
+    row.update(
+        run_id="r",
+        op="allreduce",
+        backend="mpi",
+        dtype="float",
+        redop="sum",
+        wrong_sources="",
+        slowest_host="",
+        timing="host",
+        time="2026-11-23T00:00:00+00:00",
+        nbytes=nbytes,
+        time_us=1.5,
+        in_place=False,
+    )
     row.update(extra)
     return row
 

@@ -16,9 +16,17 @@ INPUTS = {
     "topologies": [ROOT / "topologies/this-machine.fitted.toml", ROOT / "topologies/colossus-spectrum-x-200k.toml"],
     "predictions": [ROOT / "results/predictions/default-sweep.csv"],
     "health": ROOT / "results/health",
-}  # fmt: skip
-EXPECTED_PLOTS = {"measured-allreduce-mpi", "measured-sendrecv-mpi", "measured-latency-mpi", "model-this-machine.fitted",
-                  "predicted-colossus-spectrum-x-200k", "predicted-scale", "fabrics-per-mw", "health-trend"}  # fmt: skip
+}
+EXPECTED_PLOTS = {
+    "measured-allreduce-mpi",
+    "measured-sendrecv-mpi",
+    "measured-latency-mpi",
+    "model-this-machine.fitted",
+    "predicted-colossus-spectrum-x-200k",
+    "predicted-scale",
+    "fabrics-per-mw",
+    "health-trend",
+}
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +39,23 @@ def rendered(tmp_path_factory):
 
 def browse(page, *flags):
     """Return (stdout, stderr) of headless Chromium on a file, with console messages logged to stderr."""
-    done = subprocess.run([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                           "--enable-logging=stderr", "--v=0", *flags, page.as_uri()],
-                          capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    done = subprocess.run(
+        [
+            CHROMIUM,
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--enable-logging=stderr",
+            "--v=0",
+            *flags,
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     return done.stdout, done.stderr
 
 
@@ -111,9 +133,17 @@ def test_bad_input_is_one_sentence_exit_65_and_leaves_nothing(tmp_path, capfd):
         ([newer], "newer than this ncbench reads"),
         ([empty], "no results files"),
         ([newer.parent / "nope"], "no such file"),
-        ([src.with_suffix(".csv"), "--topology", ROOT / "topologies/this-machine.fitted.toml", "--predictions", src.with_suffix(".csv")],
-         "not an ncbench predictions CSV"),
-    ]  # fmt: skip
+        (
+            [
+                src.with_suffix(".csv"),
+                "--topology",
+                ROOT / "topologies/this-machine.fitted.toml",
+                "--predictions",
+                src.with_suffix(".csv"),
+            ],
+            "not an ncbench predictions CSV",
+        ),
+    ]
     for args, message in cases:
         out = tmp_path / "out"
         code, err = run_cli(capfd, *args, "--out", out)
@@ -229,13 +259,26 @@ def test_the_readme_report_leaves_out_a_run_its_fitted_topology_cannot_connect(t
     shutil.copytree(ROOT / "results/runs", runs)
     eight_rank_run(runs)
     out = tmp_path / "report"
-    code, err = run_cli(capfd, runs, "--topology", INPUTS["topologies"][0], "--topology", INPUTS["topologies"][1],
-                        "--predictions", INPUTS["predictions"][0], "--health", INPUTS["health"],
-                        "--out", out)  # fmt: skip
+    code, err = run_cli(
+        capfd,
+        runs,
+        "--topology",
+        INPUTS["topologies"][0],
+        "--topology",
+        INPUTS["topologies"][1],
+        "--predictions",
+        INPUTS["predictions"][0],
+        "--health",
+        INPUTS["health"],
+        "--out",
+        out,
+    )
     assert code == 0, err
     md = (out / "report.md").read_text()
-    assert (f"Left out of {INPUTS['topologies'][0]}'s model: this-machine.fitted cannot connect the run x in "
-            f"{runs / 'x.csv'} (8 ranks at 1 per node; at most 4)") in md  # fmt: skip
+    assert (
+        f"Left out of {INPUTS['topologies'][0]}'s model: this-machine.fitted cannot connect the run x in "
+        f"{runs / 'x.csv'} (8 ranks at 1 per node; at most 4)"
+    ) in md
     assert "Here against" in md and "# allgather, mpi: x (8 ranks" in md
 
 

@@ -50,19 +50,37 @@ def cli(capfd, *args):
 
 
 def test_json_text_writes_missing_and_non_finite_numbers_as_null():
-    value = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf, "np": np.float64("nan"), "na": pd.NA, "nat": pd.NaT,
-             "nested": [1.5, {"x": np.array([np.nan, 2.0])}], "ok": np.int64(3), "flag": np.bool_(True)}  # fmt: skip
+    value = {
+        "nan": math.nan,
+        "inf": math.inf,
+        "-inf": -math.inf,
+        "np": np.float64("nan"),
+        "na": pd.NA,
+        "nat": pd.NaT,
+        "nested": [1.5, {"x": np.array([np.nan, 2.0])}],
+        "ok": np.int64(3),
+        "flag": np.bool_(True),
+    }
     assert strict_loads(records.json_text(value)) == {
-        "nan": None, "inf": None, "-inf": None, "np": None, "na": None, "nat": None,
-        "nested": [1.5, {"x": [None, 2.0]}], "ok": 3, "flag": True,
-    }  # fmt: skip
+        "nan": None,
+        "inf": None,
+        "-inf": None,
+        "np": None,
+        "na": None,
+        "nat": None,
+        "nested": [1.5, {"x": [None, 2.0]}],
+        "ok": 3,
+        "flag": True,
+    }
 
 
 def test_json_text_writes_what_json_has_no_type_for_as_text():
     when = datetime(2026, 12, 1, tzinfo=UTC)
     assert strict_loads(records.json_text({"path": Path("a/b"), "when": when, np.int64(4): "key"})) == {
-        "path": "a/b", "when": str(when), "4": "key",
-    }  # fmt: skip
+        "path": "a/b",
+        "when": str(when),
+        "4": "key",
+    }
 
 
 def test_json_lines_is_one_strict_object_per_line():
@@ -76,13 +94,22 @@ def test_json_lines_is_one_strict_object_per_line():
 def test_json_stdout_rows_write_missing_statistics_as_null(capsys):
     out = Stdout("json", ["op", "time_us_p99", "device_time_us", "wrong"])
     out.add({"op": "allreduce", "time_us_p99": math.nan, "device_time_us": math.inf, "wrong": -1, "in_place": False})
-    assert strict_lines(capsys.readouterr().out) == [{"op": "allreduce", "time_us_p99": None,
-                                                      "device_time_us": None, "wrong": -1}]  # fmt: skip
+    assert strict_lines(capsys.readouterr().out) == [
+        {"op": "allreduce", "time_us_p99": None, "device_time_us": None, "wrong": -1}
+    ]
 
 
 def test_run_sidecar_is_strict(tmp_path):
-    writer = records.RunWriter(tmp_path / "r.csv", {"run_id": "r", "time_budget_s": math.inf, "lateness_us": np.nan,
-                                                   "nranks": np.int64(2), "hosts": np.array(["a", "b"])})  # fmt: skip
+    writer = records.RunWriter(
+        tmp_path / "r.csv",
+        {
+            "run_id": "r",
+            "time_budget_s": math.inf,
+            "lateness_us": np.nan,
+            "nranks": np.int64(2),
+            "hosts": np.array(["a", "b"]),
+        },
+    )
     meta = strict_loads((tmp_path / "r.json").read_text())
     assert meta["time_budget_s"] is None and meta["lateness_us"] is None and meta["nranks"] == 2
     writer.finish(status="complete", exit_code=0, rows=0, took_s=math.nan)
@@ -117,8 +144,22 @@ def test_import_sidecar_is_strict_when_the_nccl_tests_file_holds_nan(tmp_path, c
 def test_predict_json_on_stdout_and_in_its_out_file_is_strict(tmp_path, capfd):
     out = tmp_path / "p.json"
     design = ROOT / "topologies" / "colossus-1m-4tier.toml"
-    code, text, err = cli(capfd, "predict", "--topology", design, "--gpus", "8,1M", "--bytes", "0,1G", "--algo", "all",
-                          "--format", "json", "--out", out)  # fmt: skip
+    code, text, err = cli(
+        capfd,
+        "predict",
+        "--topology",
+        design,
+        "--gpus",
+        "8,1M",
+        "--bytes",
+        "0,1G",
+        "--algo",
+        "all",
+        "--format",
+        "json",
+        "--out",
+        out,
+    )
     assert code == 0, err
     rows = strict_loads(text)
     assert strict_loads(out.read_text()) == rows
@@ -147,15 +188,27 @@ def test_compare_json_is_strict_when_a_change_is_infinitely_significant(tmp_path
 def night(run_id: str, reference) -> dict:
     """Return a health run's outcome whose pairs class, and one node's evidence, have no number (NaN)."""
     evidence = [{"stage": "pairs", "value": None, "spread": math.nan, "note": "no answer"}]
-    entity = {"kind": "node", "id": "node000001", "node": "node000001", "status": UNKNOWN, "code": "NCB-UNREACHABLE",
-              "evidence": evidence}  # fmt: skip
+    entity = {
+        "kind": "node",
+        "id": "node000001",
+        "node": "node000001",
+        "status": UNKNOWN,
+        "code": "NCB-UNREACHABLE",
+        "evidence": evidence,
+    }
     stages = [{"stage": "pairs", "status": PASS, "tests": 2, "slow": 0, "note": ""}]
-    outcome = SimpleNamespace(entities=[entity], unknown_nodes=1, rounds=2, classes={history.TREND_CLASS: reference},
-                              stages=stages)  # fmt: skip
-    run = {"run_id": run_id, "suite": "quick", "started": f"2026-12-0{run_id[-1]}T02:00:00+00:00",
-           "finished": f"2026-12-0{run_id[-1]}T02:01:00+00:00"}  # fmt: skip
-    return outputs.verdict(outcome, run=run, names=["node000000", "node000001"], fabric={"rails": 1},
-                           baseline={"classes": {}})  # fmt: skip
+    outcome = SimpleNamespace(
+        entities=[entity], unknown_nodes=1, rounds=2, classes={history.TREND_CLASS: reference}, stages=stages
+    )
+    run = {
+        "run_id": run_id,
+        "suite": "quick",
+        "started": f"2026-12-0{run_id[-1]}T02:00:00+00:00",
+        "finished": f"2026-12-0{run_id[-1]}T02:01:00+00:00",
+    }
+    return outputs.verdict(
+        outcome, run=run, names=["node000000", "node000001"], fabric={"rails": 1}, baseline={"classes": {}}
+    )
 
 
 def test_health_verdict_json_is_strict_when_a_test_went_unanswered(tmp_path):

@@ -12,8 +12,18 @@ NCCL_ROW = "     1048576        262144     float     sum      -1   512.40    2.0
 
 
 def _row(time_us, algbw, busbw, wrong=0, in_place=False):
-    return {"nbytes": 1048576, "count": 262144, "dtype": "float", "redop": "sum", "root": -1,
-            "time_us": time_us, "algbw_GBps": algbw, "busbw_GBps": busbw, "wrong": wrong, "in_place": in_place}  # fmt: skip
+    return {
+        "nbytes": 1048576,
+        "count": 262144,
+        "dtype": "float",
+        "redop": "sum",
+        "root": -1,
+        "time_us": time_us,
+        "algbw_GBps": algbw,
+        "busbw_GBps": busbw,
+        "wrong": wrong,
+        "in_place": in_place,
+    }
 
 
 def test_header_is_nccl_tests_header():
@@ -43,7 +53,9 @@ def test_unchecked_prints_na_and_footer_counts_failures():
 
 
 def test_p2p_lines_group_tests_by_pair_and_size():
-    rows = [{"peer_a": 0, "peer_b": 1, "nbytes": 8, "op": "latency", "time_us": 1.5, "algbw_GBps": 0.0, "wrong": 0},
-            {"peer_a": 0, "peer_b": 1, "nbytes": 8, "op": "bw", "time_us": 0.1, "algbw_GBps": 0.08, "wrong": 0}]  # fmt: skip
+    rows = [
+        {"peer_a": 0, "peer_b": 1, "nbytes": 8, "op": "latency", "time_us": 1.5, "algbw_GBps": 0.0, "wrong": 0},
+        {"peer_a": 0, "peer_b": 1, "nbytes": 8, "op": "bw", "time_us": 0.1, "algbw_GBps": 0.08, "wrong": 0},
+    ]
     (line,) = table.p2p_lines(rows, ["a", "b"])
     assert line.split() == ["0", "1", "a", "b", "8", "1.50", "0.08", "-", "0"]

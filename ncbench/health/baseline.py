@@ -50,8 +50,9 @@ def load(path: Path, fp_id: str, facts: dict, *, update: bool) -> tuple[dict, st
         )
     doc = read(target)
     if doc.get("fingerprint_id") != fp_id:
-        changed = sorted(k for k in set(facts) | set(doc.get("fingerprint", {}))
-                         if facts.get(k) != doc.get("fingerprint", {}).get(k))  # fmt: skip
+        changed = sorted(
+            k for k in set(facts) | set(doc.get("fingerprint", {})) if facts.get(k) != doc.get("fingerprint", {}).get(k)
+        )
         detail = ", ".join(f"{k}: {doc.get('fingerprint', {}).get(k)!r} -> {facts.get(k)!r}" for k in changed[:4])
         raise NcbenchError(
             f"{target} is the baseline of another configuration ({detail or 'fingerprint differs'}); an upgrade "
@@ -88,8 +89,12 @@ def update(path: Path, fp_id: str, facts: dict, classes: dict[str, float], run_i
     for key in sorted({k for n in nights for k in n["classes"]}):
         values = np.array([n["classes"][key] for n in nights if key in n["classes"]])
         median = float(np.median(values))
-        stats[key] = {"p50": round(median, 6), "mad": round(float(np.median(np.abs(values - median))), 6),
-                      "nights": len(values), "unit": "GBps"}  # fmt: skip
+        stats[key] = {
+            "p50": round(median, 6),
+            "mad": round(float(np.median(np.abs(values - median))), 6),
+            "nights": len(values),
+            "unit": "GBps",
+        }
     doc.update(
         nights=nights, classes=stats, method=f"median of the last {WINDOW_NIGHTS} healthy nights' class peer references"
     )

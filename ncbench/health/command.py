@@ -61,8 +61,10 @@ def check_options(opts: Options) -> None:
     if opts.update_baseline and opts.baseline is None:
         raise NcbenchError("--update-baseline needs --baseline DIR (where baselines are kept)")
     if opts.drain and shutil.which("scontrol") is None:
-        raise NcbenchError("--drain runs scontrol, which is not on PATH here; drop --drain to print the commands instead",
-                           EXIT_UNAVAILABLE)  # fmt: skip
+        raise NcbenchError(
+            "--drain runs scontrol, which is not on PATH here; drop --drain to print the commands instead",
+            EXIT_UNAVAILABLE,
+        )
     if opts.out is not None:
         records.claim(opts.out, opts.force)
 
@@ -93,16 +95,29 @@ def fabric_for(opts: Options, nnodes: int, rails: int) -> plan.Fabric:
         hosts, per_pod = base.hosts_per_leaf, base.leaves_per_pod
     else:
         hosts, per_pod = nnodes, 1
-    return plan.Fabric(nodes=nnodes, rails=rails, hosts_per_leaf=opts.hosts_per_leaf or hosts,
-                       leaves_per_pod=opts.leaves_per_pod or per_pod, adaptive_routing=opts.adaptive_routing)  # fmt: skip
+    return plan.Fabric(
+        nodes=nnodes,
+        rails=rails,
+        hosts_per_leaf=opts.hosts_per_leaf or hosts,
+        leaves_per_pod=opts.leaves_per_pod or per_pod,
+        adaptive_routing=opts.adaptive_routing,
+    )
 
 
 def facts(opts: Options, suite, mpi_library: str, rails: int, fabric: plan.Fabric) -> dict:
     """Return what the baseline's fingerprint is made of: what moves the numbers, not what varies nightly."""
-    return {"backend": "mpi", "mpi_library": mpi_library, "cpu": platform.processor() or platform.machine(),
-            "ranks_per_node": rails, "suite": suite.name, "nbytes": suite.nbytes, "samples": suite.samples,
-            "iters": suite.iters, "hosts_per_leaf": fabric.hosts_per_leaf,
-            "topology": opts.topology.stem if opts.topology else ""}  # fmt: skip
+    return {
+        "backend": "mpi",
+        "mpi_library": mpi_library,
+        "cpu": platform.processor() or platform.machine(),
+        "ranks_per_node": rails,
+        "suite": suite.name,
+        "nbytes": suite.nbytes,
+        "samples": suite.samples,
+        "iters": suite.iters,
+        "hosts_per_leaf": fabric.hosts_per_leaf,
+        "topology": opts.topology.stem if opts.topology else "",
+    }
 
 
 def setup(comm, opts: Options):
@@ -119,8 +134,10 @@ def setup(comm, opts: Options):
         job = describe_job(comm, Launch(ranks_per_node=opts.ranks_per_node))
         rails = job.ranks_per_node()
         if rails < 1:
-            raise NcbenchError("nodes hold different numbers of ranks; launch the same number on every node "
-                               "(--ntasks-per-node), or use --ranks-per-node")  # fmt: skip
+            raise NcbenchError(
+                "nodes hold different numbers of ranks; launch the same number on every node "
+                "(--ntasks-per-node), or use --ranks-per-node"
+            )
         suite = SUITES[opts.suite] if opts.nbytes is None else replace(SUITES[opts.suite], nbytes=opts.nbytes)
         fabric = fabric_for(opts, job.nnodes, rails)
         prepared = (job, node_names(job), fabric, suite)
@@ -170,20 +187,38 @@ def run(opts: Options) -> int:
     log = open(out_dir / "records.jsonl", "x")  # noqa: SIM115 - appended per round for the whole run
     serial = oversubscribed(job)
     runner = MPIRunner(where, job, names, fabric.rails, serial=serial, record=_recorder(log, run_id, names))
-    print(f"# ncbench health {suite.name}: {job.nnodes} nodes x {fabric.rails} rail(s), {fabric.leaves} leaf/leaves; "
-          f"timeout {opts.timeout_s:g} s per round; results in {out_dir}", flush=True)  # fmt: skip
+    print(
+        f"# ncbench health {suite.name}: {job.nnodes} nodes x {fabric.rails} rail(s), {fabric.leaves} leaf/leaves; "
+        f"timeout {opts.timeout_s:g} s per round; results in {out_dir}",
+        flush=True,
+    )
     if serial:
         print(f"# {SERIAL_NOTE}", flush=True)
     outcome = Orchestrator(runner, fabric, suite, opts.criteria, classes).run()
     log.close()
-    run_facts = {"run_id": run_id, "cluster": opts.cluster or os.environ.get("SLURM_CLUSTER_NAME", job.hosts[0]),
-                 "suite": suite.name, "started": started, "finished": records.now_iso(),
-                 "fingerprint_id": fp_id, "fingerprint": fp, "nodes_emulated": job.emulated,
-                 "tests_serialized": SERIAL_NOTE if serial else "", "env": sysinfo.recorded_env(os.environ),
-                 "criteria": asdict(opts.criteria), "timeout_s": opts.timeout_s}  # fmt: skip
+    run_facts = {
+        "run_id": run_id,
+        "cluster": opts.cluster or os.environ.get("SLURM_CLUSTER_NAME", job.hosts[0]),
+        "suite": suite.name,
+        "started": started,
+        "finished": records.now_iso(),
+        "fingerprint_id": fp_id,
+        "fingerprint": fp,
+        "nodes_emulated": job.emulated,
+        "tests_serialized": SERIAL_NOTE if serial else "",
+        "env": sysinfo.recorded_env(os.environ),
+        "criteria": asdict(opts.criteria),
+        "timeout_s": opts.timeout_s,
+    }
     base = {"note": note, "classes": classes, "path": str(opts.baseline) if opts.baseline else None}
-    fabric_facts = {"nodes": fabric.nodes, "rails": fabric.rails, "hosts_per_leaf": fabric.hosts_per_leaf,
-                    "leaves": fabric.leaves, "pods": fabric.pods, "adaptive_routing": fabric.adaptive_routing}  # fmt: skip
+    fabric_facts = {
+        "nodes": fabric.nodes,
+        "rails": fabric.rails,
+        "hosts_per_leaf": fabric.hosts_per_leaf,
+        "leaves": fabric.leaves,
+        "pods": fabric.pods,
+        "adaptive_routing": fabric.adaptive_routing,
+    }
     verdict = outputs.verdict(outcome, run=run_facts, names=names, fabric=fabric_facts, baseline=base)
     drains = outputs.drain_plan(verdict, max_drain_fraction=opts.max_drain_fraction, emulated=job.emulated)
     if opts.drain and drains["nodes"] and not job.emulated:
@@ -205,13 +240,25 @@ def _recorder(log, run_id: str, names: list[str]):
     def record(stage, round_no, tests, results):
         for i in range(len(tests)):
             a, b = int(tests.a[i]), int(tests.b[i])
-            log.write(records.json_text({
-                "run_id": run_id, "stage": stage, "round": round_no, "kind": str(tests.kind[i]),
-                "a": names[a] if a >= 0 else "", "b": names[b] if b >= 0 else "", "rail": int(tests.rail[i]),
-                "nbytes": int(tests.nbytes[i]), "busbw_GBps": round(float(results.value[i]), 6),
-                "spread": round(float(results.spread[i]), 4),
-                "wrong_from_a": bool(results.wrong_a[i]), "wrong_from_b": bool(results.wrong_b[i]),
-            }) + "\n")  # fmt: skip (json_text writes NaN, a test with no answer, as null)
+            log.write(
+                records.json_text(
+                    {
+                        "run_id": run_id,
+                        "stage": stage,
+                        "round": round_no,
+                        "kind": str(tests.kind[i]),
+                        "a": names[a] if a >= 0 else "",
+                        "b": names[b] if b >= 0 else "",
+                        "rail": int(tests.rail[i]),
+                        "nbytes": int(tests.nbytes[i]),
+                        "busbw_GBps": round(float(results.value[i]), 6),
+                        "spread": round(float(results.spread[i]), 4),
+                        "wrong_from_a": bool(results.wrong_a[i]),
+                        "wrong_from_b": bool(results.wrong_b[i]),
+                    }
+                )
+                + "\n"
+            )  # json_text writes NaN, a test with no answer, as null
         log.flush()
 
     return record

@@ -46,9 +46,11 @@ def _junit_nodes(path: Path) -> list[str]:
 def seen(v: dict) -> set[str]:
     """Return the node names one night knew: all it tested (newer verdicts), else the ones it named."""
     names = set(v.get("nodes", [])) | set(v.get("node_status", {}))
-    return names | {e["node"] for e in v.get("entities", []) if "node" in e} | {
-        n for e in v.get("entities", []) for n in e.get("ends", [])
-    }
+    return (
+        names
+        | {e["node"] for e in v.get("entities", []) if "node" in e}
+        | {n for e in v.get("entities", []) for n in e.get("ends", [])}
+    )
 
 
 def check_node(nights: list[dict], node: str) -> None:
@@ -59,7 +61,9 @@ def check_node(nights: list[dict], node: str) -> None:
     if node in known:
         return
     near = difflib.get_close_matches(node, sorted(known), n=3, cutoff=0.5)
-    hint = f"; nearest: {', '.join(near)}" if near else (f"; it saw e.g. {', '.join(sorted(known)[:3])}" if known else "")
+    hint = (
+        f"; nearest: {', '.join(near)}" if near else (f"; it saw e.g. {', '.join(sorted(known)[:3])}" if known else "")
+    )
     raise NcbenchError(f"no night in these {len(nights)} health run(s) tested a node named {node!r}{hint}", EXIT_USAGE)
 
 

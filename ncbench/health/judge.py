@@ -111,8 +111,9 @@ def beyond_noise(values, ref: Reference, criteria: Criteria, spread=None) -> np.
         return np.asarray(values) < criteria.noise_cut(noise_of(ref, spread)) * ref.value
 
 
-def evidence(value: float, ref: Reference, spread: float = float("nan"), criteria: Criteria | None = None,
-             **where) -> dict:
+def evidence(
+    value: float, ref: Reference, spread: float = float("nan"), criteria: Criteria | None = None, **where
+) -> dict:
     """Return one evidence record: the raw value beside the peer reference, its noise and the baseline."""
 
     def rounded(x):  # significant figures: an 8 B allreduce's busbw is 1e-4 GB/s

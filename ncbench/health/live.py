@@ -231,8 +231,10 @@ def serve(where: Where) -> int:
         nap = POLL_MIN_S
         while not comm.iprobe(source=0, tag=ASSIGN_TAG, status=status):
             if time.monotonic() > deadline:
-                _say(f"rank {comm.rank} heard nothing from rank 0 for {wait_s:g} s; rank 0 stopped answering; "
-                     f"ending (exit {EXIT_UNKNOWN})")  # fmt: skip
+                _say(
+                    f"rank {comm.rank} heard nothing from rank 0 for {wait_s:g} s; rank 0 stopped answering; "
+                    f"ending (exit {EXIT_UNKNOWN})"
+                )
                 os._exit(EXIT_UNKNOWN)
             time.sleep(nap)
             nap = min(nap * 2, POLL_MAX_S)
@@ -356,8 +358,10 @@ class MPIRunner:
         for r in sorted(waiting):
             node = self.job.node_of[r]
             if not self.unreachable[node]:
-                _say(f"rank {r} ({self.names[node]}) did not report round {self.round_no} ({stage}) within "
-                     f"{budget + REPORT_GRACE_S:g} s; it is left out from now on (UNKNOWN)")  # fmt: skip
+                _say(
+                    f"rank {r} ({self.names[node]}) did not report round {self.round_no} ({stage}) within "
+                    f"{budget + REPORT_GRACE_S:g} s; it is left out from now on (UNKNOWN)"
+                )
             self.unreachable[node] = True
         return self._combine(tests, reports)
 

@@ -72,9 +72,12 @@ def drain_plan(v: dict, *, max_drain_fraction: float, emulated: bool) -> dict:
     cap = max(1, math.floor(max_drain_fraction * v["coverage"]["nodes_expected"]))
     plan = {"cap": cap, "nodes": reasons, "held_back": False, "note": ""}
     if len(reasons) > cap:
-        plan.update(nodes={}, held_back=True,
-                    note=f"{len(reasons)} nodes failed, more than the cap of {cap}: a shared cause is likelier than "
-                         f"{len(reasons)} bad nodes; nothing drained (NCB-SHARED-CAUSE)")  # fmt: skip
+        plan.update(
+            nodes={},
+            held_back=True,
+            note=f"{len(reasons)} nodes failed, more than the cap of {cap}: a shared cause is likelier than "
+            f"{len(reasons)} bad nodes; nothing drained (NCB-SHARED-CAUSE)",
+        )
     elif emulated and reasons:
         plan["note"] = "nodes are emulated (--ranks-per-node): the commands below name no real Slurm node"
     return plan
@@ -129,10 +132,24 @@ def prometheus(v: dict, finished_s: float) -> str:
                 f"{name}{{{text}}} {_sample(value)}" if text else f"{name} {_sample(value)}"
             )  # a timestamp needs 10 digits
 
-    metric("ncbench_health_status", "Verdict of the last ncbench health run (0=PASS,1=WARN,2=FAIL,3=UNKNOWN,4=SKIPPED).",
-           [({"entity": "run", "suite": v["suite"]}, STATE_VALUE[v["status"]])]
-           + [({"entity": e["kind"], "id": e["id"], "node": e.get("node", ""), "rail": e.get("rail", ""), "code": e["code"]},
-               STATE_VALUE[e["status"]]) for e in v["entities"]])  # fmt: skip
+    metric(
+        "ncbench_health_status",
+        "Verdict of the last ncbench health run (0=PASS,1=WARN,2=FAIL,3=UNKNOWN,4=SKIPPED).",
+        [({"entity": "run", "suite": v["suite"]}, STATE_VALUE[v["status"]])]
+        + [
+            (
+                {
+                    "entity": e["kind"],
+                    "id": e["id"],
+                    "node": e.get("node", ""),
+                    "rail": e.get("rail", ""),
+                    "code": e["code"],
+                },
+                STATE_VALUE[e["status"]],
+            )
+            for e in v["entities"]
+        ],
+    )
     metric(
         "ncbench_health_stage_status",
         "State of each stage of the last run (same encoding).",
@@ -189,28 +206,37 @@ def junit(v: dict, names: list[str]) -> str:
     first = {}
     for e in v["entities"]:
         first.setdefault(e.get("node"), e)
-    nodes = [case("ncbench.health.nodes", n, s, line(first[n]) if n in first else "", first[n]["code"] if n in first else "")
-             for n, s in [(n, v["node_status"].get(n, PASS)) for n in names]]  # fmt: skip
+    nodes = [
+        case("ncbench.health.nodes", n, s, line(first[n]) if n in first else "", first[n]["code"] if n in first else "")
+        for n, s in [(n, v["node_status"].get(n, PASS)) for n in names]
+    ]
     fabric = [
         case("ncbench.health.fabric", e["id"], e["status"], line(e), e["code"])
         for e in v["entities"]
         if "node" not in e
     ]
-    stages = [case("ncbench.health.stages", s["stage"], s["status"], s["note"] or f"{s['tests']} tests, {s['slow']} slow")
-              for s in v["stages"]]  # fmt: skip
+    stages = [
+        case("ncbench.health.stages", s["stage"], s["status"], s["note"] or f"{s['tests']} tests, {s['slow']} slow")
+        for s in v["stages"]
+    ]
     suites = []
     for name, cases in (("nodes", nodes), ("fabric", fabric), ("stages", stages)):
         failures = sum("<failure" in c for c in cases)
         errors = sum("<error" in c for c in cases)
         skipped = sum("<skipped" in c for c in cases)
-        suites.append(f'  <testsuite name="ncbench.health.{name}" tests="{len(cases)}" failures="{failures}" '
-                      f'errors="{errors}" skipped="{skipped}" timestamp={quoteattr(v["started"])}>')  # fmt: skip
+        suites.append(
+            f'  <testsuite name="ncbench.health.{name}" tests="{len(cases)}" failures="{failures}" '
+            f'errors="{errors}" skipped="{skipped}" timestamp={quoteattr(v["started"])}>'
+        )
         suites += cases
         suites.append("  </testsuite>")
     total = sum(c.startswith("    <testcase") for c in suites)
-    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
-            f'<testsuites name="ncbench-health" tests="{total}" timestamp={quoteattr(v["started"])}>\n'
-            + "\n".join(suites) + "\n</testsuites>\n")  # fmt: skip
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<testsuites name="ncbench-health" tests="{total}" timestamp={quoteattr(v["started"])}>\n'
+        + "\n".join(suites)
+        + "\n</testsuites>\n"
+    )
 
 
 def line(e: dict) -> str:

@@ -39,8 +39,12 @@ def draw_faults(fabric: plan.Fabric, rng, *, nodes: int, nics: int, links: int, 
         i = rng.integers(len(src))
         path = plan.flow_links(fabric, src[i : i + 1], dst[i : i + 1], rng.integers(fabric.rails, size=1))[0]
         chosen.add(int(rng.choice(path[path >= 0])))
-    return Faults(nodes=tuple(int(n) for n in bad_nodes), nics=tuple(zip(map(int, nic_nodes), map(int, nic_rails))),
-                  links=tuple(sorted(chosen)), factor=factor)  # fmt: skip
+    return Faults(
+        nodes=tuple(int(n) for n in bad_nodes),
+        nics=tuple(zip(map(int, nic_nodes), map(int, nic_rails))),
+        links=tuple(sorted(chosen)),
+        factor=factor,
+    )
 
 
 class SimRunner:
@@ -135,9 +139,19 @@ def simulate(
     faults = draw_faults(fabric, rng, nodes=bad_nodes, nics=bad_nics, links=bad_links, factor=factor)
     runner = SimRunner(fabric, faults, noise=noise, rng=rng)
     outcome = Orchestrator(runner, fabric, SUITES[suite], criteria or Criteria(), baseline=None).run()
-    return {"rounds": outcome.rounds, "stages": outcome.stages, **score(outcome.entities, truth_ids(fabric, faults, runner.names)),
-            "fabric": {"nodes": fabric.nodes, "rails": fabric.rails, "hosts_per_leaf": fabric.hosts_per_leaf,
-                       "leaves_per_pod": fabric.leaves_per_pod, "leaves": fabric.leaves, "pods": fabric.pods}}  # fmt: skip
+    return {
+        "rounds": outcome.rounds,
+        "stages": outcome.stages,
+        **score(outcome.entities, truth_ids(fabric, faults, runner.names)),
+        "fabric": {
+            "nodes": fabric.nodes,
+            "rails": fabric.rails,
+            "hosts_per_leaf": fabric.hosts_per_leaf,
+            "leaves_per_pod": fabric.leaves_per_pod,
+            "leaves": fabric.leaves,
+            "pods": fabric.pods,
+        },
+    }
 
 
 def trials(topology, *, trials: int, seed: int, round_s: float, **kw) -> dict:

@@ -50,9 +50,13 @@ class Round:
         n = len(a)
         arr = np.asarray
         full = np.full
-        return cls(full(n, kind, dtype=KIND) if isinstance(kind, str) else arr(kind, dtype=KIND),
-                   arr(a, dtype=np.int64), arr(b, dtype=np.int64), arr(rail, dtype=np.int64),
-                   full(n, nbytes, dtype=np.int64) if np.isscalar(nbytes) else arr(nbytes, dtype=np.int64))  # fmt: skip
+        return cls(
+            full(n, kind, dtype=KIND) if isinstance(kind, str) else arr(kind, dtype=KIND),
+            arr(a, dtype=np.int64),
+            arr(b, dtype=np.int64),
+            arr(rail, dtype=np.int64),
+            full(n, nbytes, dtype=np.int64) if np.isscalar(nbytes) else arr(nbytes, dtype=np.int64),
+        )
 
     def __len__(self) -> int:
         return len(self.a)
@@ -165,8 +169,16 @@ class Orchestrator:
         self.out.entities.append({**entry, **extra, "evidence": list(evidence)})
 
     def _stage(self, name: str, tests: int, slow: int, unanswered: int, status: str = PASS, note: str = "") -> None:
-        self.out.stages.append({"stage": name, "tests": int(tests), "slow": int(slow), "unanswered": int(unanswered),
-                                "status": status, "note": note})  # fmt: skip
+        self.out.stages.append(
+            {
+                "stage": name,
+                "tests": int(tests),
+                "slow": int(slow),
+                "unanswered": int(unanswered),
+                "status": status,
+                "note": note,
+            }
+        )
 
     def alive(self) -> np.ndarray:
         return ~self.runner.unreachable
@@ -176,8 +188,15 @@ class Orchestrator:
             for i in np.flatnonzero(wrong):
                 node = int(getattr(tests, end)[i])
                 rail = int(tests.rail[i])
-                self._entity("nic", f"{self.runner.names[node]}/rail{rail}", FAIL, "NCB-DATA-CORRUPT", node=node, rail=rail,
-                             evidence=[{"stage": stage, "test": str(tests.kind[i]), "from": self.runner.names[node]}])  # fmt: skip
+                self._entity(
+                    "nic",
+                    f"{self.runner.names[node]}/rail{rail}",
+                    FAIL,
+                    "NCB-DATA-CORRUPT",
+                    node=node,
+                    rail=rail,
+                    evidence=[{"stage": stage, "test": str(tests.kind[i]), "from": self.runner.names[node]}],
+                )
                 if rail >= 0:
                     self.failed[node, rail] = True
 
@@ -185,8 +204,14 @@ class Orchestrator:
         known = {e["node"] for e in self.out.entities if e["code"] == "NCB-UNREACHABLE"}
         for node in np.flatnonzero(self.runner.unreachable):
             if self.runner.names[node] not in known:
-                self._entity("node", self.runner.names[node], UNKNOWN, "NCB-UNREACHABLE", node=node,
-                             evidence=[{"stage": stage, "note": "no answer within the round's deadline"}])  # fmt: skip
+                self._entity(
+                    "node",
+                    self.runner.names[node],
+                    UNKNOWN,
+                    "NCB-UNREACHABLE",
+                    node=node,
+                    evidence=[{"stage": stage, "note": "no answer within the round's deadline"}],
+                )
                 self.failed[node, :] = True
 
     # ------------------------------------------------------------------------------------ stages
@@ -225,17 +250,29 @@ class Orchestrator:
                     cleared += 1
                     continue
                 node, rail = int(tests.a[i]), int(tests.rail[i])
-                ev = [self._evidence(res.value[i], ref, res.spread[i], stage="local", test=str(tests.kind[i])),
-                      self._evidence(second.value[j], ref, second.spread[j], stage="local retest",
-                                     test=str(tests.kind[i]))]  # fmt: skip
+                ev = [
+                    self._evidence(res.value[i], ref, res.spread[i], stage="local", test=str(tests.kind[i])),
+                    self._evidence(
+                        second.value[j], ref, second.spread[j], stage="local retest", test=str(tests.kind[i])
+                    ),
+                ]
                 noisy = self._noisy(ev)
                 if rail >= 0:
-                    self._entity("nic", f"{self.runner.names[node]}/rail{rail}", FAIL, "NCB-NIC-LOOPBACK", node=node,
-                                 rail=rail, evidence=ev, noisy=noisy)  # fmt: skip
+                    self._entity(
+                        "nic",
+                        f"{self.runner.names[node]}/rail{rail}",
+                        FAIL,
+                        "NCB-NIC-LOOPBACK",
+                        node=node,
+                        rail=rail,
+                        evidence=ev,
+                        noisy=noisy,
+                    )
                     self.failed[node, rail] = not noisy
                 else:
-                    self._entity("node", self.runner.names[node], FAIL, "NCB-NODE-LOCAL", node=node, evidence=ev,
-                                 noisy=noisy)  # fmt: skip
+                    self._entity(
+                        "node", self.runner.names[node], FAIL, "NCB-NODE-LOCAL", node=node, evidence=ev, noisy=noisy
+                    )
                     self.failed[node, :] = not noisy
         note = f"{cleared} strike(s) cleared on a second measurement" if cleared else ""
         self._stage("local", len(tests), int(slow.sum()) - cleared, int((~res.answered).sum()), note=note)
@@ -261,7 +298,9 @@ class Orchestrator:
         if len(tests) == 0:
             self._stage("pairs", 0, 0, 0, SKIPPED, "fewer than two healthy nodes")
             none = Round.of("pair", [], [], [], 0)
-            return PairFindings(judge.reference(np.array([])), suspects, none, np.array([]), np.array([]), unpaired, partner)
+            return PairFindings(
+                judge.reference(np.array([])), suspects, none, np.array([]), np.array([]), unpaired, partner
+            )
         res = self._round("pairs", tests)
         self._unreachable("pairs")
         ref = self._reference("pairs.intra_leaf", res)
@@ -279,8 +318,14 @@ class Orchestrator:
             a, b = int(tests.a[i]), int(tests.b[i])
             if self.runner.unreachable[a] or (b >= 0 and self.runner.unreachable[b]):
                 continue
-            self._entity("pair", f"{self.runner.names[a]}<->{self.runner.names[b]}/rail{tests.rail[i]}", UNKNOWN,
-                         "NCB-UNREACHABLE", rail=tests.rail[i], evidence=[{"stage": stage, "note": "test timed out"}])  # fmt: skip
+            self._entity(
+                "pair",
+                f"{self.runner.names[a]}<->{self.runner.names[b]}/rail{tests.rail[i]}",
+                UNKNOWN,
+                "NCB-UNREACHABLE",
+                rail=tests.rail[i],
+                evidence=[{"stage": stage, "note": "test timed out"}],
+            )
 
     def confirm(self, found: "PairFindings") -> "PairFindings":
         """Round 2: each suspect (and the node the matching left out) with a distinct known-good partner."""
@@ -312,23 +357,56 @@ class Orchestrator:
         for node in np.unique(tests.a[slow]):
             mine = np.flatnonzero((tests.a == node) & slow)
             ev = self._first_strike(node, found) + [
-                self._evidence(res.value[i], found.ref, res.spread[i], stage="confirm",
-                               partner=self.runner.names[tests.b[i]], rail=int(tests.rail[i])) for i in mine]  # fmt: skip
-            ev += [self._evidence(again.value[i], found.ref, again.spread[i], stage="confirm retest",
-                                  partner=self.runner.names[tests.b[i]], rail=int(tests.rail[i]))
-                   for i in mine if third[i]]  # fmt: skip
+                self._evidence(
+                    res.value[i],
+                    found.ref,
+                    res.spread[i],
+                    stage="confirm",
+                    partner=self.runner.names[tests.b[i]],
+                    rail=int(tests.rail[i]),
+                )
+                for i in mine
+            ]
+            ev += [
+                self._evidence(
+                    again.value[i],
+                    found.ref,
+                    again.spread[i],
+                    stage="confirm retest",
+                    partner=self.runner.names[tests.b[i]],
+                    rail=int(tests.rail[i]),
+                )
+                for i in mine
+                if third[i]
+            ]
             noisy = self._noisy(ev)
             for status, pick in ((FAIL, third), (WARN, slow & ~second)):  # one strike (a new rail, or unpaired): WARN
                 rails = np.unique(tests.rail[(tests.a == node) & pick])
                 if not len(rails):
                     continue
                 if len(rails) == self.fabric.rails:
-                    self._entity("node", self.runner.names[node], status, "NCB-NODE-SLOW", node=node, evidence=ev,
-                                 rails=[int(r) for r in rails], noisy=noisy)  # fmt: skip
+                    self._entity(
+                        "node",
+                        self.runner.names[node],
+                        status,
+                        "NCB-NODE-SLOW",
+                        node=node,
+                        evidence=ev,
+                        rails=[int(r) for r in rails],
+                        noisy=noisy,
+                    )
                 else:
                     for r in rails:
-                        self._entity("nic", f"{self.runner.names[node]}/rail{r}", status, "NCB-RAIL-SLOW", node=node,
-                                     rail=r, evidence=[e for e in ev if e.get("rail") == r], noisy=noisy)  # fmt: skip
+                        self._entity(
+                            "nic",
+                            f"{self.runner.names[node]}/rail{r}",
+                            status,
+                            "NCB-RAIL-SLOW",
+                            node=node,
+                            rail=r,
+                            evidence=[e for e in ev if e.get("rail") == r],
+                            noisy=noisy,
+                        )
                 if status == FAIL and not noisy:
                     self.failed[node, rails] = True
         self._corrupt("confirm", tests, res)
@@ -342,8 +420,12 @@ class Orchestrator:
 
     def _remeasure(self, stage: str, tests: "Round", pick: np.ndarray, ref: Reference) -> tuple[np.ndarray, Results]:
         """Measure the picked tests again, later; return (which are slow again, the new results by test index)."""
-        again = Results(np.full(len(tests), np.nan), np.zeros(len(tests), dtype=bool),
-                        np.zeros(len(tests), dtype=bool), np.full(len(tests), np.nan))  # fmt: skip
+        again = Results(
+            np.full(len(tests), np.nan),
+            np.zeros(len(tests), dtype=bool),
+            np.zeros(len(tests), dtype=bool),
+            np.full(len(tests), np.nan),
+        )
         if not pick.any():
             return np.zeros(len(tests), dtype=bool), again
         idx = np.flatnonzero(pick)
@@ -358,17 +440,39 @@ class Orchestrator:
     def _first_strike(self, node: int, found: "PairFindings") -> list[dict]:
         sp = found.slow
         mine = np.flatnonzero((sp.a == node) | (sp.b == node))
-        return [self._evidence(found.slow_values[i], found.ref, found.slow_spreads[i], stage="pairs", rail=int(sp.rail[i]),
-                               partner=self.runner.names[sp.b[i] if sp.a[i] == node else sp.a[i]]) for i in mine]  # fmt: skip
+        return [
+            self._evidence(
+                found.slow_values[i],
+                found.ref,
+                found.slow_spreads[i],
+                stage="pairs",
+                rail=int(sp.rail[i]),
+                partner=self.runner.names[sp.b[i] if sp.a[i] == node else sp.a[i]],
+            )
+            for i in mine
+        ]
 
     def _flag_unconfirmed(self, node: int, why: str, found: "PairFindings") -> None:
         if found.suspects[node].any():
             ev = self._first_strike(node, found)
-            self._entity("node", self.runner.names[node], WARN, "NCB-NODE-SLOW", node=node, noisy=self._noisy(ev),
-                         evidence=ev + [{"stage": "confirm", "note": why}])  # fmt: skip
+            self._entity(
+                "node",
+                self.runner.names[node],
+                WARN,
+                "NCB-NODE-SLOW",
+                node=node,
+                noisy=self._noisy(ev),
+                evidence=ev + [{"stage": "confirm", "note": why}],
+            )
         else:
-            self._entity("node", self.runner.names[node], UNKNOWN, "NCB-SETUP", node=node,
-                         evidence=[{"stage": "pairs", "note": f"left without a partner; {why}"}])  # fmt: skip
+            self._entity(
+                "node",
+                self.runner.names[node],
+                UNKNOWN,
+                "NCB-SETUP",
+                node=node,
+                evidence=[{"stage": "pairs", "note": f"left without a partner; {why}"}],
+            )
 
     def retest(self, found: "PairFindings") -> None:
         """Round 3 (only when needed): slow pairs neither of whose ends was slow with a known-good node."""
@@ -389,12 +493,22 @@ class Orchestrator:
             a, b, r = int(sp.a[i]), int(sp.b[i]), int(sp.rail[i])
             if not res.answered[j]:
                 continue
-            ev = [self._evidence(found.slow_values[i], found.ref, found.slow_spreads[i], stage="pairs", rail=r),
-                  self._evidence(res.value[j], found.ref, res.spread[j], stage="retest", rail=r)]  # fmt: skip
+            ev = [
+                self._evidence(found.slow_values[i], found.ref, found.slow_spreads[i], stage="pairs", rail=r),
+                self._evidence(res.value[j], found.ref, res.spread[j], stage="retest", rail=r),
+            ]
             noisy = self._noisy(ev)
             if slow[j]:
-                self._entity("pair", f"{self.runner.names[a]}<->{self.runner.names[b]}/rail{r}", FAIL, "NCB-PAIR-SLOW",
-                             rail=r, ends=[self.runner.names[a], self.runner.names[b]], evidence=ev, noisy=noisy)  # fmt: skip
+                self._entity(
+                    "pair",
+                    f"{self.runner.names[a]}<->{self.runner.names[b]}/rail{r}",
+                    FAIL,
+                    "NCB-PAIR-SLOW",
+                    rail=r,
+                    ends=[self.runner.names[a], self.runner.names[b]],
+                    evidence=ev,
+                    noisy=noisy,
+                )
         self._record_unanswered("retest", tests, res)
         cleared = int((res.answered & ~slow).sum())
         note = f"{cleared} slow pair(s) cleared: fast on retest, and both ends fast with others" if cleared else ""
@@ -431,20 +545,42 @@ class Orchestrator:
             slow_rows.append(links[slow])
             for i in np.flatnonzero(slow):
                 for link in links[i][links[i] >= 0]:
-                    ev_of.setdefault(int(link), []).append(self._evidence(
-                        res.value[i], ref, res.spread[i], stage="fabric", round=f"{kind} +{offset}",
-                        flow=f"{self.runner.names[tests.a[i]]}->{self.runner.names[tests.b[i]]}"))  # fmt: skip
+                    ev_of.setdefault(int(link), []).append(
+                        self._evidence(
+                            res.value[i],
+                            ref,
+                            res.spread[i],
+                            stage="fabric",
+                            round=f"{kind} +{offset}",
+                            flow=f"{self.runner.names[tests.a[i]]}->{self.runner.names[tests.b[i]]}",
+                        )
+                    )
             counts += (len(tests), int(slow.sum()), int((~res.answered).sum()))
             self._corrupt("fabric", tests, res)
         found = judge.localize_links(np.concatenate(slow_rows), cleared)
         for link, count in found.blamed.items():
             name = plan.describe_link(self.fabric, link)
-            self._entity("link", name, FAIL if count >= 2 else WARN, "NCB-LINK-SLOW", rail=link // (4 * self.fabric.link_space),
-                         evidence=ev_of.get(link, [])[:4], slow_flows=count, noisy=link in noisy_links)  # fmt: skip
+            self._entity(
+                "link",
+                name,
+                FAIL if count >= 2 else WARN,
+                "NCB-LINK-SLOW",
+                rail=link // (4 * self.fabric.link_space),
+                evidence=ev_of.get(link, [])[:4],
+                slow_flows=count,
+                noisy=link in noisy_links,
+            )
         for candidates in found.ambiguous[:100]:
             names = [plan.describe_link(self.fabric, c) for c in candidates]
-            self._entity("link", " | ".join(names), WARN, "NCB-LINK-SUSPECT", evidence=ev_of.get(candidates[0], [])[:2],
-                         candidates=names, noisy=set(candidates) <= noisy_links)  # fmt: skip
+            self._entity(
+                "link",
+                " | ".join(names),
+                WARN,
+                "NCB-LINK-SUSPECT",
+                evidence=ev_of.get(candidates[0], [])[:2],
+                candidates=names,
+                noisy=set(candidates) <= noisy_links,
+            )
         note = (
             f"{found.unexplained} slow flow(s) every link of which also carried a good flow"
             if found.unexplained
@@ -470,8 +606,14 @@ class Orchestrator:
                 slow_count += 1
                 noise = max(float(judge.noise_of(ref, res.spread[i : i + 1])[0]), ref.baseline_noise)
                 noisy = res.value[i] >= self.criteria.noise_cut(noise) * ref.baseline_p50  # within the noise
-                self._entity("job", f"allreduce {nbytes} B", WARN, "NCB-SCALE-SLOW", noisy=noisy,
-                             evidence=[self._evidence(res.value[i], ref, stage="scale", nbytes=int(nbytes))])  # fmt: skip
+                self._entity(
+                    "job",
+                    f"allreduce {nbytes} B",
+                    WARN,
+                    "NCB-SCALE-SLOW",
+                    noisy=noisy,
+                    evidence=[self._evidence(res.value[i], ref, stage="scale", nbytes=int(nbytes))],
+                )
         note = (
             "" if any(f"scale.allreduce.{n}" in self.baseline for n in sizes) else "no baseline: recorded, not judged"
         )
@@ -488,11 +630,24 @@ class Orchestrator:
             ref = self.refs[key]
             noise = max(ref.noise, ref.baseline_noise)  # tonight's scatter, and the baseline's from night to night
             if tonight < self.criteria.ratio(noise) * p50:
-                self._entity("fleet", key, FAIL, "NCB-SHARED-CAUSE", drain=False,
-                             noisy=tonight >= self.criteria.noise_cut(noise) * p50,
-                             evidence=[{"class": key, "peer_ref_tonight": round(tonight, 4), "baseline_p50": p50,
-                                        "ratio_to_baseline": round(tonight / p50, 4), "spread": round(ref.noise, 4),
-                                        "peer_spread": round(ref.baseline_noise, 4)}])  # fmt: skip
+                self._entity(
+                    "fleet",
+                    key,
+                    FAIL,
+                    "NCB-SHARED-CAUSE",
+                    drain=False,
+                    noisy=tonight >= self.criteria.noise_cut(noise) * p50,
+                    evidence=[
+                        {
+                            "class": key,
+                            "peer_ref_tonight": round(tonight, 4),
+                            "baseline_p50": p50,
+                            "ratio_to_baseline": round(tonight / p50, 4),
+                            "spread": round(ref.noise, 4),
+                            "peer_spread": round(ref.baseline_noise, 4),
+                        }
+                    ],
+                )
         failing = [e for e in self.out.entities if e["status"] == FAIL and e["kind"] in ("node", "nic") and "node" in e]
         groups: dict[str, tuple[int, list[dict]]] = {}  # key -> (nodes in the group, its failing entities)
         index = {name: n for n, name in enumerate(self.runner.names)} if failing else {}
@@ -508,8 +663,15 @@ class Orchestrator:
             if len(nodes) >= max(self.criteria.shared_min, self.criteria.shared_fraction * members):
                 if all(id(e) in grouped for e in entries):
                     continue
-                self._entity("group", key, FAIL, "NCB-SHARED-CAUSE", drain=False, members=sorted(nodes)[:10],
-                             evidence=[{"failing_nodes": len(nodes), "members": members}])  # fmt: skip
+                self._entity(
+                    "group",
+                    key,
+                    FAIL,
+                    "NCB-SHARED-CAUSE",
+                    drain=False,
+                    members=sorted(nodes)[:10],
+                    evidence=[{"failing_nodes": len(nodes), "members": members}],
+                )
                 grouped.update(id(e) for e in entries)
         self.out.entities = [e for e in self.out.entities if id(e) not in grouped]
 

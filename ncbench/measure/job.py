@@ -11,9 +11,13 @@ THREAD_LEVELS = ("single", "funneled", "serialized", "multiple")
 # Launchers say how many ranks share this node before MPI starts (the thread level must be
 # chosen before MPI_Init): MPICH hydra, Open MPI, MVAPICH, Intel MPI / PMI, Cray PALS.
 LOCAL_SIZE_VARS = (
-    "MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE", "MV2_COMM_WORLD_LOCAL_SIZE",
-    "PMI_LOCAL_SIZE", "MPI_LOCALNPROCS", "PALS_LOCAL_SIZE",
-)  # fmt: skip
+    "MPI_LOCALNRANKS",
+    "OMPI_COMM_WORLD_LOCAL_SIZE",
+    "MV2_COMM_WORLD_LOCAL_SIZE",
+    "PMI_LOCAL_SIZE",
+    "MPI_LOCALNPROCS",
+    "PALS_LOCAL_SIZE",
+)
 
 
 def local_size_from_env(environ: dict) -> int | None:
@@ -79,9 +83,7 @@ def describe(hosts: list[str], ranks_per_node: int | None) -> Job:
         if ranks_per_node < 1:
             raise NcbenchError(f"--ranks-per-node must be at least 1, not {ranks_per_node}")
         if len(hosts) % ranks_per_node:
-            raise NcbenchError(
-                f"--ranks-per-node {ranks_per_node} does not divide the {len(hosts)} ranks of this job"
-            )
+            raise NcbenchError(f"--ranks-per-node {ranks_per_node} does not divide the {len(hosts)} ranks of this job")
         node_of = tuple(r // ranks_per_node for r in range(len(hosts)))
         return Job(tuple(hosts), node_of, emulated=len(set(hosts)) < max(node_of) + 1)
     order: dict[str, int] = {}

@@ -37,8 +37,9 @@ class PairSweep:
     backend: str = "mpi"
 
     def sizes(self) -> list[int]:
-        return harness.Sweep(op="sendrecv", min_bytes=self.min_bytes, max_bytes=self.max_bytes,
-                             step_factor=self.step_factor).sizes()  # fmt: skip
+        return harness.Sweep(
+            op="sendrecv", min_bytes=self.min_bytes, max_bytes=self.max_bytes, step_factor=self.step_factor
+        ).sizes()
 
 
 def check_pair_sweep(sweep: PairSweep, nranks: int) -> None:
@@ -123,19 +124,23 @@ class Link:
         send, recv = pc.Send_init(self.message(buf), peer, DATA_TAG), pc.Recv_init(self.message(rbuf), peer, DATA_TAG)
         send_start, send_wait, recv_start, recv_wait = send.Start, send.Wait, recv.Start, recv.Wait
         if self.alone:
+
             def there_and_back():  # each leg a posted receive, then the send that matches it
                 for _ in range(2):
                     recv_start()
                     send_start()
                     send_wait()
                     recv_wait()
+
             return there_and_back, (send, recv)
         if self.first:
+
             def initiate():
                 send_start()
                 send_wait()
                 recv_start()
                 recv_wait()
+
             return initiate, (send, recv)
 
         def answer():
@@ -143,6 +148,7 @@ class Link:
             recv_wait()
             send_start()
             send_wait()
+
         return answer, (send, recv)
 
     def _nccl_latency(self, buf, rbuf):
@@ -153,6 +159,7 @@ class Link:
             def there_and_back():
                 leg()
                 leg()
+
             return there_and_back
         send, recv = group(sends=[(buf, n, peer)]), group(recvs=[(rbuf, n, peer)])
         first, second = (send, recv) if self.first else (recv, send)
@@ -160,6 +167,7 @@ class Link:
         def round_trip():  # one stream: the second leg starts when the first has completed
             first()
             second()
+
         return round_trip
 
     def window(self, buf, rbuf, window: int, both: bool):
@@ -172,20 +180,25 @@ class Link:
         waitall = MPI.Request.Waitall
         buf, rbuf = self.message(buf), self.message(rbuf)  # parsed once
         if both or self.alone:
+
             def call():  # bibw (or a rank with itself): post a window of receives and a window of sends
                 reqs = [pc.Irecv(rbuf, peer, DATA_TAG) for _ in range(window)]
                 reqs += [pc.Isend(buf, peer, DATA_TAG) for _ in range(window)]
                 waitall(reqs)
+
             return call
         if self.first:
+
             def send_window():
                 waitall([pc.Isend(buf, peer, DATA_TAG) for _ in range(window)])
                 pc.Recv(ack, peer, ACK_TAG)
+
             return send_window
 
         def recv_window():
             waitall([pc.Irecv(rbuf, peer, DATA_TAG) for _ in range(window)])
             pc.Send(ack, peer, ACK_TAG)
+
         return recv_window
 
     def _nccl_window(self, buf, rbuf, window: int, both: bool):
@@ -200,14 +213,16 @@ class Link:
         def call():
             data()
             ack()
+
         return call
 
     def one_way(self, buf, rbuf):
         """Return a call moving `buf` from the pair's first rank into the last rank's `rbuf`."""
         n = len(buf)
         if self.nccl:
-            return self.backend.p2p(sends=[(buf, n, self.peer)] if self.first else (),
-                                    recvs=[(rbuf, n, self.peer)] if self.last else ())  # fmt: skip
+            return self.backend.p2p(
+                sends=[(buf, n, self.peer)] if self.first else (), recvs=[(rbuf, n, self.peer)] if self.last else ()
+            )
         pc, peer = self.pc, self.mpi_peer
         if self.alone:
             return lambda: pc.Sendrecv(self.message(buf), peer, DATA_TAG, self.message(rbuf), peer, DATA_TAG)
@@ -235,7 +250,9 @@ def measure_pair(sweep: PairSweep, pc, pair: tuple[int, int], injector, watchdog
     for nbytes in sweep.sizes():
         s, r = buf[:nbytes], rbuf[:nbytes]
         for test in tests:
-            raw, requests = link.latency(s, r) if test == "latency" else (link.window(s, r, sweep.window, test == "bibw"), ())
+            raw, requests = (
+                link.latency(s, r) if test == "latency" else (link.window(s, r, sweep.window, test == "bibw"), ())
+            )
             call = harness._timed_call(raw, pre)
             what = f"p2p {test} {format_size(nbytes)} between ranks {pair[0]} and {pair[1]}"
             watchdog.arm(what)
@@ -257,7 +274,7 @@ def measure_pair(sweep: PairSweep, pc, pair: tuple[int, int], injector, watchdog
                 row = _row(test, nbytes, slowest, sweep, iters, samples, pair, 1 if same_node else 2, now_iso())
                 rows.append(_timed_by(row, backend, device, sweep.window))
         wrong = check_pair(link, s, r, injector) if sweep.check else -1
-        for row in rows[-len(tests):] if pc.rank == 0 else []:
+        for row in rows[-len(tests) :] if pc.rank == 0 else []:
             row["wrong"] = wrong
             row["wrong_sources"] = str(pair[0]) if wrong > 0 else ""
     return rows
@@ -298,13 +315,36 @@ def _row(test, nbytes, per_call_s, sweep, iters, samples, pair, nnodes, when) ->
     mean_us = float(times_us.mean())
     bandwidth = ops.algbw_GBps(moved, mean_us)
     return {
-        "op": test, "backend": sweep.backend, "dtype": "uint8", "redop": "none", "root": -1, "in_place": False,
-        "nranks": 2, "nnodes": nnodes, "ranks_per_node": -1,
-        "nbytes": nbytes, "count": nbytes, "warmup": sweep.warmup, "iters": iters, "samples": samples,
-        "time_us": mean_us, "time_us_min": float(times_us.min()), "time_us_p50": float(np.median(times_us)),
-        "time_us_p99": float(np.percentile(times_us, 99)), "time_us_max": float(times_us.max()),
-        "time_us_std": float(times_us.std()), "cv": float(times_us.std() / mean_us) if mean_us else 0.0,
-        "algbw_GBps": bandwidth, "busbw_GBps": bandwidth, "wrong": -1, "wrong_sources": "",
-        "slowest_rank": -1, "slowest_host": "", "lateness_us": 0.0,
-        "peer_a": pair[0], "peer_b": pair[1], "timing": "host", "time": when,
-    }  # fmt: skip
+        "op": test,
+        "backend": sweep.backend,
+        "dtype": "uint8",
+        "redop": "none",
+        "root": -1,
+        "in_place": False,
+        "nranks": 2,
+        "nnodes": nnodes,
+        "ranks_per_node": -1,
+        "nbytes": nbytes,
+        "count": nbytes,
+        "warmup": sweep.warmup,
+        "iters": iters,
+        "samples": samples,
+        "time_us": mean_us,
+        "time_us_min": float(times_us.min()),
+        "time_us_p50": float(np.median(times_us)),
+        "time_us_p99": float(np.percentile(times_us, 99)),
+        "time_us_max": float(times_us.max()),
+        "time_us_std": float(times_us.std()),
+        "cv": float(times_us.std() / mean_us) if mean_us else 0.0,
+        "algbw_GBps": bandwidth,
+        "busbw_GBps": bandwidth,
+        "wrong": -1,
+        "wrong_sources": "",
+        "slowest_rank": -1,
+        "slowest_host": "",
+        "lateness_us": 0.0,
+        "peer_a": pair[0],
+        "peer_b": pair[1],
+        "timing": "host",
+        "time": when,
+    }

@@ -68,7 +68,11 @@ def _record_termination() -> None:
     import threading
     import time
 
-    caught = [s for s in (signal.SIGTERM, signal.SIGINT) if signal.getsignal(s) in (signal.SIG_DFL, signal.default_int_handler)]
+    caught = [
+        s
+        for s in (signal.SIGTERM, signal.SIGINT)
+        if signal.getsignal(s) in (signal.SIG_DFL, signal.default_int_handler)
+    ]
     if not caught or threading.current_thread() is not threading.main_thread():
         return
     read_end, write_end = os.pipe()
@@ -138,8 +142,12 @@ def metadata(comm, job: jobs.Job, label: str, backend_cls, settings: dict, steps
     processes = comm.gather({"rank": comm.rank, **sysinfo.process_info()}, root=0)
     if comm.rank != 0:
         return {}
-    provided = {MPI.THREAD_SINGLE: "single", MPI.THREAD_FUNNELED: "funneled",
-                MPI.THREAD_SERIALIZED: "serialized", MPI.THREAD_MULTIPLE: "multiple"}  # fmt: skip
+    provided = {
+        MPI.THREAD_SINGLE: "single",
+        MPI.THREAD_FUNNELED: "funneled",
+        MPI.THREAD_SERIALIZED: "serialized",
+        MPI.THREAD_MULTIPLE: "multiple",
+    }
     cores = os.cpu_count() or 1
     rpn = job.ranks_per_node()
     return {
@@ -189,8 +197,16 @@ def exit_code(rows: list[dict]) -> int:
     return EXIT_FAIL if any((r.get("wrong") or 0) > 0 for r in rows) else EXIT_OK
 
 
-def preamble(label: str, sweep_text: str, members: list[int], job: jobs.Job, n: int, backend, pids: dict,
-             devices: list | None = None) -> list[str]:
+def preamble(
+    label: str,
+    sweep_text: str,
+    members: list[int],
+    job: jobs.Job,
+    n: int,
+    backend,
+    pids: dict,
+    devices: list | None = None,
+) -> list[str]:
     """Return nccl-tests' preamble lines for one node step (version, sweep, one line per rank).
 
     `devices[i]` is member i's (CUDA device, bus id, model) on GPU backends; host ranks show their node.
@@ -317,8 +333,12 @@ def carried_dtypes(sweep, backend_cls, rank: int):
         left_out = {d: why for d, why in reasons.items() if why}
         sweep = replace(sweep, dtypes=tuple(d for d in ops.DTYPES if d not in left_out))
         if left_out and rank == 0:  # said, not silent: stderr, so a csv or json stdout stays clean
-            print(f"ncbench: -d all on --backend {sweep.backend} leaves out {', '.join(left_out)}: "
-                  f"{next(iter(left_out.values()))}", file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"ncbench: -d all on --backend {sweep.backend} leaves out {', '.join(left_out)}: "
+                f"{next(iter(left_out.values()))}",
+                file=sys.stderr,
+                flush=True,
+            )
     for name in sweep.dtypes:
         reason = backend_cls.unsupported(ops.dtype(name))
         if reason:
@@ -338,8 +358,11 @@ def collective_options(launch: Launch, backend: str) -> dict:
         raise NcbenchError(f"--staged copies GPU buffers through host memory; it needs --backend {needs}")
     if launch.timeout_s < 0:
         raise NcbenchError(f"--timeout {launch.timeout_s:g}: seconds must be >= 0 (0 turns it off)")
-    return {"graph_launches": launch.graph_launches, "staged": launch.staged,
-            "assume_cuda_aware": launch.assume_cuda_aware}  # fmt: skip
+    return {
+        "graph_launches": launch.graph_launches,
+        "staged": launch.staged,
+        "assume_cuda_aware": launch.assume_cuda_aware,
+    }
 
 
 @dataclass
@@ -434,13 +457,22 @@ def measure_step(run: Run, sweep, sub, n: int) -> None:
     run.watchdog.on_fire = [backend.abort]
     if comm.rank == 0 and not run.versions:  # only rank 0 writes the sidecar
         run.versions = backend.versions()
-    guard = Guard(sub, comm, members, [job.hosts[r] for r in members],
-                  timeout_s=launch.timeout_s, watchdog=run.watchdog, injector=run.injector)  # fmt: skip
+    guard = Guard(
+        sub,
+        comm,
+        members,
+        [job.hosts[r] for r in members],
+        timeout_s=launch.timeout_s,
+        watchdog=run.watchdog,
+        injector=run.injector,
+    )
     ctx = harness.Context(sub, backend, guard, run.injector, members, guard.hosts, n, job.ranks_per_node(n))
     devices = sub.gather(backend.describe_device(), root=0)
     if comm.rank == 0 and any(devices):  # which GPU every rank used: a mixed node shows here
-        step["devices"] = [{"rank": r, "host": job.hosts[r], "device": d[0], "pci_bus_id": d[1], "model": d[2]}
-                           for r, d in zip(members, devices, strict=True)]  # fmt: skip
+        step["devices"] = [
+            {"rank": r, "host": job.hosts[r], "device": d[0], "pci_bus_id": d[1], "model": d[2]}
+            for r, d in zip(members, devices, strict=True)
+        ]
     if comm.rank == 0:
         pids = {p["rank"]: p["pid"] for p in run.meta["processes"]}
         lines = preamble(sweep.op, sweep_line(sweep, launch.graph_launches), members, job, n, backend, pids, devices)
@@ -484,8 +516,15 @@ def run_p2p(sweep, launch: Launch) -> int:
         need_bytes=2 * sweep.max_bytes,
         can_stage=False,
     )
-    guard = Guard(comm, comm, list(range(comm.size)), list(job.hosts),
-                  timeout_s=launch.timeout_s, watchdog=run.watchdog, injector=run.injector)  # fmt: skip
+    guard = Guard(
+        comm,
+        comm,
+        list(range(comm.size)),
+        list(job.hosts),
+        timeout_s=launch.timeout_s,
+        watchdog=run.watchdog,
+        injector=run.injector,
+    )
     Started.running = True
     backend = backend_cls(comm, hosts=list(job.hosts), **run.options)  # one communicator serves every pair
     init_s = comm.allreduce(backend.init_s, op=MPI.MAX)

@@ -59,8 +59,11 @@ def git_revision() -> str:
     try:
         sha = subprocess.run(
             ["git", "-C", str(here), "describe", "--always", "--dirty", "--abbrev=12"],
-            capture_output=True, text=True, timeout=5, check=True,
-        ).stdout.strip()  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return sha or "unknown"
@@ -72,8 +75,12 @@ def versions(mpi_module=None) -> dict[str, str]:
 
     from .. import __version__
 
-    found = {"ncbench": __version__, "git": git_revision(), "python": platform.python_version(),
-             "numpy": numpy.__version__}  # fmt: skip
+    found = {
+        "ncbench": __version__,
+        "git": git_revision(),
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+    }
     if mpi_module is not None:
         import mpi4py
 

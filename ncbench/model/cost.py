@@ -82,9 +82,17 @@ def shape(topology: Topology, gpus, *, g: int | None = None) -> Shape:
     reach = np.minimum(p[None, :], np.where(below_top, groups[:, None], np.inf))
     peers = np.vstack([reach[0] - 1, reach[1:] - reach[:-1]])
     return Shape(
-        p=p, g=g, domains=n[0], edges=edges, chain=np.minimum(p, g) - 1, levels=levels, peers=peers, top=top,
-        reduction=tuple(t.reduction for t in topology.tiers), ntiers=ntiers,
-    )  # fmt: skip
+        p=p,
+        g=g,
+        domains=n[0],
+        edges=edges,
+        chain=np.minimum(p, g) - 1,
+        levels=levels,
+        peers=peers,
+        top=top,
+        reduction=tuple(t.reduction for t in topology.tiers),
+        ntiers=ntiers,
+    )
 
 
 @dataclass(frozen=True)
@@ -356,9 +364,13 @@ def with_protocol(terms: Terms, protocol: Protocol) -> Terms:
     factors[0] = protocol.intra_latency
     fill = None if terms.fill is None else terms.fill / protocol.bandwidth
     return Terms(
-        terms.fixed_us + protocol.base_us, terms.steps * factors,
-        tuple(v / protocol.bandwidth for v in terms.phases), terms.pipelined, fill, protocol.chunk_bytes,
-    )  # fmt: skip
+        terms.fixed_us + protocol.base_us,
+        terms.steps * factors,
+        tuple(v / protocol.bandwidth for v in terms.phases),
+        terms.pipelined,
+        fill,
+        protocol.chunk_bytes,
+    )
 
 
 @dataclass(frozen=True)
@@ -380,8 +392,12 @@ class Params:
 def parameter_names(topology: Topology) -> list[str]:
     """Return the name of each entry of Params.vector() for this topology."""
     tiers = [t.name for t in topology.tiers]
-    return (["base_latency_us"] + [f"{t}.latency_us" for t in tiers] + [f"{t}.inverse_GBps" for t in tiers]
-            + [f"{t}.inverse_reduction_GBps" for t in tiers])  # fmt: skip
+    return (
+        ["base_latency_us"]
+        + [f"{t}.latency_us" for t in tiers]
+        + [f"{t}.inverse_GBps" for t in tiers]
+        + [f"{t}.inverse_reduction_GBps" for t in tiers]
+    )
 
 
 def shared(topology: Topology) -> np.ndarray:
@@ -395,7 +411,9 @@ def nominal(topology: Topology) -> Params:
     tiers = topology.tiers
     bw = np.array([t.effective_GBps for t in tiers]) / shared(topology)
     reduce_bw = np.array([t.bandwidth_GBps * t.reduction_efficiency for t in tiers]) / shared(topology)
-    return Params(topology.base_latency_us, np.array([t.latency_us for t in tiers]), np.concatenate([1 / bw, 1 / reduce_bw]))
+    return Params(
+        topology.base_latency_us, np.array([t.latency_us for t in tiers]), np.concatenate([1 / bw, 1 / reduce_bw])
+    )
 
 
 def evaluate(terms: Terms, params: Params, nbytes) -> np.ndarray:

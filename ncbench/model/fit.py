@@ -145,8 +145,9 @@ def _groups(frame, topology: Topology, algorithm: str):
             if nranks[rows].max() > most:
                 raise NcbenchError(
                     f"results span {nranks[rows].max():.0f} ranks at {value:.0f} per node, but {topology.name} "
-                    f"connects at most {most}; use a larger topology", EXIT_DATAERR,
-                )  # fmt: skip
+                    f"connects at most {most}; use a larger topology",
+                    EXIT_DATAERR,
+                )
             shape = alg.shape(layout, nranks[rows], g=int(value))
             yield rows, alg.cost(op, _algorithm_for(op, algorithm), shape)
 
@@ -203,7 +204,9 @@ def _solve(rows: _Rows, measured: np.ndarray, theta0: np.ndarray, free: np.ndarr
     return theta, resolution
 
 
-def fit(results, topology: Topology, *, algorithm="ring", sources=(), files=None, where="", samples=SAMPLES, seed=0) -> Fit:
+def fit(
+    results, topology: Topology, *, algorithm="ring", sources=(), files=None, where="", samples=SAMPLES, seed=0
+) -> Fit:
     """Fit base latency, and latency and bandwidth per tier, to `results`; keep unconstrained ones nominal.
 
     Rows of unknown scale are refused by name (`files`: {run_id: results file} names their files); runs the
@@ -216,9 +219,13 @@ def fit(results, topology: Topology, *, algorithm="ring", sources=(), files=None
     note = left_out_text(topology, left, files) if left else ""
     frame = usable(results).reset_index(drop=True)
     if frame.empty and note:
-        raise NcbenchError(f"nothing left to fit: {where or topology.name}: {note}; use a larger topology", EXIT_DATAERR)
+        raise NcbenchError(
+            f"nothing left to fit: {where or topology.name}: {note}; use a larger topology", EXIT_DATAERR
+        )
     if frame.empty:
-        raise NcbenchError("no usable rows to fit: every row was untimed, wrong, or had fewer than 2 ranks", EXIT_DATAERR)
+        raise NcbenchError(
+            "no usable rows to fit: every row was untimed, wrong, or had fewer than 2 ranks", EXIT_DATAERR
+        )
     measured = frame["time_us"].astype(float).to_numpy()
     theta0 = alg.nominal(topology).vector()
     rows, used, resolution = _converge(frame, topology, measured, theta0, list(_groups(frame, topology, algorithm)))
@@ -255,10 +262,16 @@ def _parameter_table(names, theta0, theta, constrained, boot):
     import pandas as pd
 
     low, high = np.percentile(boot, [2.5, 97.5], axis=0)
-    return pd.DataFrame({
-        "parameter": names, "nominal": theta0, "value": theta, "low": np.where(constrained, low, theta0),
-        "high": np.where(constrained, high, theta0), "constrained": constrained,
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "parameter": names,
+            "nominal": theta0,
+            "value": theta,
+            "low": np.where(constrained, low, theta0),
+            "high": np.where(constrained, high, theta0),
+            "constrained": constrained,
+        }
+    )
 
 
 def _summary(frame, measured, predicted, table, used, boot, algorithm, sources, per_doubling) -> topo_mod.FitSummary:
@@ -268,18 +281,27 @@ def _summary(frame, measured, predicted, table, used, boot, algorithm, sources, 
     cov = np.atleast_2d(np.cov(logs.T) if constrained.sum() > 1 else np.var(logs, axis=0, keepdims=True))
     log_error = np.log(measured / predicted)
     relative = np.abs(np.expm1(-log_error))
-    per = {r.parameter: topo_mod.ParameterFit(float(r.nominal), float(r.value), float(r.low), float(r.high),
-                                              bool(r.constrained)) for r in table.itertuples()}  # fmt: skip
+    per = {
+        r.parameter: topo_mod.ParameterFit(
+            float(r.nominal), float(r.value), float(r.low), float(r.high), bool(r.constrained)
+        )
+        for r in table.itertuples()
+    }
     names = table["parameter"].tolist()
     return topo_mod.FitSummary(
-        algorithm=algorithm, points=len(frame), residual_log_sd=float(np.sqrt(np.mean(log_error**2))),
-        median_abs_error_pct=float(100 * np.median(relative)), max_abs_error_pct=float(100 * np.max(relative)),
+        algorithm=algorithm,
+        points=len(frame),
+        residual_log_sd=float(np.sqrt(np.mean(log_error**2))),
+        median_abs_error_pct=float(100 * np.median(relative)),
+        max_abs_error_pct=float(100 * np.max(relative)),
         parameters=tuple(n for n, c in zip(names, constrained, strict=True) if c),
         log_covariance=tuple(tuple(map(float, row)) for row in cov) if constrained.any() else (),
         unconstrained=tuple(n for n, c, u in zip(names, constrained, used, strict=True) if not c and u),
-        max_gpus=int(frame["nranks"].max()), extrapolation_log_sd_per_doubling=per_doubling,
+        max_gpus=int(frame["nranks"].max()),
+        extrapolation_log_sd_per_doubling=per_doubling,
         runs=tuple(sorted(map(str, frame["run_id"].unique()))) if "run_id" in frame else (),
-        results=tuple(map(str, sources)), parameter=per,
+        results=tuple(map(str, sources)),
+        parameter=per,
     )
 
 
@@ -292,8 +314,9 @@ def model_times(results, topology: Topology, *, algorithm: str = "ring"):
     if frame.empty:
         raise NcbenchError(
             f"{topology.name} describes none of these results: no timed, correct, multi-rank row of a modelled "
-            f"op ({', '.join(alg.OPS)})", EXIT_DATAERR,
-        )  # fmt: skip
+            f"op ({', '.join(alg.OPS)})",
+            EXIT_DATAERR,
+        )
     theta = alg.nominal(topology).vector()
     rows = _linearise(frame, topology, theta, list(_groups(frame, topology, algorithm)))
     out = frame[["run_id", "op", "backend", "nranks", "ranks_per_node", "nbytes", "time_us"]].copy()
@@ -369,17 +392,23 @@ def _fitted_topology(topology: Topology, theta, constrained, info: topo_mod.FitS
     if constrained[0]:
         top_sources["base_latency_us"] = f"ncbench fit (nominal {topology.base_latency_us})"
     return replace(
-        topology, name=f"{topology.name}.fitted", tiers=tuple(tiers), base_latency_us=base, sources=top_sources,
+        topology,
+        name=f"{topology.name}.fitted",
+        tiers=tuple(tiers),
+        base_latency_us=base,
+        sources=top_sources,
         fit=info,
-    )  # fmt: skip
+    )
 
 
 def summary(result: Fit) -> str:
     """Return the fit as text: quality, then every parameter with its band and whether data constrained it."""
     info = result.topology.fit
     lines = [
-        (f"fit of {result.topology.name} ({info.algorithm}): {info.points} points, median |error| "
-        f"{info.median_abs_error_pct:.1f} %, max {info.max_abs_error_pct:.1f} %"),
+        (
+            f"fit of {result.topology.name} ({info.algorithm}): {info.points} points, median |error| "
+            f"{info.median_abs_error_pct:.1f} %, max {info.max_abs_error_pct:.1f} %"
+        ),
         f"{'parameter':<36} {'nominal':>11} {'fitted':>11} {'low':>11} {'high':>11}  constrained",
     ]
     for row in result.parameters.itertuples():

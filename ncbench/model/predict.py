@@ -21,8 +21,24 @@ BAND = (2.5, 97.5)  # percentiles of the band: a 95 % interval
 # Without a fit, every parameter is a spec-sheet or NCCL constant: library-level latency is 5-10x the wire's
 # (docs/cost-model.md, "Constants"), so the prior spread is wide (log-normal sd).
 NOMINAL_LOG_SD = 0.25
-COLUMNS = ["topology", "op", "algorithm", "protocol", "gpus", "bytes", "time_us", "time_us_low", "time_us_high",
-           "algbw_GBps", "busbw_GBps", "busbw_GBps_low", "busbw_GBps_high", "tiers", "tiers_added", "fitted"]
+COLUMNS = [
+    "topology",
+    "op",
+    "algorithm",
+    "protocol",
+    "gpus",
+    "bytes",
+    "time_us",
+    "time_us_low",
+    "time_us_high",
+    "algbw_GBps",
+    "busbw_GBps",
+    "busbw_GBps_low",
+    "busbw_GBps_high",
+    "tiers",
+    "tiers_added",
+    "fitted",
+]
 NEEDED = ("topology", "op", "algorithm", "gpus", "bytes", "time_us", "time_us_low", "time_us_high", "busbw_GBps")
 
 
@@ -87,8 +103,15 @@ def _stragglers(times: np.ndarray, terms: alg.Terms, theta, topology: Topology, 
     return times + jitter[None, :, None]
 
 
-def predict(topology: Topology, *, ops=alg.OPS, gpus=DEFAULT_GPUS, nbytes=DEFAULT_BYTES, algorithms=("auto",),
-            samples: int = SAMPLES):  # fmt: skip
+def predict(
+    topology: Topology,
+    *,
+    ops=alg.OPS,
+    gpus=DEFAULT_GPUS,
+    nbytes=DEFAULT_BYTES,
+    algorithms=("auto",),
+    samples: int = SAMPLES,
+):
     """Return one row per (op, algorithm, GPU count, size): time with its band, algbw, busbw."""
     import pandas as pd
 
@@ -167,7 +190,9 @@ def _candidates(op: str, algorithms) -> list[str]:
     known = set(alg.ALGORITHMS) | {"auto", "all"}
     unknown = [a for a in algorithms if a not in known]
     if unknown:
-        raise NcbenchError(f"unknown algorithm {unknown[0]!r}; choose auto, all or from {', '.join(sorted(known - {'auto', 'all'}))}")
+        raise NcbenchError(
+            f"unknown algorithm {unknown[0]!r}; choose auto, all or from {', '.join(sorted(known - {'auto', 'all'}))}"
+        )
     names = []
     for a in algorithms:
         if a == "auto":
@@ -232,12 +257,21 @@ def _best(op, results, shape, nbytes, label):
     p = np.broadcast_to(shape.p[:, None], time_us.shape)
     n = np.broadcast_to(nbytes[None, :], time_us.shape)
     algbw = np.where(time_us > 0, n / (time_us * 1e3), np.nan)
-    return pd.DataFrame({
-        "op": op, "algorithm": [keys[c][0] for c in choice.ravel()], "protocol": [keys[c][1] for c in choice.ravel()],
-        "gpus": p.ravel().astype(np.int64), "bytes": n.ravel().astype(np.int64), "time_us": time_us.ravel(),
-        "time_us_low": low.ravel(), "time_us_high": high.ravel(), "algbw_GBps": algbw.ravel(),
-        "busbw_GBps": (algbw * ops_mod.OPS[op].busbw_factor(p)).ravel(), "requested": label,
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "op": op,
+            "algorithm": [keys[c][0] for c in choice.ravel()],
+            "protocol": [keys[c][1] for c in choice.ravel()],
+            "gpus": p.ravel().astype(np.int64),
+            "bytes": n.ravel().astype(np.int64),
+            "time_us": time_us.ravel(),
+            "time_us_low": low.ravel(),
+            "time_us_high": high.ravel(),
+            "algbw_GBps": algbw.ravel(),
+            "busbw_GBps": (algbw * ops_mod.OPS[op].busbw_factor(p)).ravel(),
+            "requested": label,
+        }
+    )
 
 
 # --------------------------------------------------------------------------------- what else grows with scale
@@ -269,11 +303,14 @@ def fit_init(gpus, time_s, *, samples: int = SAMPLES, seed: int = 0) -> dict:
     boot = np.array([solve(x[pick], y[pick]) for pick in rng.integers(0, x.size, (samples, x.size))])
     resid = y - (slope * x + intercept)
     return {
-        "coefficient_s": float(np.exp(intercept)), "exponent": float(slope),
-        "log_coefficient_sd": float(np.std(boot[:, 0])), "exponent_sd": float(np.std(boot[:, 1])),
+        "coefficient_s": float(np.exp(intercept)),
+        "exponent": float(slope),
+        "log_coefficient_sd": float(np.std(boot[:, 0])),
+        "exponent_sd": float(np.std(boot[:, 1])),
         "correlation": float(np.corrcoef(boot[:, 0], boot[:, 1])[0, 1]),
-        "residual_log_sd": float(max(np.sqrt(np.mean(resid**2)), INIT_NOISE_LOG_SD)), "points": int(x.size),
-    }  # fmt: skip
+        "residual_log_sd": float(max(np.sqrt(np.mean(resid**2)), INIT_NOISE_LOG_SD)),
+        "points": int(x.size),
+    }
 
 
 def init_times(init: dict, gpus, *, samples: int = SAMPLES, seed: int = 0) -> tuple[np.ndarray, ...]:
@@ -302,15 +339,31 @@ def scale_costs(topology: Topology, gpus=DEFAULT_GPUS):
     if topology.init:
         center, low, high = init_times(dict(topology.init), gpus)
         for i, p in enumerate(gpus):
-            rows.append({"op": "init", "algorithm": "stock-nccl", "gpus": int(p), "time_us": center[i] * 1e6,
-                         "time_us_low": low[i] * 1e6, "time_us_high": high[i] * 1e6})  # fmt: skip
+            rows.append(
+                {
+                    "op": "init",
+                    "algorithm": "stock-nccl",
+                    "gpus": int(p),
+                    "time_us": center[i] * 1e6,
+                    "time_us_low": low[i] * 1e6,
+                    "time_us_high": high[i] * 1e6,
+                }
+            )
     if topology.failures:
         fast = float(topology.failures["per_gpu_per_day"])
         slow = float(topology.failures.get("per_gpu_per_day_low", fast))
         middle = np.sqrt(fast * slow)  # the two published rates bound it; their geometric mean is the estimate
         for p in gpus:
-            rows.append({"op": "mtbf", "algorithm": "failures", "gpus": int(p), "time_us": 86400e6 / (p * middle),
-                         "time_us_low": 86400e6 / (p * fast), "time_us_high": 86400e6 / (p * slow)})  # fmt: skip
+            rows.append(
+                {
+                    "op": "mtbf",
+                    "algorithm": "failures",
+                    "gpus": int(p),
+                    "time_us": 86400e6 / (p * middle),
+                    "time_us_low": 86400e6 / (p * fast),
+                    "time_us_high": 86400e6 / (p * slow),
+                }
+            )
     frame = pd.DataFrame(rows, columns=["op", "algorithm", "gpus", "time_us", "time_us_low", "time_us_high"])
     frame.insert(0, "topology", topology.name)
     frame["protocol"], frame["bytes"] = "", 0
@@ -331,8 +384,12 @@ def render(frame, fmt: str) -> str:
         return frame.to_csv(index=False, float_format="%.6g")
     if fmt == "json":
         return json_text(frame.to_dict(orient="records"), indent=1) + "\n"
-    lines = [(f"{'topology':<28} {'op':<13} {'algorithm':<18} {'proto':<6} {'gpus':>9} {'bytes':>12} "
-             f"{'time_us':>12} {'[low':>12} {'high]':>12} {'algbw_GBps':>11} {'busbw_GBps':>11} tiers")]  # fmt: skip
+    lines = [
+        (
+            f"{'topology':<28} {'op':<13} {'algorithm':<18} {'proto':<6} {'gpus':>9} {'bytes':>12} "
+            f"{'time_us':>12} {'[low':>12} {'high]':>12} {'algbw_GBps':>11} {'busbw_GBps':>11} tiers"
+        )
+    ]
     for row in frame.itertuples(index=False):
         d = row._asdict()
         lines.append(
@@ -340,7 +397,7 @@ def render(frame, fmt: str) -> str:
             f"{_num(d['gpus'], 'd'):>9} {_num(d.get('bytes'), 'd'):>12} {_num(d['time_us']):>12} "
             f"{_num(d['time_us_low']):>12} {_num(d['time_us_high']):>12} {_num(d.get('algbw_GBps')):>11} "
             f"{_num(d.get('busbw_GBps')):>11} {_num(d.get('tiers'), 'd')}"
-        )  # fmt: skip
+        )
     return "\n".join(lines) + "\n"
 
 

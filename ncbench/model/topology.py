@@ -17,8 +17,17 @@ REDUCTIONS = ("", "nvls", "sharp")
 # Keys every tier needs; the rest default to the values below. Units are in the names. The first switch tier
 # may give nics_per_domain and nic_GBps instead of bandwidth_GBps (which then follows from them).
 TIER_REQUIRED = ("name", "bandwidth_GBps", "latency_us")
-TIER_NUMBERS = ("size", "bandwidth_GBps", "nics_per_domain", "nic_GBps", "latency_us", "efficiency", "oversubscription",
-                "reduction_efficiency", "link_W")  # fmt: skip
+TIER_NUMBERS = (
+    "size",
+    "bandwidth_GBps",
+    "nics_per_domain",
+    "nic_GBps",
+    "latency_us",
+    "efficiency",
+    "oversubscription",
+    "reduction_efficiency",
+    "link_W",
+)
 NIC_KEYS = ("nics_per_domain", "nic_GBps")
 TOP_NUMBERS = ("gpus", "planes", "base_latency_us", "jitter_us", "degraded_link_fraction", "degraded_link_speed")
 REQUIRED_KEYS = {"init": {"coefficient_s", "exponent"}, "failures": {"per_gpu_per_day"}}  # what predict reads
@@ -65,8 +74,20 @@ class FitSummary:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
 
-FIT_KEYS = ("results", "algorithm", "points", "residual_log_sd", "median_abs_error_pct", "max_abs_error_pct",
-            "parameters", "log_covariance", "unconstrained", "max_gpus", "extrapolation_log_sd_per_doubling", "runs")
+FIT_KEYS = (
+    "results",
+    "algorithm",
+    "points",
+    "residual_log_sd",
+    "median_abs_error_pct",
+    "max_abs_error_pct",
+    "parameters",
+    "log_covariance",
+    "unconstrained",
+    "max_gpus",
+    "extrapolation_log_sd_per_doubling",
+    "runs",
+)
 FIT_OPTIONAL = {"runs": (), "results": (), "unconstrained": (), "extrapolation_log_sd_per_doubling": 0.0}
 
 
@@ -278,12 +299,17 @@ def size(topology: Topology, gpus: int) -> list[TierCount]:
         width = children(tier, top=top)  # down ports used on each switch
         switches = math.ceil(down / width) if tier.switch else 0
         up = 0 if top or tier.switch is None else switches * (tier.switch.radix - width)
-        counts.append(TierCount(
-            tier=tier.name, group_gpus=gpus if top else groups[i], switches=switches * planes,
-            links=down * planes, transceivers=2 * down * planes if tier.link_W > 0 else 0,
-            switch_W=switches * planes * (tier.switch.power_W if tier.switch else 0.0),
-            optics_W=down * planes * tier.link_W,
-        ))  # fmt: skip
+        counts.append(
+            TierCount(
+                tier=tier.name,
+                group_gpus=gpus if top else groups[i],
+                switches=switches * planes,
+                links=down * planes,
+                transceivers=2 * down * planes if tier.link_W > 0 else 0,
+                switch_W=switches * planes * (tier.switch.power_W if tier.switch else 0.0),
+                optics_W=down * planes * tier.link_W,
+            )
+        )
         down = up
     return counts
 
@@ -347,15 +373,21 @@ def from_dict(data: dict, where: str = "<topology>") -> Topology:
         if data.get(table) and needed:
             raise bad(f"[{table}] needs {', '.join(sorted(needed))}; predict reads it")
     return Topology(
-        name=data["name"], tiers=tiers, description=data.get("description", ""), gpus=int(data.get("gpus", 0)),
-        planes=int(data.get("planes", 1)), rail_optimized=bool(data.get("rail_optimized", True)),
-        base_latency_us=float(data.get("base_latency_us", 8.4)), jitter_us=float(data.get("jitter_us", 0.0)),
+        name=data["name"],
+        tiers=tiers,
+        description=data.get("description", ""),
+        gpus=int(data.get("gpus", 0)),
+        planes=int(data.get("planes", 1)),
+        rail_optimized=bool(data.get("rail_optimized", True)),
+        base_latency_us=float(data.get("base_latency_us", 8.4)),
+        jitter_us=float(data.get("jitter_us", 0.0)),
         degraded_link_fraction=float(data.get("degraded_link_fraction", 0.0)),
         degraded_link_speed=float(data.get("degraded_link_speed", 1.0)),
-        init=dict(data.get("init", {})), failures=dict(data.get("failures", {})),
+        init=dict(data.get("init", {})),
+        failures=dict(data.get("failures", {})),
         fit=fit_summary(data["fit"], where) if data.get("fit") else None,
         sources=dict(top_sources),
-    )  # fmt: skip
+    )
 
 
 def _number(value, key: str, where: str, bad, *, positive: bool = True) -> float:
@@ -409,14 +441,20 @@ def _tier(raw: dict, index: int, bad) -> Tier:
     if index > 0 and switch is None and "size" not in raw:
         raise bad(f"{label}: a switch tier needs a switch (model, radix, power_W) or a size")
     return Tier(
-        name=str(raw["name"]), bandwidth_GBps=float(raw.get("bandwidth_GBps", math.nan)),
-        latency_us=float(raw["latency_us"]), size=int(raw["size"]) if "size" in raw else None,
-        efficiency=float(raw.get("efficiency", 1.0)), oversubscription=float(raw.get("oversubscription", 1.0)),
-        reduction=raw.get("reduction", ""), reduction_efficiency=float(raw.get("reduction_efficiency", 1.0)),
-        switch=switch, link_W=float(raw.get("link_W", 0.0)),
+        name=str(raw["name"]),
+        bandwidth_GBps=float(raw.get("bandwidth_GBps", math.nan)),
+        latency_us=float(raw["latency_us"]),
+        size=int(raw["size"]) if "size" in raw else None,
+        efficiency=float(raw.get("efficiency", 1.0)),
+        oversubscription=float(raw.get("oversubscription", 1.0)),
+        reduction=raw.get("reduction", ""),
+        reduction_efficiency=float(raw.get("reduction_efficiency", 1.0)),
+        switch=switch,
+        link_W=float(raw.get("link_W", 0.0)),
         nics_per_domain=int(raw["nics_per_domain"]) if "nics_per_domain" in raw else None,
-        nic_GBps=float(raw["nic_GBps"]) if "nic_GBps" in raw else None, sources=dict(sources),
-    )  # fmt: skip
+        nic_GBps=float(raw["nic_GBps"]) if "nic_GBps" in raw else None,
+        sources=dict(sources),
+    )
 
 
 def _check_nic_keys(raw: dict, index: int, label: str, bad) -> None:
@@ -436,16 +474,20 @@ def _with_nic_bandwidth(tiers: tuple[Tier, ...], planes: int, bad) -> tuple[Tier
     tier, g = tiers[1], int(tiers[0].size)
     label = f"tier {tier.name!r}"
     if tier.nics_per_domain % planes:
-        raise bad(f"{label}: nics_per_domain = {tier.nics_per_domain} does not split into {planes} planes; "
-                  "count the ports of every plane together")  # fmt: skip
+        raise bad(
+            f"{label}: nics_per_domain = {tier.nics_per_domain} does not split into {planes} planes; "
+            "count the ports of every plane together"
+        )
     derived = tier.nics_per_domain * tier.nic_GBps / g
     arithmetic = f"nics_per_domain x nic_GBps / GPUs per domain = {tier.nics_per_domain} x {tier.nic_GBps:g} / {g}"
     if math.isnan(tier.bandwidth_GBps):
         sources = {**tier.sources, "bandwidth_GBps": f"derived: {arithmetic} = {derived:g} GB/s per GPU"}
         return (tiers[0], replace(tier, bandwidth_GBps=derived, sources=sources), *tiers[2:])
     if not math.isclose(tier.bandwidth_GBps, derived, rel_tol=1e-9):
-        raise bad(f"{label}: bandwidth_GBps = {tier.bandwidth_GBps:g} disagrees with {arithmetic} = {derived:g}; "
-                  "give one of them or make them agree")  # fmt: skip
+        raise bad(
+            f"{label}: bandwidth_GBps = {tier.bandwidth_GBps:g} disagrees with {arithmetic} = {derived:g}; "
+            "give one of them or make them agree"
+        )
     return tiers
 
 
@@ -460,9 +502,15 @@ def extended(topology: Topology, gpus: int) -> tuple[Topology, int]:
         last = topology.tiers[-1]
         step = last.latency_us - topology.tiers[-2].latency_us if len(topology.tiers) > 2 else 0.0
         note = f"added by ncbench to reach {gpus:,} GPUs: a copy of tier {last.name!r}"
-        tier = replace(last, name=f"{last.name}+{added + 1}", latency_us=last.latency_us + max(step, 0.0),
-                       size=last.size if len(topology.tiers) > 1 else None, nics_per_domain=None, nic_GBps=None,
-                       sources={k: note for k in last.sources if k not in NIC_KEYS})  # fmt: skip
+        tier = replace(
+            last,
+            name=f"{last.name}+{added + 1}",
+            latency_us=last.latency_us + max(step, 0.0),
+            size=last.size if len(topology.tiers) > 1 else None,
+            nics_per_domain=None,
+            nic_GBps=None,
+            sources={k: note for k in last.sources if k not in NIC_KEYS},
+        )
         topology = replace(topology, tiers=(*topology.tiers, tier))
         added += 1
         if added > 64:
@@ -512,8 +560,10 @@ def _ports_agreeing(tier: Tier, gpus_per_domain: int) -> Tier:
     if math.isclose(tier.bandwidth_GBps, derived, rel_tol=1e-9):
         return tier
     speed = tier.bandwidth_GBps * gpus_per_domain / tier.nics_per_domain
-    note = (f"follows bandwidth_GBps = {tier.bandwidth_GBps:g} x {gpus_per_domain} GPUs / {tier.nics_per_domain} "
-            f"ports (was {tier.nic_GBps:g}: {tier.sources.get('nic_GBps', '')})")  # fmt: skip
+    note = (
+        f"follows bandwidth_GBps = {tier.bandwidth_GBps:g} x {gpus_per_domain} GPUs / {tier.nics_per_domain} "
+        f"ports (was {tier.nic_GBps:g}: {tier.sources.get('nic_GBps', '')})"
+    )
     return replace(tier, nic_GBps=speed, sources={**tier.sources, "nic_GBps": note})
 
 
@@ -587,11 +637,20 @@ def describe(topology: Topology, gpus: int, *, extend: bool = False) -> str:
     for c, tier in zip(counts, topology.tiers[1:], strict=False):
         model = tier.switch.model if tier.switch else "-"
         kw = (f"{c.switch_W / 1e3:,.1f}", f"{c.optics_W / 1e3:,.1f}")
-        lines.append(_bom_line(c.tier, f"{c.group_gpus:,}", f"{c.switches:,}", model, f"{c.links:,}",
-                               f"{c.transceivers:,}", *kw))
+        lines.append(
+            _bom_line(c.tier, f"{c.group_gpus:,}", f"{c.switches:,}", model, f"{c.links:,}", f"{c.transceivers:,}", *kw)
+        )
     lines += [
-        _bom_line("total", "", f"{bom.switches:,}", "", f"{bom.links:,}", f"{bom.transceivers:,}",
-                  f"{bom.switch_W / 1e3:,.1f}", f"{bom.optics_W / 1e3:,.1f}"),
+        _bom_line(
+            "total",
+            "",
+            f"{bom.switches:,}",
+            "",
+            f"{bom.links:,}",
+            f"{bom.transceivers:,}",
+            f"{bom.switch_W / 1e3:,.1f}",
+            f"{bom.optics_W / 1e3:,.1f}",
+        ),
         "",
         (
             f"network power {bom.network_W / 1e6:,.2f} MW = {bom.network_W / gpus:,.1f} W per GPU "

@@ -24,6 +24,22 @@ from .sections import (
 )
 
 __all__ = [
-    "CLEAN", "FAULTY", "SECTIONS", "UNKNOWN", "Inputs", "RunState", "build", "check_out", "crossovers", "gather",
-    "latest_run", "measured_section", "run_state", "run_states", "runs_section", "to_html", "to_markdown", "write",
-]  # fmt: skip
+    "CLEAN",
+    "FAULTY",
+    "SECTIONS",
+    "UNKNOWN",
+    "Inputs",
+    "RunState",
+    "build",
+    "check_out",
+    "crossovers",
+    "gather",
+    "latest_run",
+    "measured_section",
+    "run_state",
+    "run_states",
+    "runs_section",
+    "to_html",
+    "to_markdown",
+    "write",
+]

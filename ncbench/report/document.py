@@ -29,9 +29,11 @@ pre{font-size:11px;background:#f8f8f8;padding:.6em;overflow-x:auto}nav a{margin-
 
 def to_html(sections: dict[str, Section], title: str, sources: list[str]) -> str:
     e = html.escape
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title><style>{CSS}</style></head><body>",
-             f"<h1>{e(title)}</h1><p>Generated {e(records.now_iso())} from {e(', '.join(sources))}.</p>",
-             "<nav>" + "".join(f"<a href='#{k}'>{e(t)}</a>" for k, t in SECTIONS) + "</nav>"]  # fmt: skip
+    parts = [
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{e(title)}</title><style>{CSS}</style></head><body>",
+        f"<h1>{e(title)}</h1><p>Generated {e(records.now_iso())} from {e(', '.join(sources))}.</p>",
+        "<nav>" + "".join(f"<a href='#{k}'>{e(t)}</a>" for k, t in SECTIONS) + "</nav>",
+    ]
     for key, heading in SECTIONS:
         parts.append(f"<section id='{key}'><h2>{e(heading)}</h2>")
         for block in sections[key].blocks:

@@ -113,7 +113,9 @@ def _predictions(designs, sweeps):
     per_algo = predict.sweep(given, ops=PREDICTED_OPS, gpus=SCALES, algorithms=("all",), scale=False) if given else None
     named = {name for sweep in sweeps for name in sweep["topology"].unique()}
     missing = [design for design in given if design.name not in named]
-    auto = sweeps + [predict.sweep(missing, ops=PREDICTED_OPS, algorithms=("auto",), scale=False)] if missing else sweeps
+    auto = (
+        sweeps + [predict.sweep(missing, ops=PREDICTED_OPS, algorithms=("auto",), scale=False)] if missing else sweeps
+    )
     return per_algo, pd.concat(auto, ignore_index=True)
 
 

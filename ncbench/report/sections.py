@@ -91,13 +91,31 @@ def run_states(inp: Inputs) -> dict[str, RunState]:
 def runs_section(inp: Inputs) -> Section:
     sec = Section()
     states = run_states(inp)
-    sec.p(f"{len(states)} run(s), {len(inp.results):,} rows. Each run is labelled with its hosts, ranks, versions "
-          "and date from its sidecar, and with how it ended: a run still marked running never finished "
-          "(killed?); failed, incomplete and wrong-data runs are drawn dashed grey below.")  # fmt: skip
+    sec.p(
+        f"{len(states)} run(s), {len(inp.results):,} rows. Each run is labelled with its hosts, ranks, versions "
+        "and date from its sidecar, and with how it ended: a run still marked running never finished "
+        "(killed?); failed, incomplete and wrong-data runs are drawn dashed grey below."
+    )
     by_run = dict(tuple(inp.results.groupby("run_id", sort=True)))
     rows = [_run_row(run_id, by_run.get(run_id), inp.meta.get(run_id, {}), states[run_id]) for run_id in states]
-    sec.table(["run", "ops", "backend", "status", "exit code", "wrong rows", "hosts", "ranks", "per node",
-               "MPI / source", "ncbench", "git", "date"], rows)  # fmt: skip
+    sec.table(
+        [
+            "run",
+            "ops",
+            "backend",
+            "status",
+            "exit code",
+            "wrong rows",
+            "hosts",
+            "ranks",
+            "per node",
+            "MPI / source",
+            "ncbench",
+            "git",
+            "date",
+        ],
+        rows,
+    )
     return sec
 
 
@@ -109,12 +127,21 @@ def _run_row(run_id: str, part, m: dict, state: RunState) -> list:
     v = m.get("versions", {})
     source = m.get("sources", [{}])[0].get("nccl_tests_version", "") if m.get("sources") else ""
     nranks = m.get("nranks", part["nranks"].max() if part is not None else "")
-    return [run_id, ", ".join(ops), ", ".join(backends), state.status, state.exit_code, state.wrong_rows,
-            ", ".join(hosts[:4]) + (" ..." if len(hosts) > 4 else ""), nranks, m.get("ranks_per_node", ""),
-            v.get("mpi_library", source), v.get("ncbench", ""), v.get("git", ""),
-            (m.get("date") or "")[:19]]  # fmt: skip
-
-
+    return [
+        run_id,
+        ", ".join(ops),
+        ", ".join(backends),
+        state.status,
+        state.exit_code,
+        state.wrong_rows,
+        ", ".join(hosts[:4]) + (" ..." if len(hosts) > 4 else ""),
+        nranks,
+        m.get("ranks_per_node", ""),
+        v.get("mpi_library", source),
+        v.get("ncbench", ""),
+        v.get("git", ""),
+        (m.get("date") or "")[:19],
+    ]
 
 
 def measured_section(inp: Inputs) -> Section:
@@ -154,12 +181,22 @@ def _measured_plot(sec: Section, op: str, backend: str, part, meta: dict, states
     if not bw:
         return False
     faulty = any(states[r].trust == FAULTY for r in main["run_id"].unique())
-    title = f"{op} ({backend}, {common[0]}, {placement})" + ("; dashed grey: failed, incomplete or wrong-data runs"
-                                                             if faulty else "")  # fmt: skip
-    svg = plots.figure([
-        {"title": f"{op}: bus bandwidth", "xlabel": "size", "ylabel": "busbw (GB/s)", "sizes": True, "series": bw},
-        {"title": f"{op}: time", "xlabel": "size", "ylabel": "time (us)", "ylog": True, "sizes": True, "series": tm},
-    ])  # fmt: skip
+    title = f"{op} ({backend}, {common[0]}, {placement})" + (
+        "; dashed grey: failed, incomplete or wrong-data runs" if faulty else ""
+    )
+    svg = plots.figure(
+        [
+            {"title": f"{op}: bus bandwidth", "xlabel": "size", "ylabel": "busbw (GB/s)", "sizes": True, "series": bw},
+            {
+                "title": f"{op}: time",
+                "xlabel": "size",
+                "ylabel": "time (us)",
+                "ylog": True,
+                "sizes": True,
+                "series": tm,
+            },
+        ]
+    )
     sec.plot(f"measured-{op}-{backend}", title, svg)
     return True
 
@@ -185,8 +222,9 @@ def latest_run(run_ids, states: dict, sizes: dict | None = None) -> tuple[str, s
         return chosen, f"no run is known to be complete: the table is from {chosen}, which {states[chosen].why}"
     why = {i: f"measured only {sizes[i]} size(s) of the {most} another run did" for i in tiny}
     newer = [f"{i}, which {why.get(i) or states[i].why}" for i in ids if i > chosen]
-    return chosen, (f"the table is from {chosen}, the newest complete clean run; newer and left out: "
-                    + "; ".join(newer)) if newer else ""  # fmt: skip
+    return chosen, (
+        f"the table is from {chosen}, the newest complete clean run; newer and left out: " + "; ".join(newer)
+    ) if newer else ""
 
 
 def _latest_table(sec: Section, op: str, backend: str, part, states: dict) -> None:
@@ -220,14 +258,18 @@ def model_section(inp: Inputs) -> Section:
         if one.left_out:
             sec.p(f"Left out of {path}'s model: {one.left_out}.")
         if times is None:
-            sec.p(f"{path} describes none of the rest: no timed, correct, multi-rank row of a modelled op "
-                  "within its size.")  # fmt: skip
+            sec.p(
+                f"{path} describes none of the rest: no timed, correct, multi-rank row of a modelled op "
+                "within its size."
+            )
             continue
         source = ", ".join(f.results) or f"runs {', '.join(f.runs)}"  # a fit made in Python names no files
-        sec.p(f"{path}: fitted to {source} with algorithm {f.algorithm}, "
-              f"{f.points} points, median |error| {f.median_abs_error_pct:.1f} % at fit time. "
-              f"Here against {len(times)} usable rows of these results (every modelled op): median |error| "
-              f"{times['error_pct'].abs().median():.1f} %, max {times['error_pct'].abs().max():.1f} %.")  # fmt: skip
+        sec.p(
+            f"{path}: fitted to {source} with algorithm {f.algorithm}, "
+            f"{f.points} points, median |error| {f.median_abs_error_pct:.1f} % at fit time. "
+            f"Here against {len(times)} usable rows of these results (every modelled op): median |error| "
+            f"{times['error_pct'].abs().median():.1f} %, max {times['error_pct'].abs().max():.1f} %."
+        )
         sec.plot(f"model-{one.design.name}", f"{one.design.name}: model against measurements", _model_figure(times))
         params = [[k, p.nominal, p.value, p.low, p.high, p.constrained] for k, p in f.parameter.items()]
         if params:
@@ -241,14 +283,30 @@ def _model_figure(times) -> str:
     scatter, resid = [], []
     for op, part in times.groupby("op", sort=True):
         scatter.append({"label": op, "x": part["time_us"], "y": part["predicted_us"], "style": "", "marker": "o"})
-        resid.append({"label": op, "x": part["nbytes"], "y": part["predicted_us"] / part["time_us"], "style": "",
-                      "marker": "o"})  # fmt: skip
-    return plots.figure([
-        {"title": "model against measurement", "xlabel": "measured time (us)", "ylabel": "model time (us)",
-         "ylog": True, "series": scatter, "diagonal": True},
-        {"title": "residuals", "xlabel": "size", "ylabel": "model / measured", "sizes": True, "ylog": True,
-         "series": resid, "hline": 1.0},
-    ])  # fmt: skip
+        resid.append(
+            {"label": op, "x": part["nbytes"], "y": part["predicted_us"] / part["time_us"], "style": "", "marker": "o"}
+        )
+    return plots.figure(
+        [
+            {
+                "title": "model against measurement",
+                "xlabel": "measured time (us)",
+                "ylabel": "model time (us)",
+                "ylog": True,
+                "series": scatter,
+                "diagonal": True,
+            },
+            {
+                "title": "residuals",
+                "xlabel": "size",
+                "ylabel": "model / measured",
+                "sizes": True,
+                "ylog": True,
+                "series": resid,
+                "hline": 1.0,
+            },
+        ]
+    )
 
 
 def crossovers(auto, topology: str, op: str, gpus: int) -> str:
@@ -276,9 +334,11 @@ def predictions_section(inp: Inputs) -> Section:
     if per_algo is None and auto is None:
         sec.p("No topology (--topology) or prediction sweep (--predictions) given.")
         return sec
-    sec.p("Bands are the 95 % range from the fit's (or the nominal design's) parameter uncertainty. "
-          "Per-algorithm curves are NCCL's algorithms each at its best protocol; the automatic choice is "
-          "what NCCL's tuner would pick.")  # fmt: skip
+    sec.p(
+        "Bands are the 95 % range from the fit's (or the nominal design's) parameter uncertainty. "
+        "Per-algorithm curves are NCCL's algorithms each at its best protocol; the automatic choice is "
+        "what NCCL's tuner would pick."
+    )
     if per_algo is not None:
         for name, part in per_algo.groupby("topology", sort=False):
             panels = []
@@ -287,14 +347,41 @@ def predictions_section(inp: Inputs) -> Section:
                 series = []
                 for i, (algo, g) in enumerate(one.groupby("algorithm", sort=True)):
                     big, small = g[g["gpus"] == SCALES[-1]], g[g["gpus"] == SCALES[0]]
-                    series.append({"label": algo, "x": big["bytes"], "y": big["busbw_GBps"], "color": f"C{i % 10}",
-                                   "low": big["busbw_GBps_low"], "high": big["busbw_GBps_high"]})  # fmt: skip
-                    series.append({"label": f"_{algo} 200k", "x": small["bytes"], "y": small["busbw_GBps"],
-                                   "color": f"C{i % 10}", "style": "--", "marker": ""})  # fmt: skip
-                panels.append({"title": f"{op}: 1M GPUs (200k dashed)", "xlabel": "size", "ylabel": "busbw (GB/s)",
-                               "sizes": True, "series": series, "legend": True})  # fmt: skip
-            sec.plot(f"predicted-{name}", f"{name}: predicted busbw per algorithm at 1M GPUs (band: 95 %), 200k dashed",
-                     plots.figure(panels, width_in=10, height_in=2.8))  # fmt: skip
+                    series.append(
+                        {
+                            "label": algo,
+                            "x": big["bytes"],
+                            "y": big["busbw_GBps"],
+                            "color": f"C{i % 10}",
+                            "low": big["busbw_GBps_low"],
+                            "high": big["busbw_GBps_high"],
+                        }
+                    )
+                    series.append(
+                        {
+                            "label": f"_{algo} 200k",
+                            "x": small["bytes"],
+                            "y": small["busbw_GBps"],
+                            "color": f"C{i % 10}",
+                            "style": "--",
+                            "marker": "",
+                        }
+                    )
+                panels.append(
+                    {
+                        "title": f"{op}: 1M GPUs (200k dashed)",
+                        "xlabel": "size",
+                        "ylabel": "busbw (GB/s)",
+                        "sizes": True,
+                        "series": series,
+                        "legend": True,
+                    }
+                )
+            sec.plot(
+                f"predicted-{name}",
+                f"{name}: predicted busbw per algorithm at 1M GPUs (band: 95 %), 200k dashed",
+                plots.figure(panels, width_in=10, height_in=2.8),
+            )
     if auto is not None:
         rows = []
         for name in auto["topology"].unique():
@@ -308,14 +395,33 @@ def predictions_section(inp: Inputs) -> Section:
         panels = []
         for op in ("allreduce", "allgather"):
             big = auto[(auto["bytes"] == LARGE) & (auto["op"] == op)]
-            series = [{"label": name, "x": g["gpus"], "y": g["time_us"] / 1e3, "low": g["time_us_low"] / 1e3,
-                       "high": g["time_us_high"] / 1e3} for name, g in big.sort_values("gpus").groupby("topology", sort=True)]  # fmt: skip
+            series = [
+                {
+                    "label": name,
+                    "x": g["gpus"],
+                    "y": g["time_us"] / 1e3,
+                    "low": g["time_us_low"] / 1e3,
+                    "high": g["time_us_high"] / 1e3,
+                }
+                for name, g in big.sort_values("gpus").groupby("topology", sort=True)
+            ]
             if series:
-                panels.append({"title": f"1 GiB {op}, automatic choice", "xlabel": "GPUs", "ylabel": "time (ms)",
-                               "ylog": True, "series": series, "legend": True})  # fmt: skip
+                panels.append(
+                    {
+                        "title": f"1 GiB {op}, automatic choice",
+                        "xlabel": "GPUs",
+                        "ylabel": "time (ms)",
+                        "ylog": True,
+                        "series": series,
+                        "legend": True,
+                    }
+                )
         if panels:
-            sec.plot("predicted-scale", "1 GiB allreduce and allgather time against GPUs, automatic choice",
-                     plots.figure(panels, width_in=10, height_in=3.4))  # fmt: skip
+            sec.plot(
+                "predicted-scale",
+                "1 GiB allreduce and allgather time against GPUs, automatic choice",
+                plots.figure(panels, width_in=10, height_in=3.4),
+            )
     return sec
 
 
@@ -325,8 +431,10 @@ def fabrics_section(inp: Inputs) -> Section:
     sec = Section()
     fabrics = inp.fabrics
     if fabrics.not_given:
-        sec.p(f"Not sized (only in a predictions CSV; pass their topology files to compare them): "
-              f"{', '.join(fabrics.not_given)}.")  # fmt: skip
+        sec.p(
+            f"Not sized (only in a predictions CSV; pass their topology files to compare them): "
+            f"{', '.join(fabrics.not_given)}."
+        )
     if not fabrics.sized:
         sec.p("No fabric design with switches given.")
         return sec
@@ -339,18 +447,46 @@ def fabrics_section(inp: Inputs) -> Section:
             mw = bom.network_W / 1e6
             per = {op: bw[op] * bom.gpus / 1e3 / mw if mw else float("nan") for op in bw}  # TB/s of busbw per MW
             per_mw[f"{bom.gpus // 1000}k GPUs"].append(per["allreduce"])
-            rows.append([name, f"{bom.gpus:,}", bom.tiers, f"{bom.switches:,}", f"{bom.transceivers:,}", f"{mw:.1f}",
-                         f"{bw['allreduce']:.1f}", f"{bw['allgather']:.1f}", f"{per['allreduce']:.1f}",
-                         f"{per['allgather']:.1f}"])  # fmt: skip
-    sec.p("Switch tiers include the scale-up domain; designs too small for the GPU count get copies of their "
-          "outermost tier. Network power is switches plus optics. Per MW: 1 GiB allreduce bus bandwidth summed "
-          "over GPUs (TB/s) per megawatt of network.")  # fmt: skip
-    sec.table(["design", "GPUs", "tiers", "switches", "transceivers", "network MW", "allreduce busbw 1 GiB (GB/s)",
-               "allgather busbw 1 GiB (GB/s)", "allreduce TB/s per MW", "allgather TB/s per MW"], rows)  # fmt: skip
+            rows.append(
+                [
+                    name,
+                    f"{bom.gpus:,}",
+                    bom.tiers,
+                    f"{bom.switches:,}",
+                    f"{bom.transceivers:,}",
+                    f"{mw:.1f}",
+                    f"{bw['allreduce']:.1f}",
+                    f"{bw['allgather']:.1f}",
+                    f"{per['allreduce']:.1f}",
+                    f"{per['allgather']:.1f}",
+                ]
+            )
+    sec.p(
+        "Switch tiers include the scale-up domain; designs too small for the GPU count get copies of their "
+        "outermost tier. Network power is switches plus optics. Per MW: 1 GiB allreduce bus bandwidth summed "
+        "over GPUs (TB/s) per megawatt of network."
+    )
+    sec.table(
+        [
+            "design",
+            "GPUs",
+            "tiers",
+            "switches",
+            "transceivers",
+            "network MW",
+            "allreduce busbw 1 GiB (GB/s)",
+            "allgather busbw 1 GiB (GB/s)",
+            "allreduce TB/s per MW",
+            "allgather TB/s per MW",
+        ],
+        rows,
+    )
     sec.plot(
         "fabrics-per-mw",
         "Allreduce bandwidth per megawatt of network",
-        plots.bars(list(fabrics.sized), per_mw, title="1 GiB allreduce, TB/s of bus bandwidth per MW", ylabel="TB/s per MW"),
+        plots.bars(
+            list(fabrics.sized), per_mw, title="1 GiB allreduce, TB/s of bus bandwidth per MW", ylabel="TB/s per MW"
+        ),
     )
     return sec
 
@@ -374,9 +510,11 @@ def health_section(inp: Inputs) -> Section:
         return sec
     v = inp.health[-1]
     cov = v.get("coverage", {})
-    sec.p(f"Tonight ({v['run_id']}, {v.get('suite', '')}): {v['status']} (exit {v.get('exit_code')}); tested "
-          f"{cov.get('nodes_tested')} of {cov.get('nodes_expected')} nodes, {cov.get('unknown')} unknown; "
-          f"{v.get('rounds')} rounds; baseline: {v.get('baseline', {}).get('note', 'none')}.")  # fmt: skip
+    sec.p(
+        f"Tonight ({v['run_id']}, {v.get('suite', '')}): {v['status']} (exit {v.get('exit_code')}); tested "
+        f"{cov.get('nodes_tested')} of {cov.get('nodes_expected')} nodes, {cov.get('unknown')} unknown; "
+        f"{v.get('rounds')} rounds; baseline: {v.get('baseline', {}).get('note', 'none')}."
+    )
     sec.table(
         ["stage", "state", "tests", "slow", "unanswered", "note"],
         [[s["stage"], s["status"], s["tests"], s["slow"], s["unanswered"], s["note"]] for s in v.get("stages", [])],
@@ -388,19 +526,37 @@ def health_section(inp: Inputs) -> Section:
     )
     trend = history.rows(inp.health)
     key = f"{history.TREND_CLASS}_GBps"
-    sec.table(["night", "status", "PASS", "WARN", "FAIL", "UNKNOWN", key],
-              [[r["started"][:19], r["status"], r.get("PASS"), r.get("WARN"), r.get("FAIL"), r.get("UNKNOWN"), r.get(key)]
-               for r in trend])  # fmt: skip
+    sec.table(
+        ["night", "status", "PASS", "WARN", "FAIL", "UNKNOWN", key],
+        [
+            [r["started"][:19], r["status"], r.get("PASS"), r.get("WARN"), r.get("FAIL"), r.get("UNKNOWN"), r.get(key)]
+            for r in trend
+        ],
+    )
     x = np.arange(1, len(trend) + 1)
-    svg = plots.figure([
-        {"title": "pair bandwidth (peer reference)", "xlabel": "night", "ylabel": "GB/s", "xlog": False,
-         "series": [{"label": "pairs", "x": x, "y": [r.get(key) or np.nan for r in trend]}]},
-        {"title": "nodes not passing", "xlabel": "night", "ylabel": "nodes", "xlog": False, "legend": True,
-         "series": [{"label": s, "x": x, "y": [r.get(s, 0) for r in trend]} for s in ("WARN", "FAIL", "UNKNOWN")]},
-    ])  # fmt: skip
+    svg = plots.figure(
+        [
+            {
+                "title": "pair bandwidth (peer reference)",
+                "xlabel": "night",
+                "ylabel": "GB/s",
+                "xlog": False,
+                "series": [{"label": "pairs", "x": x, "y": [r.get(key) or np.nan for r in trend]}],
+            },
+            {
+                "title": "nodes not passing",
+                "xlabel": "night",
+                "ylabel": "nodes",
+                "xlog": False,
+                "legend": True,
+                "series": [
+                    {"label": s, "x": x, "y": [r.get(s, 0) for r in trend]} for s in ("WARN", "FAIL", "UNKNOWN")
+                ],
+            },
+        ]
+    )
     sec.plot("health-trend", "Health over nights", svg)
     return sec
-
 
 
 def build(inp: Inputs, progress=None) -> dict[str, Section]:
@@ -420,5 +576,3 @@ def build(inp: Inputs, progress=None) -> dict[str, Section]:
     step("health")
     out["health"] = health_section(inp)
     return out
-
-

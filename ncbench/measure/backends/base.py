@@ -46,14 +46,17 @@ class Backend:
         """Return a callable issuing `iters` operations, each after the rank's pre-op hook (if any)."""
         loop = range(iters)
         if pre is None:
+
             def run():
                 for _ in loop:
                     raw()
         else:
+
             def run():
                 for _ in loop:
                     pre()
                     raw()
+
         return run
 
     def failure(self, err: Exception) -> str | None:

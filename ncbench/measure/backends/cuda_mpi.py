@@ -15,8 +15,9 @@ class CudaMPIBackend(MPIBackend):
     name = "cuda-mpi"
 
     @classmethod
-    def unavailable(cls, *, staged: bool = False, assume_cuda_aware: bool = False, can_stage: bool = True,
-                    **options) -> str | None:  # fmt: skip
+    def unavailable(
+        cls, *, staged: bool = False, assume_cuda_aware: bool = False, can_stage: bool = True, **options
+    ) -> str | None:
         """`can_stage`: the command offers --staged (collectives do; p2p, which times the link, does not)."""
         reason = gpu.unavailable()
         if reason or staged or assume_cuda_aware:
@@ -29,8 +30,9 @@ class CudaMPIBackend(MPIBackend):
         return f"this MPI library {verdict} ({how}); {stage}add --assume-cuda-aware if you know better, or use --backend nccl"
 
     @classmethod
-    def memory_problem(cls, bytes_per_rank: int, hosts: list[str], rank: int, *, staged: bool = False,
-                       **options) -> str | None:  # fmt: skip
+    def memory_problem(
+        cls, bytes_per_rank: int, hosts: list[str], rank: int, *, staged: bool = False, **options
+    ) -> str | None:
         on_device = gpu.device_memory_problem(bytes_per_rank, hosts, rank)
         return on_device or (super().memory_problem(bytes_per_rank, hosts, rank) if staged else None)
 
@@ -74,8 +76,9 @@ class CudaMPIBackend(MPIBackend):
         host_send = host_buffer(max(1, layout.send_count) * send.itemsize).view(send.dtype)[: layout.send_count]
         host_recv = host_buffer(max(1, held) * recv.itemsize).view(recv.dtype)[:held]
         host_in = host_recv if in_place else host_send
-        host_call, host_result = super().prepare(name, layout, host_send, host_recv, dt=dt, redop=redop, root=root,
-                                                 in_place=in_place)  # fmt: skip
+        host_call, host_result = super().prepare(
+            name, layout, host_send, host_recv, dt=dt, redop=redop, root=root, in_place=in_place
+        )
 
         def staged():  # the copies are part of what a staged operation costs, so they are timed
             dev_in.get(out=host_in)

@@ -14,8 +14,10 @@ from pathlib import Path
 from ...errors import NcbenchError
 from ...ops import DType
 
-NO_GPU_HINT = ("run on a node with an NVIDIA GPU and its driver (check nvidia-smi and CUDA_VISIBLE_DEVICES), "
-               "or use --backend mpi for host buffers")  # fmt: skip
+NO_GPU_HINT = (
+    "run on a node with an NVIDIA GPU and its driver (check nvidia-smi and CUDA_VISIBLE_DEVICES), "
+    "or use --backend mpi for host buffers"
+)
 GPU_HINT = "install CuPy with pip install 'ncbench[gpu]' (or cupy-cuda12x / cupy-cuda13x) on a machine with NVIDIA GPUs"
 
 
@@ -51,8 +53,10 @@ def unavailable() -> str | None:
     try:
         count = cupy.cuda.runtime.getDeviceCount()
     except Exception as err:  # noqa: BLE001 - CUDARuntimeError without a driver, ImportError without libcuda
-        return (f"CuPy {cupy.__version__} is installed but cannot reach a CUDA GPU here ({type(err).__name__}: {err}); "
-                f"{NO_GPU_HINT}")  # fmt: skip
+        return (
+            f"CuPy {cupy.__version__} is installed but cannot reach a CUDA GPU here ({type(err).__name__}: {err}); "
+            f"{NO_GPU_HINT}"
+        )
     if count > 0:
         return None
     return f"CuPy {cupy.__version__} is installed but no CUDA GPU is visible here; {NO_GPU_HINT}"

@@ -18,8 +18,20 @@ from .base import Backend
 
 NCCL_OPS = {"sum": 0, "prod": 1, "max": 2, "min": 3, "avg": 4}  # ncclRedOp_t
 # ncclDataType_t by ncbench's dtype name (storage cannot tell: fp8 and uint8 both live in uint8)
-NCCL_TYPES = {"int8": 0, "uint8": 1, "int32": 2, "uint32": 3, "int64": 4, "uint64": 5, "half": 6, "float": 7,
-              "double": 8, "bfloat16": 9, "f8e4m3": 10, "f8e5m2": 11}  # fmt: skip
+NCCL_TYPES = {
+    "int8": 0,
+    "uint8": 1,
+    "int32": 2,
+    "uint32": 3,
+    "int64": 4,
+    "uint64": 5,
+    "half": 6,
+    "float": 7,
+    "double": 8,
+    "bfloat16": 9,
+    "f8e4m3": 10,
+    "f8e5m2": 11,
+}
 FP8 = ("f8e4m3", "f8e5m2")
 FP8_NCCL, FP8_SM = 22400, 9  # ncclFloat8e4m3/e5m2 arrived in NCCL 2.24 and need sm_90 (nccl-tests drops them below)
 
@@ -139,8 +151,11 @@ class NCCLBackend(Backend):
         return gpu.describe_device()
 
     def versions(self) -> dict:
-        found = {"nccl": str(self.nccl.get_version()), "nccl_build": str(self.nccl.get_build_version()),
-                 "nccl_topology_xml": self.topology_xml}  # fmt: skip
+        found = {
+            "nccl": str(self.nccl.get_version()),
+            "nccl_build": str(self.nccl.get_build_version()),
+            "nccl_topology_xml": self.topology_xml,
+        }
         return {**found, **gpu.gpu_metadata()}
 
     def prepare(self, name: str, layout: Layout, send, recv, *, dt: DType, redop: str, root: int, in_place: bool):
@@ -167,8 +182,10 @@ class NCCLBackend(Backend):
             result = result if rank == root else None
         elif name == "alltoall":
             peers = [(p, sp + p * b * size, rp + p * b * size) for p in range(nranks)]
-            call = self._grouped([(nc.send, s, b, kind, p, st) for p, s, _ in peers] +
-                                 [(nc.recv, r, b, kind, p, st) for p, _, r in peers])  # fmt: skip
+            call = self._grouped(
+                [(nc.send, s, b, kind, p, st) for p, s, _ in peers]
+                + [(nc.recv, r, b, kind, p, st) for p, _, r in peers]
+            )
             result = None if in_place else result  # in place overwrites what it still sends (nccl-tests: N/A)
         elif name == "sendrecv":
             right, left = (rank + 1) % nranks, (rank - 1) % nranks
@@ -184,8 +201,10 @@ class NCCLBackend(Backend):
         Peers are ranks of this backend's communicator; a peer may be this rank itself (NCCL allows it).
         """
         nc, st, byte = self.nccl_comm, self.stream.ptr, NCCL_TYPES["uint8"]
-        return self._grouped([(nc.send, buf.data.ptr, n, byte, peer, st) for buf, n, peer in sends] +
-                             [(nc.recv, buf.data.ptr, n, byte, peer, st) for buf, n, peer in recvs])  # fmt: skip
+        return self._grouped(
+            [(nc.send, buf.data.ptr, n, byte, peer, st) for buf, n, peer in sends]
+            + [(nc.recv, buf.data.ptr, n, byte, peer, st) for buf, n, peer in recvs]
+        )
 
     def _grouped(self, calls):
         """Return one callable issuing these send/recv calls inside ncclGroupStart/End (no deadlock)."""

@@ -187,8 +187,24 @@ def _dispatch(name):
     return call
 
 
-for _name in ("where", "concatenate", "zeros_like", "empty_like", "ones_like", "abs", "absolute", "maximum",
-              "minimum", "stack", "sum", "any", "all", "count_nonzero", "flatnonzero", "isnan"):  # fmt: skip
+for _name in (
+    "where",
+    "concatenate",
+    "zeros_like",
+    "empty_like",
+    "ones_like",
+    "abs",
+    "absolute",
+    "maximum",
+    "minimum",
+    "stack",
+    "sum",
+    "any",
+    "all",
+    "count_nonzero",
+    "flatnonzero",
+    "isnan",
+):
     globals()[_name] = _dispatch(_name)
 
 

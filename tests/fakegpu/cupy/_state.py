@@ -18,7 +18,9 @@ def device_count() -> int:
     if os.environ.get("FAKEGPU_NO_DRIVER"):
         from .cuda.runtime import CUDARuntimeError
 
-        raise CUDARuntimeError("cudaErrorInsufficientDriver: CUDA driver version is insufficient for CUDA runtime version")
+        raise CUDARuntimeError(
+            "cudaErrorInsufficientDriver: CUDA driver version is insufficient for CUDA runtime version"
+        )
     count = int(os.environ.get("FAKEGPU_DEVICES", "8"))
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:

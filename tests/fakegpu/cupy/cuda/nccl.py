@@ -19,13 +19,30 @@ NCCL_SUM, NCCL_PROD, NCCL_MAX, NCCL_MIN, NCCL_AVG = range(5)
 NCCL_INT8, NCCL_UINT8, NCCL_INT32, NCCL_UINT32, NCCL_INT64, NCCL_UINT64 = range(6)
 NCCL_FLOAT16, NCCL_FLOAT32, NCCL_FLOAT64, NCCL_BFLOAT16, NCCL_FLOAT8E4M3, NCCL_FLOAT8E5M2 = 6, 7, 8, 9, 10, 11
 NCCL_CHAR, NCCL_INT, NCCL_HALF, NCCL_FLOAT, NCCL_DOUBLE = 0, 2, 6, 7, 8
-_STORAGE = {0: np.int8, 1: np.uint8, 2: np.int32, 3: np.uint32, 4: np.int64, 5: np.uint64,
-            6: np.float16, 7: np.float32, 8: np.float64, 9: np.uint16, 10: np.uint8, 11: np.uint8}  # fmt: skip
+_STORAGE = {
+    0: np.int8,
+    1: np.uint8,
+    2: np.int32,
+    3: np.uint32,
+    4: np.int64,
+    5: np.uint64,
+    6: np.float16,
+    7: np.float32,
+    8: np.float64,
+    9: np.uint16,
+    10: np.uint8,
+    11: np.uint8,
+}
 VERSION_CODE = 22703  # NCCL 2.27.3
 UNIQUE_ID_BYTES = 128
 _TAG = 31337
-_ERRORS = {1: "unhandled cuda error", 2: "unhandled system error", 3: "internal error",
-           4: "invalid argument", 5: "invalid usage"}  # fmt: skip
+_ERRORS = {
+    1: "unhandled cuda error",
+    2: "unhandled system error",
+    3: "internal error",
+    4: "invalid argument",
+    5: "invalid usage",
+}
 
 available = True
 
@@ -142,8 +159,11 @@ def _view(ptr: int, count: int, datatype: int, what: str) -> np.ndarray:
     if nbytes == 0:
         return np.empty(0, dtype=np.uint8)
     if not _state.in_device_memory(ptr, nbytes):
-        raise NcclError(4, f"{what}: {nbytes} B at {ptr:#x} is not inside one device allocation (host memory, "
-                           f"freed memory, or an overrun)")  # fmt: skip
+        raise NcclError(
+            4,
+            f"{what}: {nbytes} B at {ptr:#x} is not inside one device allocation (host memory, "
+            f"freed memory, or an overrun)",
+        )
     return np.frombuffer((ctypes.c_char * nbytes).from_address(ptr), dtype=np.uint8)
 
 
@@ -216,9 +236,11 @@ class NcclCommunicator:
         dump = os.environ.get("NCCL_TOPO_DUMP_FILE")
         if dump and rank == int(os.environ.get("NCCL_TOPO_DUMP_FILE_RANK", "0")):  # as NCCL's topology search does
             with open(dump, "w") as f:
-                f.write(f'<system version="1">\n  <cpu numaid="0" arch="x86_64">\n    <pci busid="0000:18:00.0">\n'
-                        f'      <gpu dev="{self._device}" sm="90" rank="{rank}"/>\n    </pci>\n'
-                        f'    <nic><net name="fakegpu_0" dev="0" speed="400000"/></nic>\n  </cpu>\n</system>\n')
+                f.write(
+                    f'<system version="1">\n  <cpu numaid="0" arch="x86_64">\n    <pci busid="0000:18:00.0">\n'
+                    f'      <gpu dev="{self._device}" sm="90" rank="{rank}"/>\n    </pci>\n'
+                    f'    <nic><net name="fakegpu_0" dev="0" speed="400000"/></nic>\n  </cpu>\n</system>\n'
+                )
         self._aborted = False
 
     @staticmethod

@@ -21,8 +21,12 @@ def getDeviceProperties(device):
     if not 0 <= device < _state.device_count():
         raise CUDARuntimeError("cudaErrorInvalidDevice: invalid device ordinal")
     sm = int(os.environ.get("FAKEGPU_SM", "90"))
-    return {"name": b"FakeGPU (tests/fakegpu)", "totalGlobalMem": _state.memory_bytes(), "major": sm // 10,
-            "minor": sm % 10}  # fmt: skip
+    return {
+        "name": b"FakeGPU (tests/fakegpu)",
+        "totalGlobalMem": _state.memory_bytes(),
+        "major": sm // 10,
+        "minor": sm % 10,
+    }
 
 
 def driverGetVersion():
