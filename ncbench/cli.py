@@ -74,48 +74,57 @@ def _list(text: str, everything: tuple[str, ...]) -> tuple[str, ...]:
     return everything if text == "all" else tuple(x.strip() for x in text.split(",") if x.strip())
 
 
+Stepbytes = Annotated[str, typer.Option("-i", "--stepbytes", help="Add this many bytes when -f <= 1.")]
+Datatype = Annotated[
+    str,
+    typer.Option(
+        "-d",
+        "--datatype",
+        help="int8 uint8 int32 uint32 int64 uint64 half float double bfloat16 f8e4m3 f8e5m2, a comma list, or all.",
+    ),
+]
+Redop = Annotated[str, typer.Option("-o", "--op", help="Reduction: sum prod max min avg, a comma list, or all.")]
+Root = Annotated[int, typer.Option("-r", "--root", help="Root rank; -1 runs every root.")]
+Cycles = Annotated[int, typer.Option("-N", "--run-cycles", "--run_cycles", help="Repeat the whole sweep.")]
+Cudagraph = Annotated[
+    int,
+    typer.Option(
+        "-G",
+        "--cudagraph",
+        help="nccl: capture each sample's operations in a CUDA graph and launch it N times (nccl-tests -G; 0 = off).",
+    ),
+]
+Graph = Annotated[bool, typer.Option("--graph", help="nccl: the same as -G 1 (no Python launch cost in the figures).")]
+Staged = Annotated[
+    bool, typer.Option("--staged", help="cuda-mpi: copy through host memory when MPI is not CUDA-aware.")
+]
+CollectiveNodes = Annotated[
+    str, typer.Option("--nodes", help="Node counts to measure on, e.g. 1,2,4 (first N nodes each).")
+]
+
+
 def _collective_command(name: str):
+    # Long by its flags alone (one line per nccl-tests flag, then one line per Sweep or Launch field): a flat
+    # translation that reads better whole than split across helpers that would each take the same flags.
     def command(
         minbytes: MinBytes = "8",
         maxbytes: MaxBytes = DEFAULT_MAX,
         stepfactor: StepFactor = 2.0,
-        stepbytes: Annotated[str, typer.Option("-i", "--stepbytes", help="Add this many bytes when -f <= 1.")] = "1M",
+        stepbytes: Stepbytes = "1M",
         iters: Iters = 0,
         warmup: Warmup = 5,
-        datatype: Annotated[
-            str,
-            typer.Option(
-                "-d",
-                "--datatype",
-                help="int8 uint8 int32 uint32 int64 uint64 half float double bfloat16 f8e4m3 f8e5m2, a comma list, or all.",
-            ),
-        ] = "float",
-        redop: Annotated[
-            str, typer.Option("-o", "--op", help="Reduction: sum prod max min avg, a comma list, or all.")
-        ] = "",
-        root: Annotated[int, typer.Option("-r", "--root", help="Root rank; -1 runs every root.")] = 0,
+        datatype: Datatype = "float",
+        redop: Redop = "",
+        root: Root = 0,
         check: Check = 1,
-        cycles: Annotated[int, typer.Option("-N", "--run-cycles", "--run_cycles", help="Repeat the whole sweep.")] = 1,
+        cycles: Cycles = 1,
         timeout: Timeout = 120.0,
         backend: BackendName = "mpi",
-        cudagraph: Annotated[
-            int,
-            typer.Option(
-                "-G",
-                "--cudagraph",
-                help="nccl: capture each sample's operations in a CUDA graph and launch it N times (nccl-tests -G; 0 = off).",
-            ),
-        ] = 0,
-        graph: Annotated[
-            bool, typer.Option("--graph", help="nccl: the same as -G 1 (no Python launch cost in the figures).")
-        ] = False,
-        staged: Annotated[
-            bool, typer.Option("--staged", help="cuda-mpi: copy through host memory when MPI is not CUDA-aware.")
-        ] = False,
+        cudagraph: Cudagraph = 0,
+        graph: Graph = False,
+        staged: Staged = False,
         assume_cuda_aware: AssumeCudaAware = False,
-        nodes: Annotated[
-            str, typer.Option("--nodes", help="Node counts to measure on, e.g. 1,2,4 (first N nodes each).")
-        ] = "",
+        nodes: CollectiveNodes = "",
         ranks_per_node: RanksPerNode = 0,
         time_budget: TimeBudget = 0.1,
         samples: Samples = 10,
@@ -168,25 +177,27 @@ for _name in COLLECTIVES:
     app.command(_name)(_collective_command(_name))
 
 
+Tests = Annotated[str, typer.Option("--tests", help="Comma list of latency, bw, bibw (the OSU trio).")]
+Pairs = Annotated[
+    str,
+    typer.Option(
+        "--pairs",
+        help="neighbours (r, r+1) | first (0 with each) | all-nodes (first rank of each node pair) | all | self (each rank with itself).",
+    ),
+]
+Concurrent = Annotated[bool, typer.Option("--concurrent", help="Measure disjoint pairs at once (shared links show).")]
+Window = Annotated[int, typer.Option("--window", "-W", help="Messages in flight for bw and bibw.")]
+
+
 @app.command("p2p")
 def p2p_cmd(
-    tests: Annotated[
-        str, typer.Option("--tests", help="Comma list of latency, bw, bibw (the OSU trio).")
-    ] = "latency,bw,bibw",
-    pairs: Annotated[
-        str,
-        typer.Option(
-            "--pairs",
-            help="neighbours (r, r+1) | first (0 with each) | all-nodes (first rank of each node pair) | all | self (each rank with itself).",
-        ),
-    ] = "neighbours",
-    concurrent: Annotated[
-        bool, typer.Option("--concurrent", help="Measure disjoint pairs at once (shared links show).")
-    ] = False,
+    tests: Tests = "latency,bw,bibw",
+    pairs: Pairs = "neighbours",
+    concurrent: Concurrent = False,
     minbytes: MinBytes = "1",
     maxbytes: MaxBytes = "4M",
     stepfactor: StepFactor = 2.0,
-    window: Annotated[int, typer.Option("--window", "-W", help="Messages in flight for bw and bibw.")] = 64,
+    window: Window = 64,
     iters: Iters = 0,
     warmup: Warmup = 5,
     check: Check = 1,
@@ -233,38 +244,45 @@ def p2p_cmd(
     Outcome.code = session.run_p2p(sweep, launch)
 
 
+Logs = Annotated[
+    list[Path],
+    typer.Argument(
+        help="nccl-tests output: text logs (any version), -J JSON files, directories of them, or a quoted glob ('logs/*.log')."
+    ),
+]
+ImportOut = Annotated[
+    Path | None,
+    typer.Option(
+        "--out", help="Results CSV to write (default results/runs/<first log>-import.csv); never overwritten."
+    ),
+]
+Op = Annotated[
+    str | None,
+    typer.Option(
+        "--op",
+        help="The operation, when neither the log nor its file name says and the table fits several (e.g. allreduce).",
+    ),
+]
+Ranks = Annotated[
+    int | None,
+    typer.Option(
+        "--ranks",
+        help="The job's rank count, when the log has no '# Rank ... device' lines; one the log contradicts is refused.",
+    ),
+]
+GpusPerNode = Annotated[
+    int | None,
+    typer.Option("--gpus-per-node", help="Ranks (GPUs) per node; the node count follows from the rank count."),
+]
+
+
 @app.command("import")
 def import_cmd(
-    logs: Annotated[
-        list[Path],
-        typer.Argument(
-            help="nccl-tests output: text logs (any version), -J JSON files, directories of them, or a quoted glob ('logs/*.log')."
-        ),
-    ],
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out", help="Results CSV to write (default results/runs/<first log>-import.csv); never overwritten."
-        ),
-    ] = None,
-    op: Annotated[
-        str | None,
-        typer.Option(
-            "--op",
-            help="The operation, when neither the log nor its file name says and the table fits several (e.g. allreduce).",
-        ),
-    ] = None,
-    ranks: Annotated[
-        int | None,
-        typer.Option(
-            "--ranks",
-            help="The job's rank count, when the log has no '# Rank ... device' lines; one the log contradicts is refused.",
-        ),
-    ] = None,
-    gpus_per_node: Annotated[
-        int | None,
-        typer.Option("--gpus-per-node", help="Ranks (GPUs) per node; the node count follows from the rank count."),
-    ] = None,
+    logs: Logs,
+    out: ImportOut = None,
+    op: Op = None,
+    ranks: Ranks = None,
+    gpus_per_node: GpusPerNode = None,
     force: Force = False,
 ) -> None:
     """Turn nccl-tests output into ncbench records (one results file with a sidecar naming the sources).
@@ -290,19 +308,22 @@ def import_cmd(
     print(f"wrote {done.rows} rows{read} to {done.target}")
 
 
+RunA = Annotated[Path, typer.Argument(help="Results CSV (or directory): the reference, e.g. a baseline copy of a run.")]
+RunB = Annotated[Path, typer.Argument(help="Results CSV (or directory) to judge against it.")]
+Threshold = Annotated[
+    float, typer.Option("--threshold", help="A regression is significantly slower by more than this many percent.")
+]
+Alpha = Annotated[float, typer.Option("--alpha", help="Significance level of Welch's t-test on the recorded samples.")]
+CompareOp = Annotated[str, typer.Option("--op", help="Only these ops (comma list).")]
+
+
 @app.command("compare")
 def compare_cmd(
-    run_a: Annotated[
-        Path, typer.Argument(help="Results CSV (or directory): the reference, e.g. a baseline copy of a run.")
-    ],
-    run_b: Annotated[Path, typer.Argument(help="Results CSV (or directory) to judge against it.")],
-    threshold: Annotated[
-        float, typer.Option("--threshold", help="A regression is significantly slower by more than this many percent.")
-    ] = 5.0,
-    alpha: Annotated[
-        float, typer.Option("--alpha", help="Significance level of Welch's t-test on the recorded samples.")
-    ] = 0.05,
-    op: Annotated[str, typer.Option("--op", help="Only these ops (comma list).")] = "",
+    run_a: RunA,
+    run_b: RunB,
+    threshold: Threshold = 5.0,
+    alpha: Alpha = 0.05,
+    op: CompareOp = "",
     fmt: Format = "table",
 ) -> None:
     """Compare two runs per op and size: change in time and busbw, and whether it is significant; exit 2 on a regression."""
@@ -322,31 +343,39 @@ def compare_cmd(
     Outcome.code = EXIT_FAIL if (frame["verdict"] == "regression").any() else 0
 
 
+Results = Annotated[list[Path], typer.Argument(help="Results CSV files or directories (runs, imports).")]
+ReportOut = Annotated[
+    Path,
+    typer.Option(
+        "--out",
+        help="Folder for report.html, report.md and report_files/; must not exist or be empty (or --force).",
+    ),
+]
+TopologyPaths = Annotated[
+    list[Path] | None,
+    typer.Option("--topology", help="Topology TOML (repeat): fitted ones show the fit, all are predicted."),
+]
+Predictions = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--predictions",
+        help="Prediction sweep CSV (ncbench predict --format csv), e.g. results/predictions/default-sweep.csv.",
+    ),
+]
+Health = Annotated[
+    Path | None, typer.Option("--health", help="A health verdict.json, or a folder of health runs for the trend.")
+]
+Title = Annotated[str, typer.Option("--title", help="The report's title.")]
+
+
 @app.command("report")
 def report_cmd(
-    results: Annotated[list[Path], typer.Argument(help="Results CSV files or directories (runs, imports).")],
-    out: Annotated[
-        Path,
-        typer.Option(
-            "--out",
-            help="Folder for report.html, report.md and report_files/; must not exist or be empty (or --force).",
-        ),
-    ],
-    topology_paths: Annotated[
-        list[Path] | None,
-        typer.Option("--topology", help="Topology TOML (repeat): fitted ones show the fit, all are predicted."),
-    ] = None,
-    predictions: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--predictions",
-            help="Prediction sweep CSV (ncbench predict --format csv), e.g. results/predictions/default-sweep.csv.",
-        ),
-    ] = None,
-    health: Annotated[
-        Path | None, typer.Option("--health", help="A health verdict.json, or a folder of health runs for the trend.")
-    ] = None,
-    title: Annotated[str, typer.Option("--title", help="The report's title.")] = "ncbench report",
+    results: Results,
+    out: ReportOut,
+    topology_paths: TopologyPaths = None,
+    predictions: Predictions = None,
+    health: Health = None,
+    title: Title = "ncbench report",
     force: Force = False,
 ) -> None:
     """Write one self-contained HTML report (plots inline, no network needed) and its Markdown twin."""
@@ -368,75 +397,87 @@ health_app = typer.Typer(help="Nightly fabric health: find the slow node, NIC or
 app.add_typer(health_app, name="health")
 
 
+Suite = Annotated[
+    str,
+    typer.Option("--suite", help="quick (local, pairs, confirm) | nightly (+ fabric shifts, whole-job allreduce)."),
+]
+Baseline = Annotated[
+    Path | None, typer.Option("--baseline", help="Baseline JSON, or a directory of them keyed by fingerprint.")
+]
+UpdateBaseline = Annotated[
+    bool, typer.Option("--update-baseline", help="Add a clean night to the baseline (starts one after an upgrade).")
+]
+HealthOut = Annotated[
+    Path | None,
+    typer.Option("--out", help="Directory for records, verdict, textfile, JUnit (default results/health/<run_id>/)."),
+]
+PromDir = Annotated[
+    Path | None,
+    typer.Option("--prom-dir", help="Also write ncbench_health.prom here (node_exporter textfile directory)."),
+]
+Drain = Annotated[bool, typer.Option("--drain", help="Run the Slurm drain commands (default: print them).")]
+MaxDrain = Annotated[
+    float,
+    typer.Option("--max-drain", help="Drain nothing when more than this share of nodes fails (a shared cause)."),
+]
+Nbytes = Annotated[
+    str, typer.Option("--bytes", help="Message size of loopback, pair and flow tests (default: the suite's).")
+]
+SlowRatio = Annotated[
+    float, typer.Option("--slow-ratio", help="A test is a strike below this share of its peers (and baseline).")
+]
+Z = Annotated[
+    float, typer.Option("--z", help="... and this many robust sd below the peers (when there are 5 or more).")
+]
+MaxNoise = Annotated[
+    float,
+    typer.Option(
+        "--max-noise",
+        help="A test whose own or peers' samples spread more (1 - best/median) is too noisy to judge: WARN NCB-NOISY, never FAIL.",
+    ),
+]
+HealthTimeout = Annotated[
+    float, typer.Option("-T", "--timeout", help="Seconds a round may take; ranks silent longer are UNKNOWN.")
+]
+HostsPerLeaf = Annotated[
+    int,
+    typer.Option("--hosts-per-leaf", help="Nodes per leaf switch, in launch order (default: topology, else all)."),
+]
+LeavesPerPod = Annotated[
+    int, typer.Option("--leaves-per-pod", help="Leaves per spine group (default: topology, else all).")
+]
+TopologyPath = Annotated[Path | None, typer.Option("--topology", help="Topology TOML giving leaf and pod sizes.")]
+AdaptiveRouting = Annotated[bool, typer.Option("--adaptive-routing", help="Paths are not fixed: skip link tomography.")]
+ExitZero = Annotated[bool, typer.Option("--exit-zero", help="Exit 0 whatever the verdict (it is in the files).")]
+Cluster = Annotated[
+    str,
+    typer.Option("--cluster", help="Cluster name in the verdict (default $SLURM_CLUSTER_NAME or the first host)."),
+]
+
+
 @health_app.callback(invoke_without_command=True)
 def health_cmd(
     ctx: typer.Context,
-    suite: Annotated[
-        str,
-        typer.Option("--suite", help="quick (local, pairs, confirm) | nightly (+ fabric shifts, whole-job allreduce)."),
-    ] = "nightly",
-    baseline: Annotated[
-        Path | None, typer.Option("--baseline", help="Baseline JSON, or a directory of them keyed by fingerprint.")
-    ] = None,
-    update_baseline: Annotated[
-        bool, typer.Option("--update-baseline", help="Add a clean night to the baseline (starts one after an upgrade).")
-    ] = False,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out", help="Directory for records, verdict, textfile, JUnit (default results/health/<run_id>/)."
-        ),
-    ] = None,
-    prom_dir: Annotated[
-        Path | None,
-        typer.Option("--prom-dir", help="Also write ncbench_health.prom here (node_exporter textfile directory)."),
-    ] = None,
-    drain: Annotated[bool, typer.Option("--drain", help="Run the Slurm drain commands (default: print them).")] = False,
-    max_drain: Annotated[
-        float,
-        typer.Option("--max-drain", help="Drain nothing when more than this share of nodes fails (a shared cause)."),
-    ] = 0.01,
-    nbytes: Annotated[
-        str, typer.Option("--bytes", help="Message size of loopback, pair and flow tests (default: the suite's).")
-    ] = "",
-    slow_ratio: Annotated[
-        float, typer.Option("--slow-ratio", help="A test is a strike below this share of its peers (and baseline).")
-    ] = 0.90,
-    z: Annotated[
-        float, typer.Option("--z", help="... and this many robust sd below the peers (when there are 5 or more).")
-    ] = 6.0,
-    max_noise: Annotated[
-        float,
-        typer.Option(
-            "--max-noise",
-            help="A test whose own or peers' samples spread more (1 - best/median) is too noisy to judge: WARN NCB-NOISY, never FAIL.",
-        ),
-    ] = 0.18,
-    timeout: Annotated[
-        float, typer.Option("-T", "--timeout", help="Seconds a round may take; ranks silent longer are UNKNOWN.")
-    ] = 60.0,
+    suite: Suite = "nightly",
+    baseline: Baseline = None,
+    update_baseline: UpdateBaseline = False,
+    out: HealthOut = None,
+    prom_dir: PromDir = None,
+    drain: Drain = False,
+    max_drain: MaxDrain = 0.01,
+    nbytes: Nbytes = "",
+    slow_ratio: SlowRatio = 0.90,
+    z: Z = 6.0,
+    max_noise: MaxNoise = 0.18,
+    timeout: HealthTimeout = 60.0,
     ranks_per_node: RanksPerNode = 0,
-    hosts_per_leaf: Annotated[
-        int,
-        typer.Option("--hosts-per-leaf", help="Nodes per leaf switch, in launch order (default: topology, else all)."),
-    ] = 0,
-    leaves_per_pod: Annotated[
-        int, typer.Option("--leaves-per-pod", help="Leaves per spine group (default: topology, else all).")
-    ] = 0,
-    topology_path: Annotated[
-        Path | None, typer.Option("--topology", help="Topology TOML giving leaf and pod sizes.")
-    ] = None,
-    adaptive_routing: Annotated[
-        bool, typer.Option("--adaptive-routing", help="Paths are not fixed: skip link tomography.")
-    ] = False,
-    exit_zero: Annotated[
-        bool, typer.Option("--exit-zero", help="Exit 0 whatever the verdict (it is in the files).")
-    ] = False,
+    hosts_per_leaf: HostsPerLeaf = 0,
+    leaves_per_pod: LeavesPerPod = 0,
+    topology_path: TopologyPath = None,
+    adaptive_routing: AdaptiveRouting = False,
+    exit_zero: ExitZero = False,
     force: Force = False,
-    cluster: Annotated[
-        str,
-        typer.Option("--cluster", help="Cluster name in the verdict (default $SLURM_CLUSTER_NAME or the first host)."),
-    ] = "",
+    cluster: Cluster = "",
     thread_level: ThreadLevel = "auto",
 ) -> None:
     """Run the health suite under mpirun: `mpiexec -n N ncbench health --suite nightly --baseline results/baselines/`.
@@ -472,12 +513,18 @@ def health_cmd(
     Outcome.code = command.run(opts)
 
 
+Folder = Annotated[Path, typer.Argument(help="Directory of health runs.")]
+Node = Annotated[str, typer.Option("--node", help="One node's trend (its name as the verdict gives it).")]
+Last = Annotated[int, typer.Option("--last", help="Only the last N nights.")]
+Fmt = Annotated[str, typer.Option("--format", help="table | json (one object per night).")]
+
+
 @health_app.command("history")
 def health_history_cmd(
-    folder: Annotated[Path, typer.Argument(help="Directory of health runs.")] = Path("results/health"),
-    node: Annotated[str, typer.Option("--node", help="One node's trend (its name as the verdict gives it).")] = "",
-    last: Annotated[int, typer.Option("--last", help="Only the last N nights.")] = 30,
-    fmt: Annotated[str, typer.Option("--format", help="table | json (one object per night).")] = "table",
+    folder: Folder = Path("results/health"),
+    node: Node = "",
+    last: Last = 30,
+    fmt: Fmt = "table",
 ) -> None:
     """Show the fleet's (or one node's) health over nights from the stored verdicts."""
     from .health import history
@@ -486,30 +533,36 @@ def health_history_cmd(
     print(history.render(history.rows(history.load(folder), node or None)[-max(last, 1) :], fmt), end="")
 
 
+Nodes = Annotated[str, typer.Option("--nodes", help="Nodes (scale-up domains) in the fabric, e.g. 25000 or 125k.")]
+BadNodes = Annotated[int, typer.Option("--bad-nodes", help="Nodes slow in every inter-node test.")]
+BadLinks = Annotated[int, typer.Option("--bad-links", help="Slow switch-to-switch links.")]
+BadNics = Annotated[int, typer.Option("--bad-nics", help="Slow NICs (one rail of one node, loopback included).")]
+HealthSimulateTopologyPath = Annotated[
+    Path, typer.Option("--topology", help="Topology TOML: leaf, pod and rail counts.")
+]
+Trials = Annotated[int, typer.Option("--trials", help="Independent seeded trials (seed, seed+1, ...).")]
+Seed = Annotated[int, typer.Option("--seed", help="First random seed.")]
+Factor = Annotated[float, typer.Option("--factor", help="A faulty element runs at this share of its bandwidth.")]
+Noise = Annotated[float, typer.Option("--noise", help="Log-normal measurement noise (sd) of every test.")]
+RoundS = Annotated[float, typer.Option("--round-s", help="Wall time per round, for the estimate (seconds).")]
+HealthSimulateSuite = Annotated[str, typer.Option("--suite", help="quick | nightly.")]
+HealthSimulateFmt = Annotated[str, typer.Option("--format", help="table | json.")]
+
+
 @health_app.command("simulate")
 def health_simulate_cmd(
-    nodes: Annotated[
-        str, typer.Option("--nodes", help="Nodes (scale-up domains) in the fabric, e.g. 25000 or 125k.")
-    ] = "25000",
-    bad_nodes: Annotated[int, typer.Option("--bad-nodes", help="Nodes slow in every inter-node test.")] = 5,
-    bad_links: Annotated[int, typer.Option("--bad-links", help="Slow switch-to-switch links.")] = 3,
-    bad_nics: Annotated[
-        int, typer.Option("--bad-nics", help="Slow NICs (one rail of one node, loopback included).")
-    ] = 0,
-    topology_path: Annotated[Path, typer.Option("--topology", help="Topology TOML: leaf, pod and rail counts.")] = Path(
-        "topologies/colossus-spectrum-x-200k.toml"
-    ),
-    trials: Annotated[int, typer.Option("--trials", help="Independent seeded trials (seed, seed+1, ...).")] = 1,
-    seed: Annotated[int, typer.Option("--seed", help="First random seed.")] = 0,
-    factor: Annotated[
-        float, typer.Option("--factor", help="A faulty element runs at this share of its bandwidth.")
-    ] = 0.5,
-    noise: Annotated[float, typer.Option("--noise", help="Log-normal measurement noise (sd) of every test.")] = 0.02,
-    round_s: Annotated[
-        float, typer.Option("--round-s", help="Wall time per round, for the estimate (seconds).")
-    ] = 10.0,
-    suite: Annotated[str, typer.Option("--suite", help="quick | nightly.")] = "nightly",
-    fmt: Annotated[str, typer.Option("--format", help="table | json.")] = "table",
+    nodes: Nodes = "25000",
+    bad_nodes: BadNodes = 5,
+    bad_links: BadLinks = 3,
+    bad_nics: BadNics = 0,
+    topology_path: HealthSimulateTopologyPath = Path("topologies/colossus-spectrum-x-200k.toml"),
+    trials: Trials = 1,
+    seed: Seed = 0,
+    factor: Factor = 0.5,
+    noise: Noise = 0.02,
+    round_s: RoundS = 10.0,
+    suite: HealthSimulateSuite = "nightly",
+    fmt: HealthSimulateFmt = "table",
 ) -> None:
     """Plan at scale: the suite's scheduling and attribution on a simulated fabric with injected faults."""
     from .health import simulate
@@ -544,15 +597,20 @@ topo_app = typer.Typer(help="Fabric designs: topologies/*.toml.", no_args_is_hel
 app.add_typer(topo_app, name="topo")
 
 
+TopologyFile = Annotated[Path, typer.Argument(help="A topology TOML file.")]
+Gpus = Annotated[
+    str, typer.Option("--gpus", help="Size the fabric for this many GPUs (200k, 1M); default: the file's gpus.")
+]
+Extend = Annotated[
+    bool, typer.Option("--extend", help="Add copies of the outermost tier when the design is too small.")
+]
+
+
 @topo_app.command("show")
 def topo_show(
-    path: Annotated[Path, typer.Argument(help="A topology TOML file.")],
-    gpus: Annotated[
-        str, typer.Option("--gpus", help="Size the fabric for this many GPUs (200k, 1M); default: the file's gpus.")
-    ] = "",
-    extend: Annotated[
-        bool, typer.Option("--extend", help="Add copies of the outermost tier when the design is too small.")
-    ] = False,
+    path: TopologyFile,
+    gpus: Gpus = "",
+    extend: Extend = False,
 ) -> None:
     """Print the fabric sized for N GPUs: tiers needed, switches, links, transceivers and network power."""
     from .model import topology
@@ -565,24 +623,27 @@ def topo_show(
     print(topology.describe(design, count, extend=extend), end="")
 
 
+FitResults = Annotated[
+    list[Path], typer.Argument(help="Results CSV files or directories (ncbench runs, ncbench import).")
+]
+FitTopologyPath = Annotated[Path, typer.Option("--topology", help="The nominal topology TOML the fit starts from.")]
+Algo = Annotated[
+    str,
+    typer.Option("--algo", help="Algorithm behind the measurements (ring, tree, ...); ops without it use their own."),
+]
+FitOp = Annotated[str, typer.Option("--op", help="Fit only these ops (comma list); default every op in the results.")]
+FitOut = Annotated[
+    Path | None, typer.Option("--out", help="Fitted topology to write (default topologies/<name>.fitted.toml).")
+]
+
+
 @app.command("fit")
 def fit_cmd(
-    results: Annotated[
-        list[Path], typer.Argument(help="Results CSV files or directories (ncbench runs, ncbench import).")
-    ],
-    topology_path: Annotated[Path, typer.Option("--topology", help="The nominal topology TOML the fit starts from.")],
-    algo: Annotated[
-        str,
-        typer.Option(
-            "--algo", help="Algorithm behind the measurements (ring, tree, ...); ops without it use their own."
-        ),
-    ] = "ring",
-    op: Annotated[
-        str, typer.Option("--op", help="Fit only these ops (comma list); default every op in the results.")
-    ] = "",
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Fitted topology to write (default topologies/<name>.fitted.toml).")
-    ] = None,
+    results: FitResults,
+    topology_path: FitTopologyPath,
+    algo: Algo = "ring",
+    op: FitOp = "",
+    out: FitOut = None,
     force: Force = False,
 ) -> None:
     """Fit per-tier latency and bandwidth to measurements; write a fitted topology with its uncertainty."""
@@ -607,28 +668,34 @@ def fit_cmd(
     print(f"wrote {target}")
 
 
+PredictTopologyPaths = Annotated[
+    list[Path] | None, typer.Option("--topology", help="Topology TOML (repeat); default every topologies/*.toml.")
+]
+PredictOp = Annotated[str, typer.Option("--op", help="Comma list of ops, or all.")]
+PredictGpus = Annotated[str, typer.Option("--gpus", help="GPU counts, e.g. 200k,400k,600k,800k,1M.")]
+PredictNbytes = Annotated[
+    str, typer.Option("--bytes", help="Sizes, e.g. 8,1M,1G (binary K/M/G); default 8 B to 16 GiB by 2x.")
+]
+PredictAlgo = Annotated[
+    str, typer.Option("--algo", help="auto (as NCCL's tuner picks), all, or a comma list (ring,tree,nvls,...).")
+]
+PredictOut = Annotated[
+    Path | None,
+    typer.Option(
+        "--out", help="Also write the predictions here (format from --format); never overwritten without --force."
+    ),
+]
+
+
 @app.command("predict")
 def predict_cmd(
-    topology_paths: Annotated[
-        list[Path] | None, typer.Option("--topology", help="Topology TOML (repeat); default every topologies/*.toml.")
-    ] = None,
-    op: Annotated[str, typer.Option("--op", help="Comma list of ops, or all.")] = "all",
-    gpus: Annotated[
-        str, typer.Option("--gpus", help="GPU counts, e.g. 200k,400k,600k,800k,1M.")
-    ] = "200k,400k,600k,800k,1M",
-    nbytes: Annotated[
-        str, typer.Option("--bytes", help="Sizes, e.g. 8,1M,1G (binary K/M/G); default 8 B to 16 GiB by 2x.")
-    ] = "",
-    algo: Annotated[
-        str, typer.Option("--algo", help="auto (as NCCL's tuner picks), all, or a comma list (ring,tree,nvls,...).")
-    ] = "auto",
+    topology_paths: PredictTopologyPaths = None,
+    op: PredictOp = "all",
+    gpus: PredictGpus = "200k,400k,600k,800k,1M",
+    nbytes: PredictNbytes = "",
+    algo: PredictAlgo = "auto",
     fmt: Format = "table",
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out", help="Also write the predictions here (format from --format); never overwritten without --force."
-        ),
-    ] = None,
+    out: PredictOut = None,
     force: Force = False,
 ) -> None:
     """Predict every collective at scale for each fabric design, with a band from the fit's uncertainty."""

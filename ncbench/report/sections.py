@@ -327,11 +327,8 @@ def crossovers(auto, topology: str, op: str, gpus: int) -> str:
 
 
 def predictions_section(inp: Inputs) -> Section:
-    from .. import plots
-
-    per_algo, auto = inp.per_algo, inp.auto
     sec = Section()
-    if per_algo is None and auto is None:
+    if inp.per_algo is None and inp.auto is None:
         sec.p("No topology (--topology) or prediction sweep (--predictions) given.")
         return sec
     sec.p(
@@ -339,90 +336,83 @@ def predictions_section(inp: Inputs) -> Section:
         "Per-algorithm curves are NCCL's algorithms each at its best protocol; the automatic choice is "
         "what NCCL's tuner would pick."
     )
-    if per_algo is not None:
-        for name, part in per_algo.groupby("topology", sort=False):
-            panels = []
-            for op in PREDICTED_OPS:
-                one = part[(part["op"] == op) & (part["bytes"] > 0)]
-                series = []
-                for i, (algo, g) in enumerate(one.groupby("algorithm", sort=True)):
-                    big, small = g[g["gpus"] == SCALES[-1]], g[g["gpus"] == SCALES[0]]
-                    series.append(
-                        {
-                            "label": algo,
-                            "x": big["bytes"],
-                            "y": big["busbw_GBps"],
-                            "color": f"C{i % 10}",
-                            "low": big["busbw_GBps_low"],
-                            "high": big["busbw_GBps_high"],
-                        }
-                    )
-                    series.append(
-                        {
-                            "label": f"_{algo} 200k",
-                            "x": small["bytes"],
-                            "y": small["busbw_GBps"],
-                            "color": f"C{i % 10}",
-                            "style": "--",
-                            "marker": "",
-                        }
-                    )
-                panels.append(
-                    {
-                        "title": f"{op}: 1M GPUs (200k dashed)",
-                        "xlabel": "size",
-                        "ylabel": "busbw (GB/s)",
-                        "sizes": True,
-                        "series": series,
-                        "legend": True,
-                    }
-                )
-            sec.plot(
-                f"predicted-{name}",
-                f"{name}: predicted busbw per algorithm at 1M GPUs (band: 95 %), 200k dashed",
-                plots.figure(panels, width_in=10, height_in=2.8),
-            )
-    if auto is not None:
-        rows = []
-        for name in auto["topology"].unique():
-            for op in PREDICTED_OPS:
-                for gpus in SCALES:
-                    text = crossovers(auto, name, op, gpus)
-                    if text:
-                        rows.append([name, op, f"{gpus:,}", text])
-        sec.p("Where the automatic choice changes algorithm (or protocol) as the message grows:")
-        sec.table(["design", "op", "GPUs", "choice by size"], rows)
-        panels = []
-        for op in ("allreduce", "allgather"):
-            big = auto[(auto["bytes"] == LARGE) & (auto["op"] == op)]
-            series = [
-                {
-                    "label": name,
-                    "x": g["gpus"],
-                    "y": g["time_us"] / 1e3,
-                    "low": g["time_us_low"] / 1e3,
-                    "high": g["time_us_high"] / 1e3,
-                }
-                for name, g in big.sort_values("gpus").groupby("topology", sort=True)
-            ]
-            if series:
-                panels.append(
-                    {
-                        "title": f"1 GiB {op}, automatic choice",
-                        "xlabel": "GPUs",
-                        "ylabel": "time (ms)",
-                        "ylog": True,
-                        "series": series,
-                        "legend": True,
-                    }
-                )
-        if panels:
-            sec.plot(
-                "predicted-scale",
-                "1 GiB allreduce and allgather time against GPUs, automatic choice",
-                plots.figure(panels, width_in=10, height_in=3.4),
-            )
+    if inp.per_algo is not None:
+        for name, part in inp.per_algo.groupby("topology", sort=False):
+            _per_algorithm_plot(sec, name, part)
+    if inp.auto is not None:
+        _crossover_table(sec, inp.auto)
+        _scale_plot(sec, inp.auto)
     return sec
+
+
+def _per_algorithm_plot(sec: Section, name: str, part) -> None:
+    """Draw one design's busbw per algorithm against size, per op: 1M GPUs with its band, 200k dashed."""
+    from .. import plots
+
+    panels = []
+    for op in PREDICTED_OPS:
+        one = part[(part["op"] == op) & (part["bytes"] > 0)]
+        series = []
+        for i, (algo, g) in enumerate(one.groupby("algorithm", sort=True)):
+            big, small = g[g["gpus"] == SCALES[-1]], g[g["gpus"] == SCALES[0]]
+            color = f"C{i % 10}"
+            low, high = big["busbw_GBps_low"], big["busbw_GBps_high"]
+            series.append(
+                {"label": algo, "x": big["bytes"], "y": big["busbw_GBps"], "color": color, "low": low, "high": high}
+            )
+            series.append(
+                {
+                    "label": f"_{algo} 200k",
+                    "x": small["bytes"],
+                    "y": small["busbw_GBps"],
+                    "color": color,
+                    "style": "--",
+                    "marker": "",
+                }
+            )
+        panels.append(_panel(f"{op}: 1M GPUs (200k dashed)", "size", "busbw (GB/s)", series, sizes=True))
+    title = f"{name}: predicted busbw per algorithm at 1M GPUs (band: 95 %), 200k dashed"
+    sec.plot(f"predicted-{name}", title, plots.figure(panels, width_in=10, height_in=2.8))
+
+
+def _panel(title: str, xlabel: str, ylabel: str, series: list, **more) -> dict:
+    return {"title": title, "xlabel": xlabel, "ylabel": ylabel, "series": series, "legend": True, **more}
+
+
+def _crossover_table(sec: Section, auto) -> None:
+    rows = []
+    for name in auto["topology"].unique():
+        for op in PREDICTED_OPS:
+            for gpus in SCALES:
+                text = crossovers(auto, name, op, gpus)
+                if text:
+                    rows.append([name, op, f"{gpus:,}", text])
+    sec.p("Where the automatic choice changes algorithm (or protocol) as the message grows:")
+    sec.table(["design", "op", "GPUs", "choice by size"], rows)
+
+
+def _scale_plot(sec: Section, auto) -> None:
+    """Draw the automatic choice's 1 GiB allreduce and allgather time against the GPU count, per design."""
+    from .. import plots
+
+    panels = []
+    for op in ("allreduce", "allgather"):
+        big = auto[(auto["bytes"] == LARGE) & (auto["op"] == op)]
+        series = []
+        for name, g in big.sort_values("gpus").groupby("topology", sort=True):
+            ms = {"y": g["time_us"] / 1e3, "low": g["time_us_low"] / 1e3, "high": g["time_us_high"] / 1e3}
+            series.append({"label": name, "x": g["gpus"], **ms})
+        if series:
+            panels.append(_panel(f"1 GiB {op}, automatic choice", "GPUs", "time (ms)", series, ylog=True))
+    if panels:
+        title = "1 GiB allreduce and allgather time against GPUs, automatic choice"
+        sec.plot("predicted-scale", title, plots.figure(panels, width_in=10, height_in=3.4))
+
+
+FABRIC_COLUMNS = [
+    "design", "GPUs", "tiers", "switches", "transceivers", "network MW", "allreduce busbw 1 GiB (GB/s)",
+    "allgather busbw 1 GiB (GB/s)", "allreduce TB/s per MW", "allgather TB/s per MW",
+]  # fmt: skip
 
 
 def fabrics_section(inp: Inputs) -> Section:
@@ -431,10 +421,8 @@ def fabrics_section(inp: Inputs) -> Section:
     sec = Section()
     fabrics = inp.fabrics
     if fabrics.not_given:
-        sec.p(
-            f"Not sized (only in a predictions CSV; pass their topology files to compare them): "
-            f"{', '.join(fabrics.not_given)}."
-        )
+        names = ", ".join(fabrics.not_given)
+        sec.p(f"Not sized (only in a predictions CSV; pass their topology files to compare them): {names}.")
     if not fabrics.sized:
         sec.p("No fabric design with switches given.")
         return sec
@@ -443,52 +431,34 @@ def fabrics_section(inp: Inputs) -> Section:
     rows, per_mw = [], {f"{g // 1000}k GPUs": [] for g in SCALES}
     for name, sized in fabrics.sized.items():
         for bom in sized:
-            bw = {op: _large_busbw(inp.auto, name, op, bom.gpus) for op in ("allreduce", "allgather")}
-            mw = bom.network_W / 1e6
-            per = {op: bw[op] * bom.gpus / 1e3 / mw if mw else float("nan") for op in bw}  # TB/s of busbw per MW
-            per_mw[f"{bom.gpus // 1000}k GPUs"].append(per["allreduce"])
-            rows.append(
-                [
-                    name,
-                    f"{bom.gpus:,}",
-                    bom.tiers,
-                    f"{bom.switches:,}",
-                    f"{bom.transceivers:,}",
-                    f"{mw:.1f}",
-                    f"{bw['allreduce']:.1f}",
-                    f"{bw['allgather']:.1f}",
-                    f"{per['allreduce']:.1f}",
-                    f"{per['allgather']:.1f}",
-                ]
-            )
+            row, allreduce_per_mw = _fabric_row(inp.auto, name, bom)
+            per_mw[f"{bom.gpus // 1000}k GPUs"].append(allreduce_per_mw)
+            rows.append(row)
     sec.p(
         "Switch tiers include the scale-up domain; designs too small for the GPU count get copies of their "
         "outermost tier. Network power is switches plus optics. Per MW: 1 GiB allreduce bus bandwidth summed "
         "over GPUs (TB/s) per megawatt of network."
     )
-    sec.table(
-        [
-            "design",
-            "GPUs",
-            "tiers",
-            "switches",
-            "transceivers",
-            "network MW",
-            "allreduce busbw 1 GiB (GB/s)",
-            "allgather busbw 1 GiB (GB/s)",
-            "allreduce TB/s per MW",
-            "allgather TB/s per MW",
-        ],
-        rows,
-    )
-    sec.plot(
-        "fabrics-per-mw",
-        "Allreduce bandwidth per megawatt of network",
-        plots.bars(
-            list(fabrics.sized), per_mw, title="1 GiB allreduce, TB/s of bus bandwidth per MW", ylabel="TB/s per MW"
-        ),
-    )
+    sec.table(FABRIC_COLUMNS, rows)
+    title = "1 GiB allreduce, TB/s of bus bandwidth per MW"
+    bars = plots.bars(list(fabrics.sized), per_mw, title=title, ylabel="TB/s per MW")
+    sec.plot("fabrics-per-mw", "Allreduce bandwidth per megawatt of network", bars)
     return sec
+
+
+def _fabric_row(auto, name: str, bom) -> tuple[list, float]:
+    """Return one design's row at one GPU count (bill of materials, busbw per megawatt), and its allreduce per MW."""
+    bw = {op: _large_busbw(auto, name, op, bom.gpus) for op in ("allreduce", "allgather")}
+    mw = bom.network_W / 1e6
+    per = {op: bw[op] * bom.gpus / 1e3 / mw if mw else float("nan") for op in bw}  # TB/s of busbw per MW
+    sized = [name, f"{bom.gpus:,}", bom.tiers, f"{bom.switches:,}", f"{bom.transceivers:,}", f"{mw:.1f}"]
+    row = sized + [
+        f"{bw['allreduce']:.1f}",
+        f"{bw['allgather']:.1f}",
+        f"{per['allreduce']:.1f}",
+        f"{per['allgather']:.1f}",
+    ]
+    return row, per["allreduce"]
 
 
 def _large_busbw(auto, name: str, op: str, gpus: int) -> float:
