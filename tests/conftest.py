@@ -24,6 +24,12 @@ HAS_MPI = importlib.util.find_spec("mpi4py") is not None and mpiexec() is not No
 requires_mpi = pytest.mark.skipif(not HAS_MPI, reason="needs mpi4py and mpiexec (pip install '.[mpich]')")
 
 
+def run_ncbench(*args, cwd=None, timeout=120) -> subprocess.CompletedProcess:
+    """Run `python -m ncbench ARGS` (no MPI launcher) in `cwd` (default the repository); return it finished."""
+    cmd = [sys.executable, "-m", "ncbench", *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd or ROOT)
+
+
 def run_mpi(n, *args, env=None, timeout=120, cwd=None) -> subprocess.CompletedProcess:
     """Run `mpiexec -n n python -m ncbench ARGS`; return the finished process (text output)."""
     full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}

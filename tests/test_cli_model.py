@@ -6,48 +6,40 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import run_ncbench
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "results" / "runs"
 
 
-def ncbench(*args, cwd=ROOT):
-    return subprocess.run(
-        [sys.executable, "-m", "ncbench", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=cwd,
-    )
-
-
 def test_topo_show_prints_the_bill_of_materials():
-    done = ncbench("topo", "show", "topologies/colossus-1m-2plane.toml", "--gpus", "1M")
+    done = run_ncbench("topo", "show", "topologies/colossus-1m-2plane.toml", "--gpus", "1M")
     assert done.returncode == 0, done.stderr
     assert "39,066" in done.stdout and "network power" in done.stdout and "MW" in done.stdout
 
 
 def test_topo_show_beyond_the_design_is_one_sentence_and_64_unless_extended():
-    done = ncbench("topo", "show", "topologies/dgx-h100-superpod-ndr.toml", "--gpus", "1M")
+    done = run_ncbench("topo", "show", "topologies/dgx-h100-superpod-ndr.toml", "--gpus", "1M")
     assert done.returncode == 64 and "Traceback" not in done.stderr and "--extend" in done.stderr
-    assert ncbench("topo", "show", "topologies/dgx-h100-superpod-ndr.toml", "--gpus", "1M", "--extend").returncode == 0
+    assert (
+        run_ncbench("topo", "show", "topologies/dgx-h100-superpod-ndr.toml", "--gpus", "1M", "--extend").returncode == 0
+    )
 
 
 def test_a_broken_topology_exits_65(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text('name = "x"\n[[tier]]\nname = "nvlink"\nsize = 8\n')
-    done = ncbench("topo", "show", bad, "--gpus", "8")
+    done = run_ncbench("topo", "show", bad, "--gpus", "8")
     assert done.returncode == 65 and "missing bandwidth_GBps" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_fit_then_predict_on_this_machines_runs(tmp_path):
     fitted = tmp_path / "this-machine.fitted.toml"
-    done = ncbench("fit", RUNS, "--topology", "topologies/this-machine.toml", "--op", "allreduce", "--out", fitted)
+    done = run_ncbench("fit", RUNS, "--topology", "topologies/this-machine.toml", "--op", "allreduce", "--out", fitted)
     assert done.returncode == 0, done.stderr
     assert "constrained" in done.stdout and fitted.exists()
     out = tmp_path / "p.json"
-    done = ncbench(
+    done = run_ncbench(
         "predict",
         "--topology",
         fitted,
@@ -70,7 +62,7 @@ def test_fit_then_predict_on_this_machines_runs(tmp_path):
 
 
 def test_predict_default_sweep_covers_every_shipped_topology(tmp_path):
-    done = ncbench("predict", "--format", "csv", "--out", tmp_path / "all.csv")
+    done = run_ncbench("predict", "--format", "csv", "--out", tmp_path / "all.csv")
     assert done.returncode == 0, done.stderr
     import pandas as pd
 
@@ -81,7 +73,7 @@ def test_predict_default_sweep_covers_every_shipped_topology(tmp_path):
 
 
 def test_predict_rejects_an_unknown_op():
-    done = ncbench("predict", "--op", "allreduse", "--topology", "topologies/this-machine.toml")
+    done = run_ncbench("predict", "--op", "allreduse", "--topology", "topologies/this-machine.toml")
     assert done.returncode == 64 and "unknown op" in done.stderr
 
 
@@ -100,7 +92,7 @@ def test_extrapolation_script_judges_every_published_curve():
 
 
 def test_predict_rejects_an_unknown_algorithm():
-    done = ncbench("predict", "--algo", "ring,bogus", "--topology", "topologies/this-machine.toml", "--gpus", "4")
+    done = run_ncbench("predict", "--algo", "ring,bogus", "--topology", "topologies/this-machine.toml", "--gpus", "4")
     assert done.returncode == 64 and "unknown algorithm 'bogus'" in done.stderr
 
 
@@ -173,7 +165,7 @@ def test_fit_leaves_out_with_a_note_the_runs_beyond_its_topology_and_refuses_whe
     shutil.copytree(RUNS, runs)
     eight_rank_run(runs)
     fitted = tmp_path / "f.toml"
-    done = ncbench("fit", runs, "--topology", "topologies/this-machine.toml", "--op", "allgather", "--out", fitted)
+    done = run_ncbench("fit", runs, "--topology", "topologies/this-machine.toml", "--op", "allgather", "--out", fitted)
     assert done.returncode == 0, done.stderr
     note = (
         f"ncbench fit: left out: this-machine cannot connect the run x in {runs / 'x.csv'} "
@@ -184,7 +176,7 @@ def test_fit_leaves_out_with_a_note_the_runs_beyond_its_topology_and_refuses_whe
     alone = tmp_path / "alone"
     alone.mkdir()
     eight_rank_run(alone)
-    done = ncbench("fit", alone, "--topology", "topologies/this-machine.toml", "--out", tmp_path / "g.toml")
+    done = run_ncbench("fit", alone, "--topology", "topologies/this-machine.toml", "--out", tmp_path / "g.toml")
     assert done.returncode == 65 and "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert "nothing left to fit: topologies/this-machine.toml" in done.stderr and str(alone / "x.csv") in done.stderr
     assert not (tmp_path / "g.toml").exists()
@@ -202,7 +194,7 @@ def test_a_fitted_topology_accepts_a_copy_of_its_results_in_another_folder(tmp_p
     first, copy, other = tmp_path / "first", tmp_path / "copy", tmp_path / "other"
     shutil.copytree(RUNS, first)
     fitted = tmp_path / "f.toml"
-    done = ncbench("fit", first, "--topology", "topologies/this-machine.toml", "--op", "allreduce", "--out", fitted)
+    done = run_ncbench("fit", first, "--topology", "topologies/this-machine.toml", "--op", "allreduce", "--out", fitted)
     assert done.returncode == 0, done.stderr
     shutil.copytree(first, copy)
     shutil.rmtree(first)  # the folder it was fitted in is gone: only the run ids can tell
@@ -218,6 +210,6 @@ def test_a_failures_table_without_its_rate_is_refused_when_loaded_not_a_crash_in
     text = (ROOT / "topologies" / "this-machine.toml").read_text()
     bad = tmp_path / "no-rate.toml"
     bad.write_text(text + '\n[failures]\nsource = "a test"\nper_gpu_per_day_low = 1e-4\n')
-    done = ncbench("predict", "--topology", bad, "--gpus", "8", "--bytes", "8")
+    done = run_ncbench("predict", "--topology", bad, "--gpus", "8", "--bytes", "8")
     assert done.returncode == 65 and "[failures] needs per_gpu_per_day" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr

@@ -9,13 +9,12 @@ and for one an srun '0: ' prefix): 64 = 8 x 8, 16 = 2 x 8 and 24 = 3 x 8 ranks w
 
 import json
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import nccl_log
 import pandas as pd
 import pytest
+from conftest import run_ncbench
 
 from ncbench import importers, records
 from ncbench.errors import NcbenchError
@@ -28,17 +27,6 @@ WITHOUT_DEVICES = {
     "job16_allreduce_2x8_v2.19.log": ("allreduce", 16),
     "job24_allreduce_3x8_v2.8.log": ("allreduce", 24),
 }
-
-
-def _cli(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "ncbench", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=cwd,
-    )
 
 
 def _random_log(seed: int):
@@ -167,9 +155,9 @@ def test_two_possible_ops_are_named_and_nothing_is_guessed(tmp_path):
     assert err.value.exit_code == 65 and "--op" in str(err.value)
     log = tmp_path / "ag.log"
     log.write_text(text)
-    done = _cli("import", log, "--out", tmp_path / "x.csv")
+    done = run_ncbench("import", log, "--out", tmp_path / "x.csv")
     assert done.returncode == 65 and done.stderr.count("\n") == 1 and "--op" in done.stderr
-    done = _cli("import", log, "--op", "allgather", "--out", tmp_path / "x.csv")
+    done = run_ncbench("import", log, "--op", "allgather", "--out", tmp_path / "x.csv")
     assert done.returncode == 0 and "16 ranks" in done.stdout, done.stderr
     assert records.load_meta(tmp_path / "x.csv")["sources"][0]["given_by_user"] == {"op": "allgather"}
 
@@ -184,20 +172,20 @@ def test_a_rank_count_the_log_contradicts_is_refused(tmp_path):
         importers.parse_file(DATA / "job64_allreduce_8x8_v2.15.log", op="allreduce", ranks=16)
     with pytest.raises(NcbenchError, match="fit allreduce at 64 ranks, not --ranks 16"):
         importers.parse_file(DATA / "job64_allreduce_8x8_v2.15.log", ranks=16)
-    done = _cli("import", DATA / "all_reduce_v2.19_2x2.log", "--ranks", "8", "--out", tmp_path / "x.csv")
+    done = run_ncbench("import", DATA / "all_reduce_v2.19_2x2.log", "--ranks", "8", "--out", tmp_path / "x.csv")
     assert done.returncode == 65 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
     assert not (tmp_path / "x.csv").exists()
 
 
 def test_flags_that_cannot_be_right_are_usage_errors(tmp_path):
     for flags in (["--ranks", "0"], ["--ranks", "12", "--gpus-per-node", "8"], ["--op", "allsum"]):
-        done = _cli("import", DATA / "sendrecv_iter.log", *flags, "--out", tmp_path / "x.csv")
+        done = run_ncbench("import", DATA / "sendrecv_iter.log", *flags, "--out", tmp_path / "x.csv")
         assert done.returncode == 64 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr, flags
 
 
 def test_ranks_and_gpus_per_node_from_the_user_are_recorded_as_given(tmp_path):
     out = tmp_path / "s.csv"
-    done = _cli("import", DATA / "sendrecv_iter.log", "--ranks", "16", "--gpus-per-node", "8", "--out", out)
+    done = run_ncbench("import", DATA / "sendrecv_iter.log", "--ranks", "16", "--gpus-per-node", "8", "--out", out)
     assert done.returncode == 0 and "16 ranks (given) on 2 node(s)" in done.stdout, done.stderr
     frame = records.load(out)
     assert set(frame.nranks) == {16} and set(frame.nnodes) == {2} and set(frame.ranks_per_node) == {8}
@@ -210,7 +198,7 @@ def test_the_sidecar_keeps_the_interval_and_how_the_op_was_known(tmp_path):
     log.write_text(
         nccl_log.write_log("allreduce", 64, rng=random.Random(0), max_bytes=1 << 14, peak_GBps=1.0, named=False)
     )
-    done = _cli("import", log, "--out", tmp_path / "p.csv")
+    done = run_ncbench("import", log, "--out", tmp_path / "p.csv")
     assert done.returncode == 0 and "(not stated in the log); pass --ranks" in done.stdout, done.stderr
     source = json.loads((tmp_path / "p.json").read_text())["sources"][0]
     assert source["op_from"] == "inferred" and "redop column" in source["op_inferred_from"]
@@ -223,12 +211,12 @@ def test_a_directory_with_one_bad_file_imports_the_rest(tmp_path):
     logs.mkdir()
     for name in ("all_reduce_v2.19_2x2.log", "job24_allreduce_3x8_v2.8.log", "not_nccl_tests.log"):
         (logs / name).write_bytes((DATA / name).read_bytes())
-    done = _cli("import", logs, "--out", tmp_path / "d.csv")
+    done = run_ncbench("import", logs, "--out", tmp_path / "d.csv")
     assert done.returncode == 0, done.stderr
     reason = "no nccl-tests result rows found; is this the output of an nccl-tests *_perf binary?"
     assert done.stderr == f"ncbench: {logs / 'not_nccl_tests.log'}: {reason}\n"  # one sentence for the one bad file
     assert "from 2 of 3 files" in done.stdout and set(records.load(tmp_path / "d.csv").nranks) == {4, 24}
-    done = _cli("import", "logs/*.log", "--out", tmp_path / "g.csv", cwd=tmp_path)  # a quoted glob
+    done = run_ncbench("import", "logs/*.log", "--out", tmp_path / "g.csv", cwd=tmp_path)  # a quoted glob
     assert done.returncode == 0 and "from 2 of 3 files" in done.stdout, done.stderr
 
 
@@ -237,13 +225,13 @@ def test_a_directory_of_nothing_readable_fails_with_the_first_reason(tmp_path):
     logs.mkdir()
     (logs / "a.log").write_text("backup finished\n")
     (logs / "b.log").write_text("Test NCCL failure common.cu:1279 'unhandled system error'\n")
-    done = _cli("import", logs, "--out", tmp_path / "x.csv")
+    done = run_ncbench("import", logs, "--out", tmp_path / "x.csv")
     assert done.returncode == 65 and done.stderr.count("\n") == 2 and "Traceback" not in done.stderr
     assert (
         "the log reports: Test NCCL failure common.cu:1279 'unhandled" in done.stderr
         and not (tmp_path / "x.csv").exists()
     )
-    done = _cli("import", tmp_path / "nothing-*.log", "--out", tmp_path / "x.csv")
+    done = run_ncbench("import", tmp_path / "nothing-*.log", "--out", tmp_path / "x.csv")
     assert done.returncode == 66 and "no files match" in done.stderr
 
 

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import run_ncbench
 
 from ncbench import ops, osu_imb
 from ncbench.errors import NcbenchError
@@ -278,34 +279,20 @@ def test_osu_files_ncbench_cannot_read_are_refused():
 # ------------------------------------------------------------------------------------------- through the CLI
 
 
-def _ncbench(*args, cwd):
-    import subprocess
-    import sys
-
-    return subprocess.run(
-        [sys.executable, "-m", "ncbench", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=cwd,
-    )
-
-
 def test_import_reads_osu_and_imb_outputs_beside_nccl_tests_logs(tmp_path):
     from ncbench import records
 
     root = Path(__file__).resolve().parent
     imb = root / "data" / "imb" / "imb-2021.11_mpi1_n4.txt"
     osu = root / "data" / "osu" / "osu-7.4_allreduce_n4.txt"
-    done = _ncbench("import", imb, osu, "--out", tmp_path / "x.csv", cwd=tmp_path)
+    done = run_ncbench("import", imb, osu, "--out", tmp_path / "x.csv", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert (
         "rows of alltoall (IMB 2021.11, 4 ranks" in done.stdout and "rows of allreduce (OSU 7.4, 4 ranks" in done.stdout
     )
     frame = records.load(tmp_path / "x.csv")
     assert frame["timing"].str.startswith(("IMB", "OSU")).all() and set(frame["op"]) >= {"latency", "allreduce"}
-    whole = _ncbench("import", root / "data" / "osu", "--out", tmp_path / "all.csv", cwd=tmp_path)
+    whole = run_ncbench("import", root / "data" / "osu", "--out", tmp_path / "all.csv", cwd=tmp_path)
     assert whole.returncode == 0 and whole.stderr.count("ncbench: ") == 1  # its README.md is refused, alone
 
 
@@ -315,11 +302,11 @@ def test_compare_refuses_to_set_an_osu_average_against_an_ncbench_slowest_rank(t
     root = Path(__file__).resolve().parent
     osu = tmp_path / "osu.csv"
     assert (
-        _ncbench("import", root / "data" / "osu" / "osu-7.4_allreduce_n4.txt", "--out", osu, cwd=tmp_path).returncode
+        run_ncbench("import", root / "data" / "osu" / "osu-7.4_allreduce_n4.txt", "--out", osu, cwd=tmp_path).returncode
         == 0
     )
     frame = records.load(osu)
     mine = tmp_path / "mine.csv"
     frame.assign(timing="host", run_id="mine").to_csv(mine, index=False)  # the same measurements, ncbench's statistic
-    done = _ncbench("compare", osu, mine, cwd=tmp_path)
+    done = run_ncbench("compare", osu, mine, cwd=tmp_path)
     assert done.returncode == 65 and "report different statistics of them" in done.stderr, done.stderr

@@ -1,24 +1,11 @@
 """One rule for every file ncbench writes: what exists is refused in one sentence (exit 64), --force replaces it."""
 
 import shutil
-import subprocess
-import sys
 
 import pytest
-from conftest import ROOT, requires_mpi, run_mpi
+from conftest import ROOT, requires_mpi, run_mpi, run_ncbench
 
 RULE = "is never overwritten without --force"
-
-
-def ncbench(*args, cwd=ROOT):
-    return subprocess.run(
-        [sys.executable, "-m", "ncbench", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=cwd,
-    )
 
 
 def test_fit_refuses_to_replace_the_fitted_topology_before_any_work_and_force_replaces_it(tmp_path):
@@ -26,10 +13,10 @@ def test_fit_refuses_to_replace_the_fitted_topology_before_any_work_and_force_re
     fitted = tmp_path / "this-machine.fitted.toml"  # the default target, as `ncbench fit` in the README had it
     fitted.write_text("precious\n")
     args = ("fit", ROOT / "results" / "runs", "--topology", tmp_path / "this-machine.toml", "--op", "allreduce")
-    refused = ncbench(*args)
+    refused = run_ncbench(*args)
     assert refused.returncode == 64 and RULE in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
     assert fitted.read_text() == "precious\n"
-    forced = ncbench(*args, "--force")
+    forced = run_ncbench(*args, "--force")
     assert forced.returncode == 0, forced.stderr
     assert fitted.read_text().startswith(("name", "#", "[")) and "precious" not in fitted.read_text()
 
@@ -52,18 +39,18 @@ def test_predict_out_refuses_an_existing_file_and_force_replaces_it(tmp_path):
         "--out",
         out,
     )
-    refused = ncbench(*args)
+    refused = run_ncbench(*args)
     assert refused.returncode == 64 and RULE in refused.stderr and out.read_text() == "precious\n"
-    assert ncbench(*args, "--force").returncode == 0 and '"op": "allreduce"' in out.read_text()
+    assert run_ncbench(*args, "--force").returncode == 0 and '"op": "allreduce"' in out.read_text()
 
 
 def test_import_out_refuses_an_existing_file_and_force_replaces_it(tmp_path):
     out = tmp_path / "x.csv"
     out.write_text("precious\n")
     log = ROOT / "tests" / "data" / "nccl-tests" / "all_reduce_v2.19_2x2.log"
-    refused = ncbench("import", log, "--out", out)
+    refused = run_ncbench("import", log, "--out", out)
     assert refused.returncode == 64 and RULE in refused.stderr and out.read_text() == "precious\n"
-    forced = ncbench("import", log, "--out", out, "--force")
+    forced = run_ncbench("import", log, "--out", out, "--force")
     assert forced.returncode == 0 and "wrote 6 rows" in forced.stdout and out.with_suffix(".json").exists()
 
 
@@ -86,9 +73,9 @@ def test_report_out_refuses_a_folder_with_files_and_force_replaces_it_whole(tmp_
     out.mkdir()
     (out / "mine.txt").write_text("precious\n")
     run = ROOT / "results" / "runs" / "20261123T123944Z-vm-allreduce-mpi-11815.csv"
-    refused = ncbench("report", run, "--out", out)
+    refused = run_ncbench("report", run, "--out", out)
     assert refused.returncode == 64 and RULE in refused.stderr and (out / "mine.txt").exists()
-    forced = ncbench("report", run, "--out", out, "--force")
+    forced = run_ncbench("report", run, "--out", out, "--force")
     assert forced.returncode == 0, forced.stderr
     assert (out / "report.html").exists() and not (out / "mine.txt").exists()
 

@@ -532,17 +532,12 @@ def health_section(inp: Inputs) -> Section:
 def build(inp: Inputs, progress=None) -> dict[str, Section]:
     """Return every section, in order, drawn from the checked inputs."""
     step = progress or (lambda _: None)
+    draw = {
+        "runs": runs_section, "measured": measured_section, "model": model_section,
+        "predictions": predictions_section, "fabrics": fabrics_section, "health": health_section,
+    }  # fmt: skip
     out = {}
-    step("runs")
-    out["runs"] = runs_section(inp)
-    step("measured")
-    out["measured"] = measured_section(inp)
-    step("model")
-    out["model"] = model_section(inp)
-    step("predictions")
-    out["predictions"] = predictions_section(inp)
-    step("fabrics")
-    out["fabrics"] = fabrics_section(inp)
-    step("health")
-    out["health"] = health_section(inp)
+    for key, _ in SECTIONS:
+        step(key)
+        out[key] = draw[key](inp)
     return out
