@@ -10,6 +10,7 @@ import numpy as np
 
 from .. import ops as ops_mod
 from ..errors import EXIT_DATAERR, NcbenchError
+from . import calibrate
 from . import cost as alg
 from . import topology as topo_mod
 from .topology import Topology
@@ -22,23 +23,14 @@ BAND = (2.5, 97.5)  # percentiles of the band: a 95 % interval
 # (docs/cost-model.md, "Constants"), so the prior spread is wide (log-normal sd).
 NOMINAL_LOG_SD = 0.25
 COLUMNS = [
-    "topology",
-    "op",
-    "algorithm",
-    "protocol",
-    "gpus",
-    "bytes",
-    "time_us",
-    "time_us_low",
-    "time_us_high",
-    "algbw_GBps",
-    "busbw_GBps",
-    "busbw_GBps_low",
-    "busbw_GBps_high",
-    "tiers",
-    "tiers_added",
-    "fitted",
-]
+    "topology", "op", "algorithm", "protocol", "gpus", "bytes", "time_us", "time_us_low", "time_us_high",
+    "algbw_GBps", "busbw_GBps", "busbw_GBps_low", "busbw_GBps_high", "tiers", "tiers_added", "fitted", "band",
+]  # fmt: skip
+# Where a row's band comes from (docs/cost-model.md, "Calibrated bands"):
+BAND_NOMINAL = "nominal"  # a design with no fit: every parameter's prior spread (NOMINAL_LOG_SD)
+BAND_FIT = "fit"  # the fit's parameter covariance and residual
+BAND_FIT_DISCREPANCY = "fit+discrepancy"  # ... and the model's out-of-sample error beyond the fitted scales
+BAND_SCALE = "published"  # init and MTBF rows: the spread of the published figures they come from
 NEEDED = ("topology", "op", "algorithm", "gpus", "bytes", "time_us", "time_us_low", "time_us_high", "busbw_GBps")
 
 
@@ -111,8 +103,14 @@ def predict(
     nbytes=DEFAULT_BYTES,
     algorithms=("auto",),
     samples: int = SAMPLES,
+    discrepancy="shipped",
 ):
-    """Return one row per (op, algorithm, GPU count, size): time with its band, algbw, busbw."""
+    """Return one row per (op, algorithm, GPU count, size): time with its band, algbw, busbw.
+
+    A fitted topology's band also carries the model's own out-of-sample error beyond its fitted scales
+    (`discrepancy`: the shipped calibrate table, a calibrate.Discrepancy, or None for the fit's noise alone);
+    the `band` column says which it is.
+    """
     import pandas as pd
 
     gpus = np.asarray(sorted({int(x) for x in gpus}), dtype=float)
@@ -125,9 +123,8 @@ def predict(
     drawn = draws(topology, samples=samples)
     theta = _extend_draws(drawn.theta, base_tiers, tiers)
     shape = alg.shape(grown, gpus)
-    doublings = np.maximum(np.log2(gpus / drawn.max_gpus), 0.0) if np.isfinite(drawn.max_gpus) else 0 * gpus
-    model_sd = np.sqrt(drawn.model_log_sd**2 + drawn.per_doubling_log_sd**2 * doublings)
-    z = np.random.default_rng(1).standard_normal((theta.shape[0], 1, 1)) * model_sd[None, :, None]
+    known = _discrepancy(topology, discrepancy)
+    z = np.random.default_rng(1).standard_normal((theta.shape[0], 1, 1)) * _model_log_sd(drawn, known, gpus, nbytes)
     z[0] = 0.0  # draw 0 stays the central estimate
     frames = []
     for op in ops:
@@ -139,7 +136,26 @@ def predict(
     frame["tiers"] = shape.top[np.searchsorted(gpus, used)] + 1
     frame["tiers_added"] = np.maximum(frame["tiers"] - base_tiers, 0)
     frame["fitted"] = bool(topology.fit)
+    frame["band"] = BAND_FIT_DISCREPANCY if known else BAND_FIT if topology.fit else BAND_NOMINAL
     return _with_busbw_band(frame)[COLUMNS]
+
+
+def _discrepancy(topology: Topology, discrepancy):
+    """Return the Discrepancy a prediction of this topology carries: None for a nominal design or when asked."""
+    if not topology.fit or discrepancy is None:
+        return None
+    return calibrate.load() if isinstance(discrepancy, str) and discrepancy == "shipped" else discrepancy
+
+
+def _model_log_sd(drawn: Draws, known, gpus, nbytes) -> np.ndarray:
+    """Return the model's log-error sd [1, P, N]: the fit's residual, growing per doubling beyond its scales.
+
+    Per doubling, the larger of the fit's own forward-chained error and the calibrated out-of-sample one.
+    """
+    doublings = np.maximum(np.log2(gpus / drawn.max_gpus), 0.0) if np.isfinite(drawn.max_gpus) else 0 * gpus
+    own = drawn.per_doubling_log_sd * np.sqrt(doublings)[:, None] * np.ones((1, nbytes.size))
+    outside = known.log_sd(nbytes, doublings) if known else 0 * own
+    return np.sqrt(drawn.model_log_sd**2 + np.maximum(own, outside) ** 2)[None, :, :]
 
 
 def _with_busbw_band(frame):
@@ -368,6 +384,7 @@ def scale_costs(topology: Topology, gpus=DEFAULT_GPUS):
     frame.insert(0, "topology", topology.name)
     frame["protocol"], frame["bytes"] = "", 0
     frame["fitted"] = False  # init and failures come from the design's own published tables, never from `ncbench fit`
+    frame["band"] = BAND_SCALE
     return frame.reindex(columns=COLUMNS)
 
 
