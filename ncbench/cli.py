@@ -657,9 +657,12 @@ def fit_cmd(
     frame = records.load(*results)
     if op:
         frame = frame[frame["op"].isin(_list(op, ()))]
-    result = fit.fit(
-        frame, nominal, algorithm=algo, sources=results, files=records.runs_of(results)[1], where=str(topology_path)
-    )
+    meta, files = records.runs_of(results)
+    result = fit.fit(frame, nominal, algorithm=algo, sources=results, files=files, meta=meta, where=str(topology_path))
+    for note in result.notes:
+        print(f"ncbench fit: note: {note}", file=sys.stderr)
+    if result.warning:
+        print(f"ncbench fit: warning: {result.warning}", file=sys.stderr)
     if result.left_out:
         print(f"ncbench fit: left out: {result.left_out}", file=sys.stderr)
     fitted = result.topology

@@ -24,6 +24,27 @@ RESOLVED = 0.5  # a parameter is "constrained" when the data decide at least hal
 ITERATIONS = 12
 SAMPLES = 200
 NCCL_BACKENDS = ("nccl",)  # backends whose rows use NCCL's protocols (LL, LL128, Simple)
+# NCCL_ALGO and NCCL_PROTO in a run's recorded env (NCCL's parseList in src/graph/tuning.cc: case-insensitive,
+# "A,B", "^A" for all but A, "A;allreduce:B" per function). NCCL's names -> the model's; None: not modelled.
+NCCL_ALGOS = {
+    "Tree": "tree",
+    "Ring": "ring",
+    "CollNetDirect": "collnet",
+    "CollNetChain": None,
+    "NVLS": "nvls",
+    "NVLSTree": "nvlstree",
+    "PAT": "pat",
+}
+NCCL_PROTOS = {"LL": "ll", "LL128": "ll128", "Simple": "simple"}
+# NCCL's function prefixes -> ops; the env governs the collectives only (alltoall and sendrecv are NCCL p2p).
+NCCL_FUNCTIONS = {
+    "Broadcast": "broadcast",
+    "Reduce": "reduce",
+    "AllGather": "allgather",
+    "ReduceScatter": "reducescatter",
+    "AllReduce": "allreduce",
+    "SendRecv": None,
+}
 
 
 @dataclass(frozen=True)
@@ -32,6 +53,8 @@ class Fit:
     parameters: "pd.DataFrame"  # noqa: F821 - name, nominal, value, low, high, constrained
     residuals: "pd.DataFrame"  # noqa: F821 - every row used: measured, predicted, relative error
     left_out: str = ""  # the runs the topology cannot connect, left out of the fit (one line), or ""
+    warning: str = ""  # one line when the rows cross fewer tiers than the topology has, or ""
+    notes: tuple = ()  # one line per run and op whose NCCL_ALGO names no algorithm the op has (today's rule kept)
 
 
 @dataclass(frozen=True)
@@ -74,6 +97,90 @@ def _usable_mask(frame) -> np.ndarray:
 def _algorithm_for(op: str, algorithm: str) -> str:
     names = alg.for_op(op)
     return algorithm if algorithm in names else names[0]
+
+
+def _nccl_list(value: str, names: dict, what: str, where: str) -> dict:
+    """Return {op: set of allowed model names} from an NCCL_ALGO or NCCL_PROTO value; ops not named are absent.
+
+    As NCCL parses it: entries split by ";", the first may apply to every function, the others start with a
+    function ("allreduce:tree"); a list starting with "^" allows all but the names in it. `what` names the
+    `names` ("algorithms"); `where` ("run R sets NCCL_ALGO='x'") starts the one-sentence refusal (exit 65) of
+    anything NCCL would not accept either.
+    """
+    known = {name.casefold(): model for name, model in names.items()}
+    functions = {name.casefold(): op for name, op in NCCL_FUNCTIONS.items()}
+    out = {}
+    for i, entry in enumerate(e.strip() for e in value.split(";") if e.strip()):
+        prefix, _, elems = entry.partition(":") if ":" in entry else ("", "", entry)
+        prefix, elems = prefix.strip(), elems.strip()
+        if not prefix and i > 0:
+            raise NcbenchError(f"{where}, but only its first entry may omit the function ({entry!r})", EXIT_DATAERR)
+        if prefix and prefix.casefold() not in functions:
+            raise NcbenchError(
+                f"{where}, but {prefix!r} is not one of NCCL's functions ({', '.join(NCCL_FUNCTIONS)})", EXIT_DATAERR
+            )
+        tokens = [t.strip().casefold() for t in elems.lstrip("^").split(",") if t.strip()]
+        unknown = [t for t in tokens if t not in known]
+        if unknown:
+            raise NcbenchError(
+                f"{where}, but {unknown[0]!r} is not one of NCCL's {what} ({', '.join(names)})", EXIT_DATAERR
+            )
+        chosen = {known[t] for t in tokens}
+        allowed = set(known.values()) - chosen if elems.startswith("^") else chosen
+        ops = [functions[prefix.casefold()]] if prefix else list(functions.values())
+        out.update({op: allowed for op in ops if op})
+    return out
+
+
+def _default_protocols(frame) -> np.ndarray:
+    """Return [R, len(PROTOCOLS)]: which protocols each row may use without env (all for NCCL rows, else Simple)."""
+    nccl = frame["backend"].isin(NCCL_BACKENDS).to_numpy()
+    return np.column_stack([nccl | (name == "simple") for name in alg.PROTOCOLS])
+
+
+def _env_rule(env: dict, key: str, names: dict, what: str, named: str) -> tuple[dict, str]:
+    """Return ({op: allowed model names}, the value) for one of NCCL_ALGO / NCCL_PROTO in a run's env."""
+    value = str(env.get(key, "")).strip()
+    return (_nccl_list(value, names, what, f"{named} sets {key}={value!r}") if value else {}), value
+
+
+def _choices(frame, meta: dict | None, algorithm: str, files: dict | None = None):
+    """Return (algorithm per row, allowed protocols [R, len(PROTOCOLS)], notes) from --algo and the runs' env.
+
+    Without env: `algorithm` where the op has it (else its first), the fastest of all protocols for NCCL rows
+    and Simple for the others. NCCL_ALGO / NCCL_PROTO in an NCCL run's recorded env (`meta`: {run_id: sidecar})
+    narrow those choices for its collectives: the first allowed algorithm the op has (in cost.for_op order; if
+    none, today's rule and a note), and only the allowed protocols.
+    """
+    ops = frame["op"].to_numpy()
+    algos = np.array([_algorithm_for(op, algorithm) for op in ops], dtype=object)
+    allowed = _default_protocols(frame)
+    notes = []
+    if not meta or "run_id" not in frame:
+        return algos, allowed, notes
+    nccl = frame["backend"].isin(NCCL_BACKENDS).to_numpy()
+    runs = frame["run_id"].astype(str).to_numpy()
+    for run in sorted(set(runs[nccl]) & set(meta)):
+        env = (meta[run] or {}).get("env") or {}
+        named = f"run {run} ({files[run]})" if files and run in files else f"run {run}"
+        algo_rule, algo_value = _env_rule(env, "NCCL_ALGO", NCCL_ALGOS, "algorithms", named)
+        proto_rule, proto_value = _env_rule(env, "NCCL_PROTO", NCCL_PROTOS, "protocols", named)
+        for op in sorted(set(ops[(runs == run) & nccl])):
+            rows = (runs == run) & nccl & (ops == op)
+            if op in proto_rule and not proto_rule[op]:
+                raise NcbenchError(
+                    f"{named} sets NCCL_PROTO={proto_value!r}, which allows no protocol for {op}", EXIT_DATAERR
+                )
+            if op in proto_rule:
+                allowed[rows] = [name in proto_rule[op] for name in alg.PROTOCOLS]
+            fits = [name for name in alg.for_op(op) if name in algo_rule.get(op, ())]
+            if op in algo_rule and not fits:
+                notes.append(
+                    f"{named} sets NCCL_ALGO={algo_value!r}, which allows none of the algorithms the model has for "
+                    f"{op} ({', '.join(alg.for_op(op))}); its {op} rows are fitted with {algos[rows][0]}"
+                )
+            algos[rows] = fits[0] if fits else algos[rows]
+    return algos, allowed, notes
 
 
 def _per_node(frame, topology: Topology) -> np.ndarray:
@@ -132,11 +239,16 @@ def left_out_text(topology: Topology, left: list, files: dict | None = None) -> 
     return f"{topology.name} cannot connect the {'run' if len(left) == 1 else 'runs'} " + "; ".join(parts)
 
 
-def _groups(frame, topology: Topology, algorithm: str):
-    """Yield (row indices, Terms) per ranks-per-node layout and op: the costs the fit's iterations reuse."""
+def _groups(frame, topology: Topology, algorithm: str, algos=None):
+    """Yield (row indices, Terms) per ranks-per-node layout, op and algorithm: the costs the fit's iterations reuse.
+
+    `algos` (one per row, `_choices`) overrides `algorithm` (the op's first where it lacks it).
+    """
     g = _per_node(frame, topology)
     nranks = frame["nranks"].astype(float).to_numpy()
     ops = frame["op"].to_numpy()
+    if algos is None:
+        algos = np.array([_algorithm_for(op, algorithm) for op in ops], dtype=object)
     for value in np.unique(g):
         layout = _layout(topology, value)
         most = _most_ranks(topology, value)
@@ -149,24 +261,31 @@ def _groups(frame, topology: Topology, algorithm: str):
                     EXIT_DATAERR,
                 )
             shape = alg.shape(layout, nranks[rows], g=int(value))
-            yield rows, alg.cost(op, _algorithm_for(op, algorithm), shape)
+            for name in sorted(set(algos[rows])):
+                chosen = np.flatnonzero(algos[rows] == name)
+                part = shape if chosen.size == rows.size else alg.shape(layout, nranks[rows[chosen]], g=int(value))
+                yield rows[chosen], alg.cost(op, name, part)
 
 
-def _linearise(frame, topology: Topology, theta: np.ndarray, groups) -> _Rows:
-    """Return the rows' linear coefficients at theta, each under its fastest allowed protocol."""
+def _linearise(frame, topology: Topology, theta: np.ndarray, groups, allowed=None) -> _Rows:
+    """Return the rows' linear coefficients at theta, each under its fastest allowed protocol.
+
+    `allowed` [R, len(PROTOCOLS)] says which protocols each row may use (`_choices`); by default all for
+    NCCL rows and Simple for the others.
+    """
     params = alg.Params.from_vector(theta, len(topology.tiers))
     nbytes = frame["nbytes"].astype(float).to_numpy()
-    nccl = frame["backend"].isin(NCCL_BACKENDS).to_numpy()
+    if allowed is None:
+        allowed = _default_protocols(frame)
     constant = np.zeros(len(frame))
     design = np.zeros((len(frame), theta.size))
     choices = []
     for rows, terms in groups:
         best_time = np.full(rows.size, np.inf)
-        for name, protocol in alg.PROTOCOLS.items():
-            allowed = nccl[rows] if name != "simple" else np.ones(rows.size, bool)
+        for j, (name, protocol) in enumerate(alg.PROTOCOLS.items()):
             c, a = alg.linear_rows(alg.with_protocol(terms, protocol), params, nbytes[rows])
             time = c + a @ theta
-            better = allowed & (time < best_time)
+            better = allowed[rows, j] & (time < best_time)
             best_time = np.where(better, time, best_time)
             constant[rows[better]] = c[better]
             design[rows[better]] = a[better]
@@ -205,14 +324,25 @@ def _solve(rows: _Rows, measured: np.ndarray, theta0: np.ndarray, free: np.ndarr
 
 
 def fit(
-    results, topology: Topology, *, algorithm="ring", sources=(), files=None, where="", samples=SAMPLES, seed=0
+    results,
+    topology: Topology,
+    *,
+    algorithm="ring",
+    sources=(),
+    files=None,
+    meta=None,
+    where="",
+    samples=SAMPLES,
+    seed=0,
 ) -> Fit:
     """Fit base latency, and latency and bandwidth per tier, to `results`; keep unconstrained ones nominal.
 
     Rows of unknown scale are refused by name (`files`: {run_id: results file} names their files); runs the
     topology cannot connect are left out and named in `Fit.left_out`. `sources` (the files or folders the rows
     came from) is recorded in the summary beside the run ids, which is how a report matches a fit to results.
-    `where` names the topology in messages (its file).
+    `meta` ({run_id: sidecar}, records.runs_of) lets an NCCL run's recorded NCCL_ALGO / NCCL_PROTO choose its
+    rows' algorithm and protocols (`_choices`). `where` names the topology in messages (its file).
+    `Fit.warning` says when the rows cross fewer tiers than the topology has.
     """
     check_scale(results, files)
     results, left = describable(results, topology)
@@ -228,7 +358,9 @@ def fit(
         )
     measured = frame["time_us"].astype(float).to_numpy()
     theta0 = alg.nominal(topology).vector()
-    rows, used, resolution = _converge(frame, topology, measured, theta0, list(_groups(frame, topology, algorithm)))
+    algos, allowed, notes = _choices(frame, meta, algorithm, files)
+    groups = list(_groups(frame, topology, algorithm, algos))
+    rows, used, resolution = _converge(frame, topology, measured, theta0, groups, allowed)
     constrained = np.zeros(theta0.size, bool)
     constrained[np.flatnonzero(used)[resolution > RESOLVED]] = True
     theta, _ = _solve(rows, measured, theta0, constrained)  # the others stay exactly nominal
@@ -240,17 +372,42 @@ def fit(
     residuals = frame[["op", "nranks", "ranks_per_node", "nbytes", "time_us"]].copy()
     residuals["predicted_us"] = predicted
     residuals["error_pct"] = 100 * (predicted / measured - 1)
-    return Fit(_fitted_topology(topology, theta, constrained, info), table, residuals, note)
+    warning = _reach_warning(frame, topology, table)
+    return Fit(_fitted_topology(topology, theta, constrained, info), table, residuals, note, warning, tuple(notes))
 
 
-def _converge(frame, topology: Topology, measured, theta0, groups):
+def _reach_warning(frame, topology: Topology, table) -> str:
+    """Return one line when the rows cross fewer tiers than the topology has, else "".
+
+    The line names the tiers the rows reach (cost.Shape.top at each row's ranks per node), the tiers that stay
+    nominal, and the parameters the fit moved (the constrained ones).
+    """
+    per_node = _per_node(frame, topology)
+    nranks = frame["nranks"].astype(float).to_numpy()
+    top = max(
+        int(alg.shape(_layout(topology, value), nranks[per_node == value], g=int(value)).top.max())
+        for value in np.unique(per_node)
+    )
+    names = [tier.name for tier in topology.tiers]
+    if top >= len(names) - 1:
+        return ""
+    moved = table.loc[table["constrained"], "parameter"].tolist()
+    return (
+        f"the rows (at most {nranks.max():.0f} ranks) reach only {', '.join(names[: top + 1])} of "
+        f"{topology.name}'s {len(names)} tiers; {', '.join(names[top + 1 :])} "
+        f"{'keeps its' if top + 2 == len(names) else 'keep their'} nominal parameters; "
+        f"the fit moved {', '.join(moved) if moved else 'no parameter'}"
+    )
+
+
+def _converge(frame, topology: Topology, measured, theta0, groups, allowed=None):
     """Return (rows, parameters the rows touch, resolution) once the protocol and binding-phase choices settle."""
     theta = theta0.copy()
-    rows = _linearise(frame, topology, theta, groups)
+    rows = _linearise(frame, topology, theta, groups, allowed)
     for _ in range(ITERATIONS):
         used = np.any(rows.design != 0, axis=0)
         theta, resolution = _solve(rows, measured, theta0, used)
-        again = _linearise(frame, topology, theta, groups)
+        again = _linearise(frame, topology, theta, groups, allowed)
         settled = again.choices == rows.choices
         rows = again
         if settled:
@@ -305,10 +462,11 @@ def _summary(frame, measured, predicted, table, used, boot, algorithm, sources, 
     )
 
 
-def model_times(results, topology: Topology, *, algorithm: str = "ring"):
+def model_times(results, topology: Topology, *, algorithm: str = "ring", meta: dict | None = None):
     """Return the usable rows with the topology's own model time for each (predicted_us, error_pct).
 
-    NcbenchError (65) when no row is one the model describes, or the rows exceed what the topology connects.
+    `meta` ({run_id: sidecar}) applies the runs' NCCL_ALGO / NCCL_PROTO as `fit` does. NcbenchError (65) when
+    no row is one the model describes, or the rows exceed what the topology connects.
     """
     frame = usable(results).reset_index(drop=True)
     if frame.empty:
@@ -318,7 +476,8 @@ def model_times(results, topology: Topology, *, algorithm: str = "ring"):
             EXIT_DATAERR,
         )
     theta = alg.nominal(topology).vector()
-    rows = _linearise(frame, topology, theta, list(_groups(frame, topology, algorithm)))
+    algos, allowed, _ = _choices(frame, meta, algorithm)
+    rows = _linearise(frame, topology, theta, list(_groups(frame, topology, algorithm, algos)), allowed)
     out = frame[["run_id", "op", "backend", "nranks", "ranks_per_node", "nbytes", "time_us"]].copy()
     out["predicted_us"] = rows.constant + rows.design @ theta
     out["error_pct"] = 100 * (out["predicted_us"] / out["time_us"] - 1)

@@ -63,7 +63,7 @@ def gather(results: list[Path], *, topologies=(), predictions=(), health: Path |
     sweeps = [_predictions_csv(Path(p)) for p in predictions]
     nights = _health(Path(health)) if health is not None else []
     inputs = Inputs(frame, meta, designs, nights, files=files)
-    inputs.modelled = {path: _modelled(frame, design, files) for path, design in designs if design.fit}
+    inputs.modelled = {path: _modelled(frame, design, files, meta) for path, design in designs if design.fit}
     inputs.per_algo, inputs.auto = _predictions(designs, sweeps)
     inputs.fabrics = _fabrics(designs, inputs.auto)
     return inputs
@@ -90,7 +90,7 @@ def _verdict(path: Path) -> dict:
     return v
 
 
-def _modelled(frame, design, files: dict) -> Modelled:
+def _modelled(frame, design, files: dict, meta: dict) -> Modelled:
     """Return the fitted design's model time for every row it describes, naming the runs it cannot connect."""
     from ..model import fit
 
@@ -98,7 +98,7 @@ def _modelled(frame, design, files: dict) -> Modelled:
     note = fit.left_out_text(design, left, files) if left else ""
     if fit.usable(rows).empty:
         return Modelled(design, None, note)
-    return Modelled(design, fit.model_times(rows, design, algorithm=design.fit.algorithm), note)
+    return Modelled(design, fit.model_times(rows, design, algorithm=design.fit.algorithm, meta=meta), note)
 
 
 def _predictions(designs, sweeps):
