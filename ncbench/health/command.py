@@ -18,7 +18,7 @@ from ..measure.session import agree
 from . import baseline as baselines
 from . import outputs, plan
 from .judge import Criteria
-from .suite import SUITES, Orchestrator
+from .suite import SUITES, Orchestrator, Suite
 
 HEALTH_DIR = Path("results/health")
 DEFAULT_CRITERIA = Criteria()
@@ -120,8 +120,19 @@ def facts(opts: Options, suite, mpi_library: str, rails: int, fabric: plan.Fabri
     }
 
 
-def setup(comm, opts: Options):
-    """Return (job, names, fabric, suite, run facts) after every rank agreed the run can start."""
+@dataclass(frozen=True)
+class Agreed:
+    """What every rank agreed before any test: the job, its node names, the fabric, the suite, the facts."""
+
+    job: object  # measure.session's description of the MPI job
+    names: list[str]  # one per node
+    fabric: plan.Fabric
+    suite: Suite
+    facts: dict  # what the baseline's fingerprint is made of
+
+
+def setup(comm, opts: Options) -> Agreed:
+    """Return the job, its node names, fabric, suite and facts, once every rank agreed the run can start."""
     from dataclasses import replace
 
     from mpi4py import MPI
@@ -146,7 +157,7 @@ def setup(comm, opts: Options):
     agree(comm, error)
     job, names, fabric, suite = prepared
     library = MPI.Get_library_version().strip().splitlines()[0].strip()
-    return job, names, fabric, suite, facts(opts, suite, library, fabric.rails, fabric)
+    return Agreed(job, names, fabric, suite, facts(opts, suite, library, fabric.rails, fabric))
 
 
 def load_baseline(comm, opts: Options, fp_id: str, fp: dict) -> tuple[dict, str]:
@@ -165,28 +176,66 @@ def run(opts: Options) -> int:
     """Run the health suite on every rank; return the exit code (the same on every rank, or the job aborts)."""
     from ..measure import session
     from ..measure.inject import from_env
-    from .live import MPIRunner, Where, serve
+    from .live import Where, serve
 
     comm = session.Started.comm
-    job, names, fabric, suite, fp = setup(comm, opts)
-    fp_id = baselines.fingerprint(fp)
-    classes, note = load_baseline(comm, opts, fp_id, fp)
-    node_comm = comm.Split(job.node_of[comm.rank], comm.rank)  # before any rank can stall
-    where = Where(comm, node_comm, from_env(os.environ, comm.rank), opts.timeout_s, suite)
+    agreed = setup(comm, opts)
+    fp_id = baselines.fingerprint(agreed.facts)
+    classes, note = load_baseline(comm, opts, fp_id, agreed.facts)
+    node_comm = comm.Split(agreed.job.node_of[comm.rank], comm.rank)  # before any rank can stall
+    where = Where(comm, node_comm, from_env(os.environ, comm.rank), opts.timeout_s, agreed.suite)
     session.Started.running = True
     if comm.rank != 0:
         code = serve(where)
         session.Started.running = False
         return code
+    return _lead(opts, where, agreed, fp_id, classes, note)
+
+
+def _lead(opts: Options, where, agreed: Agreed, fp_id: str, classes: dict, note: str) -> int:
+    """Rank 0: run the suite, write the verdicts, drain, print the summary; stop the other ranks; return the code."""
+    from .live import MPIRunner
+
+    job, names, fabric, suite = agreed.job, agreed.names, agreed.fabric, agreed.suite
     run_id = records.new_run_id(job.hosts[0], f"health-{suite.name}")
-    out_dir = opts.out or HEALTH_DIR / run_id
-    if opts.force and out_dir.is_dir():
-        shutil.rmtree(out_dir)  # --force: the old run's files go together
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = _out_dir(opts, run_id)
     started = records.now_iso()
     log = open(out_dir / "records.jsonl", "x")  # noqa: SIM115 - appended per round for the whole run
     serial = oversubscribed(job)
     runner = MPIRunner(where, job, names, fabric.rails, serial=serial, record=_recorder(log, run_id, names))
+    _announce(opts, agreed, out_dir, serial)
+    outcome = Orchestrator(runner, fabric, suite, opts.criteria, classes).run()
+    log.close()
+    verdict = outputs.verdict(
+        outcome,
+        run=_run_facts(opts, agreed, run_id, started, fp_id, serial),
+        names=names,
+        fabric=_fabric_facts(fabric),
+        baseline={"note": note, "classes": classes, "path": str(opts.baseline) if opts.baseline else None},
+    )
+    drains = _drains(opts, verdict, job.emulated)
+    verdict["baseline"]["update"] = _update_baseline(opts, verdict, fp_id, agreed.facts, outcome.classes)
+    files = outputs.write_all(out_dir, verdict, drains, names, prom_dir=opts.prom_dir)
+    for text in outputs.summary(verdict, drains) + drains.get("executed", []):
+        print(text, flush=True)
+    print(f"# verdict: {files['verdict']}", flush=True)
+    code = 0 if opts.exit_zero else verdict["exit_code"]
+    _stop(where.comm, runner, code)
+    return code
+
+
+def _out_dir(opts: Options, run_id: str) -> Path:
+    """Return the run's results folder, made (--force first removes an old run's files, all together)."""
+    out_dir = opts.out or HEALTH_DIR / run_id
+    if opts.force and out_dir.is_dir():
+        shutil.rmtree(out_dir)  # --force: the old run's files go together
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return out_dir
+
+
+def _announce(opts: Options, agreed: Agreed, out_dir: Path, serial: bool) -> None:
+    """Print the run's opening lines: what is tested, the deadline, where results go (and why tests run serially)."""
+    job, fabric, suite = agreed.job, agreed.fabric, agreed.suite
     print(
         f"# ncbench health {suite.name}: {job.nnodes} nodes x {fabric.rails} rail(s), {fabric.leaves} leaf/leaves; "
         f"timeout {opts.timeout_s:g} s per round; results in {out_dir}",
@@ -194,24 +243,30 @@ def run(opts: Options) -> int:
     )
     if serial:
         print(f"# {SERIAL_NOTE}", flush=True)
-    outcome = Orchestrator(runner, fabric, suite, opts.criteria, classes).run()
-    log.close()
-    run_facts = {
+
+
+def _run_facts(opts: Options, agreed: Agreed, run_id: str, started: str, fp_id: str, serial: bool) -> dict:
+    """Return the verdict's facts about the run itself; it finished now."""
+    job = agreed.job
+    return {
         "run_id": run_id,
         "cluster": opts.cluster or os.environ.get("SLURM_CLUSTER_NAME", job.hosts[0]),
-        "suite": suite.name,
+        "suite": agreed.suite.name,
         "started": started,
         "finished": records.now_iso(),
         "fingerprint_id": fp_id,
-        "fingerprint": fp,
+        "fingerprint": agreed.facts,
         "nodes_emulated": job.emulated,
         "tests_serialized": SERIAL_NOTE if serial else "",
         "env": sysinfo.recorded_env(os.environ),
         "criteria": asdict(opts.criteria),
         "timeout_s": opts.timeout_s,
     }
-    base = {"note": note, "classes": classes, "path": str(opts.baseline) if opts.baseline else None}
-    fabric_facts = {
+
+
+def _fabric_facts(fabric: plan.Fabric) -> dict:
+    """Return the verdict's facts about the fabric the nodes sit on."""
+    return {
         "nodes": fabric.nodes,
         "rails": fabric.rails,
         "hosts_per_leaf": fabric.hosts_per_leaf,
@@ -219,19 +274,15 @@ def run(opts: Options) -> int:
         "pods": fabric.pods,
         "adaptive_routing": fabric.adaptive_routing,
     }
-    verdict = outputs.verdict(outcome, run=run_facts, names=names, fabric=fabric_facts, baseline=base)
-    drains = outputs.drain_plan(verdict, max_drain_fraction=opts.max_drain_fraction, emulated=job.emulated)
-    if opts.drain and drains["nodes"] and not job.emulated:
+
+
+def _drains(opts: Options, verdict: dict, emulated: bool) -> dict:
+    """Return the drain plan; with --drain (and real nodes), drain them now and say so in the verdict."""
+    drains = outputs.drain_plan(verdict, max_drain_fraction=opts.max_drain_fraction, emulated=emulated)
+    if opts.drain and drains["nodes"] and not emulated:
         drains["executed"] = outputs.execute_drains(drains)
         verdict["drain_executed"] = True
-    verdict["baseline"]["update"] = _update_baseline(opts, verdict, fp_id, fp, outcome.classes)
-    files = outputs.write_all(out_dir, verdict, drains, names, prom_dir=opts.prom_dir)
-    for text in outputs.summary(verdict, drains) + drains.get("executed", []):
-        print(text, flush=True)
-    print(f"# verdict: {files['verdict']}", flush=True)
-    code = 0 if opts.exit_zero else verdict["exit_code"]
-    _stop(comm, runner, code)
-    return code
+    return drains
 
 
 def _recorder(log, run_id: str, names: list[str]):

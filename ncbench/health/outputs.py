@@ -119,72 +119,93 @@ def _sample(value: float) -> str:
     return ("+Inf" if value > 0 else "-Inf") if math.isinf(value) else f"{value:.10g}"
 
 
-def prometheus(v: dict, finished_s: float) -> str:
-    """Return node_exporter textfile metrics: run, stage and non-PASS entity states, class references, staleness."""
-    out = []
+def _gauge(name: str, help_text: str, samples) -> list[str]:
+    """Return one gauge in Prometheus' text format: HELP, TYPE, then a line per (labels, value) sample."""
+    out = [f"# HELP {name} {help_text}", f"# TYPE {name} gauge"]
+    for labels, value in samples:
+        text = ",".join(f'{k}="{_label(x)}"' for k, x in labels.items())
+        out.append(f"{name}{{{text}}} {_sample(value)}" if text else f"{name} {_sample(value)}")
+    return out
 
-    def metric(name, help_text, samples):
-        out.append(f"# HELP {name} {help_text}")
-        out.append(f"# TYPE {name} gauge")
-        for labels, value in samples:
-            text = ",".join(f'{k}="{_label(x)}"' for k, x in labels.items())
-            out.append(
-                f"{name}{{{text}}} {_sample(value)}" if text else f"{name} {_sample(value)}"
-            )  # a timestamp needs 10 digits
 
-    metric(
-        "ncbench_health_status",
-        "Verdict of the last ncbench health run (0=PASS,1=WARN,2=FAIL,3=UNKNOWN,4=SKIPPED).",
-        [({"entity": "run", "suite": v["suite"]}, STATE_VALUE[v["status"]])]
-        + [
-            (
-                {
-                    "entity": e["kind"],
-                    "id": e["id"],
-                    "node": e.get("node", ""),
-                    "rail": e.get("rail", ""),
-                    "code": e["code"],
-                },
-                STATE_VALUE[e["status"]],
-            )
-            for e in v["entities"]
-        ],
-    )
-    metric(
-        "ncbench_health_stage_status",
-        "State of each stage of the last run (same encoding).",
-        [({"stage": s["stage"]}, STATE_VALUE[s["status"]]) for s in v["stages"]],
-    )
-    metric(
-        "ncbench_health_nodes",
-        "Nodes per state in the last run.",
-        [({"state": k}, n) for k, n in v["summary_nodes"].items()],
-    )
-    metric(
-        "ncbench_health_busbw_bytes_per_second",
-        "Peer reference bus bandwidth of each test class (median; best below 5 tests).",
-        [({"class": k}, x * 1e9) for k, x in v["classes"].items()],
-    )
+def _status_samples(v: dict) -> list[tuple[dict, float]]:
+    """Return the run's state and each non-PASS entity's, labelled with what it is and where."""
+    entities = [
+        (
+            {
+                "entity": e["kind"],
+                "id": e["id"],
+                "node": e.get("node", ""),
+                "rail": e.get("rail", ""),
+                "code": e["code"],
+            },
+            STATE_VALUE[e["status"]],
+        )
+        for e in v["entities"]
+    ]
+    return [({"entity": "run", "suite": v["suite"]}, STATE_VALUE[v["status"]])] + entities
+
+
+def _state_gauges(v: dict) -> list[tuple[str, str, list]]:
+    """Return the gauges of states: the run's and each non-PASS entity's, each stage's, nodes per state."""
+    return [
+        (
+            "ncbench_health_status",
+            "Verdict of the last ncbench health run (0=PASS,1=WARN,2=FAIL,3=UNKNOWN,4=SKIPPED).",
+            _status_samples(v),
+        ),
+        (
+            "ncbench_health_stage_status",
+            "State of each stage of the last run (same encoding).",
+            [({"stage": s["stage"]}, STATE_VALUE[s["status"]]) for s in v["stages"]],
+        ),
+        (
+            "ncbench_health_nodes",
+            "Nodes per state in the last run.",
+            [({"state": k}, n) for k, n in v["summary_nodes"].items()],
+        ),
+    ]
+
+
+def _bandwidth_gauges(v: dict) -> list[tuple[str, str, list]]:
+    """Return each class's peer reference, and its ratio to the baseline where the baseline has the class."""
+    gauges = [
+        (
+            "ncbench_health_busbw_bytes_per_second",
+            "Peer reference bus bandwidth of each test class (median; best below 5 tests).",
+            [({"class": k}, x * 1e9) for k, x in v["classes"].items()],
+        )
+    ]
     ratios = [
         ({"class": k}, v["classes"][k] / b["p50"])
         for k, b in v["baseline"].get("classes", {}).items()
         if k in v["classes"]
     ]
     if ratios:
-        metric("ncbench_health_ratio_to_baseline", "Class peer reference divided by the baseline p50.", ratios)
-    metric("ncbench_health_rounds", "Rounds the last run used.", [({}, v["rounds"])])
-    metric(
-        "ncbench_health_last_run_timestamp_seconds",
-        "Unix time the last run finished (alert when stale).",
-        [({}, finished_s)],
-    )
-    if v["status"] == PASS:
-        metric(
-            "ncbench_health_last_success_timestamp_seconds",
-            "Unix time of the last run that passed.",
+        gauges.append(("ncbench_health_ratio_to_baseline", "Class peer reference divided by the baseline p50.", ratios))
+    return gauges
+
+
+def prometheus(v: dict, finished_s: float) -> str:
+    """Return node_exporter textfile metrics: run, stage and non-PASS entity states, class references, staleness."""
+    gauges = _state_gauges(v) + _bandwidth_gauges(v)
+    gauges.append(("ncbench_health_rounds", "Rounds the last run used.", [({}, v["rounds"])]))
+    gauges.append(
+        (
+            "ncbench_health_last_run_timestamp_seconds",
+            "Unix time the last run finished (alert when stale).",
             [({}, finished_s)],
         )
-    return "\n".join(out) + "\n"
+    )
+    if v["status"] == PASS:
+        gauges.append(
+            (
+                "ncbench_health_last_success_timestamp_seconds",
+                "Unix time of the last run that passed.",
+                [({}, finished_s)],
+            )
+        )
+    return "\n".join(line for gauge in gauges for line in _gauge(*gauge)) + "\n"
 
 
 def junit(v: dict, names: list[str]) -> str:
