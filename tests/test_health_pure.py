@@ -439,3 +439,22 @@ def test_history_of_a_node_no_night_tested_is_one_sentence_with_the_nearest_name
         history.rows(nights, node="gpu00x")
     assert unknown.value.exit_code == 64
     assert [r["node_status"] for r in history.rows(nights, node="gpu002")] == [PASS, "not tested"]
+
+
+def test_a_timed_out_pair_then_a_node_lost_later_is_named_not_a_crash():
+    """A pair test that times out while both ends answer is UNKNOWN; a node lost in a later round still gets named."""
+
+    class PairTimesOutThenNodeDies(SimRunner):
+        def round(self, stage, tests):
+            res = super().round(stage, tests)
+            if stage == "pairs":
+                res.value[(tests.a == 4) & (tests.rail == 0)] = np.nan  # both ends still answer
+            if stage.startswith("fabric"):
+                self.unreachable[11] = True
+            return res
+
+    runner = PairTimesOutThenNodeDies(FABRIC, Faults(), noise=0.0, rng=np.random.default_rng(0))
+    out = Orchestrator(runner, FABRIC, SUITES["nightly"], judge.Criteria(), None).run()
+    codes = {(e["kind"], e["code"]) for e in out.entities}
+    assert ("pair", "NCB-UNREACHABLE") in codes and ("node", "NCB-UNREACHABLE") in codes
+    assert by_id(out)["node000011"]["status"] == UNKNOWN

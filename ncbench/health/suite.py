@@ -125,6 +125,34 @@ class PairFindings:
     confirm_tested: np.ndarray | None = None  # (node, rail) measured (and answered) in confirm; None before it
 
 
+@dataclass(frozen=True)
+class FlowFindings:
+    """What fabric shift rounds found, one round's or several added in order, handed to link attribution."""
+
+    slow_rows: tuple[np.ndarray, ...]  # per round: the links each slow flow crossed (flows x 4, -1: none)
+    cleared: np.ndarray  # links a good flow crossed (bool per link)
+    noisy_links: frozenset[int]  # links on a slow flow too noisy to judge
+    evidence: dict[int, list[dict]]  # link -> the evidence of the slow flows across it, in round order
+    counts: np.ndarray  # tests, slow, unanswered
+
+    @classmethod
+    def none(cls, links: int) -> "FlowFindings":
+        """Return what no round found yet: nothing slow, no link cleared, over `links` link ids."""
+        return cls((), np.zeros(links, dtype=bool), frozenset(), {}, np.zeros(3, dtype=np.int64))
+
+    def __add__(self, later: "FlowFindings") -> "FlowFindings":
+        evidence = dict(self.evidence)
+        for link, ev in later.evidence.items():
+            evidence[link] = evidence.get(link, []) + ev
+        return FlowFindings(
+            self.slow_rows + later.slow_rows,
+            self.cleared | later.cleared,
+            self.noisy_links | later.noisy_links,
+            evidence,
+            self.counts + later.counts,
+        )
+
+
 class Orchestrator:
     """Runs the stages in order over one Runner, keeping what each stage learned."""
 
@@ -201,7 +229,8 @@ class Orchestrator:
                     self.failed[node, rail] = True
 
     def _unreachable(self, stage: str) -> None:
-        known = {e["node"] for e in self.out.entities if e["code"] == "NCB-UNREACHABLE"}
+        # nodes already named unreachable; an unanswered pair (both ends alive) names no node
+        known = {e["node"] for e in self.out.entities if e["code"] == "NCB-UNREACHABLE" and "node" in e}
         for node in np.flatnonzero(self.runner.unreachable):
             if self.runner.names[node] not in known:
                 self._entity(
@@ -329,23 +358,8 @@ class Orchestrator:
 
     def confirm(self, found: "PairFindings") -> "PairFindings":
         """Round 2: each suspect (and the node the matching left out) with a distinct known-good partner."""
-        alive = self.alive()
-        if alive.sum() < 2:
-            self._stage("confirm", 0, 0, 0, SKIPPED, "one node: nobody to pair with")
-            return found
-        good = alive & ~found.suspects.any(axis=1) & ~self.failed.any(axis=1)
-        suspect_nodes = np.flatnonzero(found.suspects.any(axis=1) & alive)
-        candidates = list(suspect_nodes) + [int(n) for n in found.unpaired if alive[n]]
-        if not candidates:
-            self._stage("confirm", 0, 0, 0, SKIPPED, "no suspects")
-            return found
-        chosen = plan.confirm_partners(self.fabric, candidates, good, found.first_partner)
-        partnered = {s for s, _ in chosen}
-        for s in candidates:
-            if s not in partnered:
-                self._flag_unconfirmed(s, "no known-good partner was left to confirm with", found)
+        chosen = self._confirm_partners(found)
         if not chosen:
-            self._stage("confirm", 0, 0, 0, WARN, "no known-good partners")
             return found
         s_arr, g_arr = np.array([c[0] for c in chosen]), np.array([c[1] for c in chosen])
         tests = self._pair_tests("confirm", s_arr, g_arr)
@@ -356,59 +370,11 @@ class Orchestrator:
         third, again = self._remeasure("confirm retest", tests, second, found.ref)  # and once more before it can FAIL
         for node in np.unique(tests.a[slow]):
             mine = np.flatnonzero((tests.a == node) & slow)
-            ev = self._first_strike(node, found) + [
-                self._evidence(
-                    res.value[i],
-                    found.ref,
-                    res.spread[i],
-                    stage="confirm",
-                    partner=self.runner.names[tests.b[i]],
-                    rail=int(tests.rail[i]),
-                )
-                for i in mine
-            ]
-            ev += [
-                self._evidence(
-                    again.value[i],
-                    found.ref,
-                    again.spread[i],
-                    stage="confirm retest",
-                    partner=self.runner.names[tests.b[i]],
-                    rail=int(tests.rail[i]),
-                )
-                for i in mine
-                if third[i]
-            ]
+            ev = self._first_strike(node, found) + self._partner_evidence("confirm", tests, res, found.ref, mine)
+            ev += self._partner_evidence("confirm retest", tests, again, found.ref, [i for i in mine if third[i]])
             noisy = self._noisy(ev)
             for status, pick in ((FAIL, third), (WARN, slow & ~second)):  # one strike (a new rail, or unpaired): WARN
-                rails = np.unique(tests.rail[(tests.a == node) & pick])
-                if not len(rails):
-                    continue
-                if len(rails) == self.fabric.rails:
-                    self._entity(
-                        "node",
-                        self.runner.names[node],
-                        status,
-                        "NCB-NODE-SLOW",
-                        node=node,
-                        evidence=ev,
-                        rails=[int(r) for r in rails],
-                        noisy=noisy,
-                    )
-                else:
-                    for r in rails:
-                        self._entity(
-                            "nic",
-                            f"{self.runner.names[node]}/rail{r}",
-                            status,
-                            "NCB-RAIL-SLOW",
-                            node=node,
-                            rail=r,
-                            evidence=[e for e in ev if e.get("rail") == r],
-                            noisy=noisy,
-                        )
-                if status == FAIL and not noisy:
-                    self.failed[node, rails] = True
+                self._blame_rails(node, status, np.unique(tests.rail[(tests.a == node) & pick]), ev, noisy)
         self._corrupt("confirm", tests, res)
         self._record_unanswered("confirm", tests, res)
         tested = np.zeros_like(self.failed)
@@ -417,6 +383,77 @@ class Orchestrator:
         note = f"{cleared} second strike(s) cleared on a re-measurement" if cleared else ""
         self._stage("confirm", len(tests), int(slow.sum()) - cleared, int((~res.answered).sum()), note=note)
         return replace(found, confirm_tested=tested)
+
+    def _confirm_partners(self, found: "PairFindings") -> list[tuple[int, int]]:
+        """Return (suspect, known-good partner) pairs to confirm with; none (and the stage recorded) if nothing to run.
+
+        A candidate no partner was left for is flagged here, unconfirmed.
+        """
+        alive = self.alive()
+        if alive.sum() < 2:
+            self._stage("confirm", 0, 0, 0, SKIPPED, "one node: nobody to pair with")
+            return []
+        good = alive & ~found.suspects.any(axis=1) & ~self.failed.any(axis=1)
+        suspect_nodes = np.flatnonzero(found.suspects.any(axis=1) & alive)
+        candidates = list(suspect_nodes) + [int(n) for n in found.unpaired if alive[n]]
+        if not candidates:
+            self._stage("confirm", 0, 0, 0, SKIPPED, "no suspects")
+            return []
+        chosen = plan.confirm_partners(self.fabric, candidates, good, found.first_partner)
+        partnered = {s for s, _ in chosen}
+        for s in candidates:
+            if s not in partnered:
+                self._flag_unconfirmed(s, "no known-good partner was left to confirm with", found)
+        if not chosen:
+            self._stage("confirm", 0, 0, 0, WARN, "no known-good partners")
+        return chosen
+
+    def _partner_evidence(self, stage: str, tests: Round, res: Results, ref: Reference, picked) -> list[dict]:
+        """Return the evidence of the picked tests (indices into `tests` and `res`), each naming its partner and rail."""
+        return [
+            self._evidence(
+                res.value[i],
+                ref,
+                res.spread[i],
+                stage=stage,
+                partner=self.runner.names[tests.b[i]],
+                rail=int(tests.rail[i]),
+            )
+            for i in picked
+        ]
+
+    def _blame_rails(self, node: int, status: str, rails: np.ndarray, ev: list[dict], noisy: bool) -> None:
+        """Name a node slow on these rails: the whole node when it is every rail, else each rail's NIC.
+
+        A FAIL that is not too noisy to judge leaves those (node, rail)s out of every later stage.
+        """
+        if not len(rails):
+            return
+        if len(rails) == self.fabric.rails:
+            self._entity(
+                "node",
+                self.runner.names[node],
+                status,
+                "NCB-NODE-SLOW",
+                node=node,
+                evidence=ev,
+                rails=[int(r) for r in rails],
+                noisy=noisy,
+            )
+        else:
+            for r in rails:
+                self._entity(
+                    "nic",
+                    f"{self.runner.names[node]}/rail{r}",
+                    status,
+                    "NCB-RAIL-SLOW",
+                    node=node,
+                    rail=r,
+                    evidence=[e for e in ev if e.get("rail") == r],
+                    noisy=noisy,
+                )
+        if status == FAIL and not noisy:
+            self.failed[node, rails] = True
 
     def _remeasure(self, stage: str, tests: "Round", pick: np.ndarray, ref: Reference) -> tuple[np.ndarray, Results]:
         """Measure the picked tests again, later; return (which are slow again, the new results by test index)."""
@@ -525,39 +562,55 @@ class Orchestrator:
                 "fabric", 0, 0, 0, SKIPPED, "adaptive routing: paths are not fixed, tomography cannot name links"
             )
             return
-        cleared = np.zeros(self.fabric.rails * 4 * self.fabric.link_space, dtype=bool)
-        slow_rows, ev_of, counts = [], {}, np.zeros(3, dtype=np.int64)  # tests, slow, unanswered
-        noisy_links: set[int] = set()  # links blamed only by flows too noisy to judge
+        flows = FlowFindings.none(self.fabric.rails * 4 * self.fabric.link_space)
         for kind, offset in rounds:
-            alive = self.alive()
-            src, dst = plan.shift_flows(self.fabric, alive, kind, offset)
-            tests = self._pair_tests("flow", src, dst)
-            res = self._round(f"fabric {kind} +{offset}", tests)
-            self._unreachable("fabric")
-            ref = self._reference(f"fabric.{kind}", res)
-            slow = judge.strikes(res.value, ref, self.criteria, res.spread)
-            noisy = ~judge.beyond_noise(res.value, ref, self.criteria, res.spread)  # a link FAILs on two slow flows
-            links = plan.flow_links(self.fabric, tests.a, tests.b, tests.rail)
-            for row in links[slow & noisy]:
-                noisy_links.update(int(x) for x in row[row >= 0])
-            good = links[res.answered & ~slow].ravel()
-            cleared[good[good >= 0]] = True
-            slow_rows.append(links[slow])
-            for i in np.flatnonzero(slow):
-                for link in links[i][links[i] >= 0]:
-                    ev_of.setdefault(int(link), []).append(
-                        self._evidence(
-                            res.value[i],
-                            ref,
-                            res.spread[i],
-                            stage="fabric",
-                            round=f"{kind} +{offset}",
-                            flow=f"{self.runner.names[tests.a[i]]}->{self.runner.names[tests.b[i]]}",
-                        )
+            flows += self._shift_round(kind, offset)
+        found = judge.localize_links(np.concatenate(flows.slow_rows), flows.cleared)
+        self._name_links(found, flows)
+        note = (
+            f"{found.unexplained} slow flow(s) every link of which also carried a good flow"
+            if found.unexplained
+            else ""
+        )
+        self._stage("fabric", *flows.counts, note=note)
+
+    def _shift_round(self, kind: str, offset: int) -> FlowFindings:
+        """Run one shift round among the nodes still answering; return the links its slow and good flows crossed."""
+        src, dst = plan.shift_flows(self.fabric, self.alive(), kind, offset)
+        tests = self._pair_tests("flow", src, dst)
+        res = self._round(f"fabric {kind} +{offset}", tests)
+        self._unreachable("fabric")
+        ref = self._reference(f"fabric.{kind}", res)
+        slow = judge.strikes(res.value, ref, self.criteria, res.spread)
+        noisy = ~judge.beyond_noise(res.value, ref, self.criteria, res.spread)  # a link FAILs on two slow flows
+        links = plan.flow_links(self.fabric, tests.a, tests.b, tests.rail)
+        cleared = np.zeros(self.fabric.rails * 4 * self.fabric.link_space, dtype=bool)
+        good = links[res.answered & ~slow].ravel()
+        cleared[good[good >= 0]] = True
+        evidence: dict[int, list[dict]] = {}
+        for i in np.flatnonzero(slow):
+            for link in links[i][links[i] >= 0]:
+                evidence.setdefault(int(link), []).append(
+                    self._evidence(
+                        res.value[i],
+                        ref,
+                        res.spread[i],
+                        stage="fabric",
+                        round=f"{kind} +{offset}",
+                        flow=f"{self.runner.names[tests.a[i]]}->{self.runner.names[tests.b[i]]}",
                     )
-            counts += (len(tests), int(slow.sum()), int((~res.answered).sum()))
-            self._corrupt("fabric", tests, res)
-        found = judge.localize_links(np.concatenate(slow_rows), cleared)
+                )
+        self._corrupt("fabric", tests, res)
+        return FlowFindings(
+            (links[slow],),
+            cleared,
+            frozenset(int(x) for row in links[slow & noisy] for x in row[row >= 0]),
+            evidence,
+            np.array([len(tests), int(slow.sum()), int((~res.answered).sum())], dtype=np.int64),
+        )
+
+    def _name_links(self, found: judge.Localized, flows: FlowFindings) -> None:
+        """Name each link the slow flows blame (FAIL on two flows), and each set of links one of which must be bad."""
         for link, count in found.blamed.items():
             name = plan.describe_link(self.fabric, link)
             self._entity(
@@ -566,9 +619,9 @@ class Orchestrator:
                 FAIL if count >= 2 else WARN,
                 "NCB-LINK-SLOW",
                 rail=link // (4 * self.fabric.link_space),
-                evidence=ev_of.get(link, [])[:4],
+                evidence=flows.evidence.get(link, [])[:4],
                 slow_flows=count,
-                noisy=link in noisy_links,
+                noisy=link in flows.noisy_links,
             )
         for candidates in found.ambiguous[:100]:
             names = [plan.describe_link(self.fabric, c) for c in candidates]
@@ -577,16 +630,10 @@ class Orchestrator:
                 " | ".join(names),
                 WARN,
                 "NCB-LINK-SUSPECT",
-                evidence=ev_of.get(candidates[0], [])[:2],
+                evidence=flows.evidence.get(candidates[0], [])[:2],
                 candidates=names,
-                noisy=set(candidates) <= noisy_links,
+                noisy=set(candidates) <= flows.noisy_links,
             )
-        note = (
-            f"{found.unexplained} slow flow(s) every link of which also carried a good flow"
-            if found.unexplained
-            else ""
-        )
-        self._stage("fabric", *counts, note=note)
 
     def scale(self) -> None:
         """Whole-job allreduce at the suite's sizes, judged against the baseline (there are no peers)."""
