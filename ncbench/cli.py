@@ -103,9 +103,49 @@ CollectiveNodes = Annotated[
 ]
 
 
+def _sweep(name: str, f: dict):
+    """Return what to measure, from a collective command's flags (nccl-tests' names)."""
+    from .measure.harness import Sweep
+    from .units import parse_size
+
+    return Sweep(
+        op=name,
+        backend=f["backend"],
+        min_bytes=parse_size(f["minbytes"], what="-b"),
+        max_bytes=parse_size(f["maxbytes"], what="-e"),
+        step_factor=f["stepfactor"],
+        step_bytes=parse_size(f["stepbytes"], what="-i"),
+        dtypes=tuple(ops.dtype(d).name for d in _list(f["datatype"], tuple(ops.DTYPES))),
+        redops=_list(f["redop"] or "sum", ops.REDOPS),
+        roots=(f["root"],),  # -r -1 is harness.EVERY_ROOT
+        iters=f["iters"] or None,
+        warmup=f["warmup"],
+        samples=f["samples"],
+        time_budget_s=f["time_budget"],
+        check=f["check"],
+        cycles=f["cycles"],
+    )
+
+
+def _launch(f: dict):
+    """Return how to run it, from the same flags."""
+    from .measure import session
+    from .units import parse_int_list
+
+    return session.Launch(
+        nodes=tuple(parse_int_list(f["nodes"], what="--nodes")) if f["nodes"] else None,
+        ranks_per_node=f["ranks_per_node"] or None,
+        out=f["out"],
+        force=f["force"],
+        fmt=f["fmt"],
+        timeout_s=f["timeout"],
+        graph_launches=f["cudagraph"] or int(f["graph"]),
+        staged=f["staged"],
+        assume_cuda_aware=f["assume_cuda_aware"],
+    )
+
+
 def _collective_command(name: str):
-    # Long by its flags alone (one line per nccl-tests flag, then one line per Sweep or Launch field): a flat
-    # translation that reads better whole than split across helpers that would each take the same flags.
     def command(
         minbytes: MinBytes = "8",
         maxbytes: MaxBytes = DEFAULT_MAX,
@@ -133,40 +173,11 @@ def _collective_command(name: str):
         fmt: Format = "table",
         thread_level: ThreadLevel = "auto",
     ) -> None:
+        flags = dict(locals())  # every flag by its name, as the two translations below read them
         from .measure import session
-        from .measure.harness import Sweep
-        from .units import parse_int_list, parse_size
 
         _check_format(fmt)  # what the op takes (-o, -r) is measure.check_sweep's to say, on every rank
-        sweep = Sweep(
-            op=name,
-            backend=backend,
-            min_bytes=parse_size(minbytes, what="-b"),
-            max_bytes=parse_size(maxbytes, what="-e"),
-            step_factor=stepfactor,
-            step_bytes=parse_size(stepbytes, what="-i"),
-            dtypes=tuple(ops.dtype(d).name for d in _list(datatype, tuple(ops.DTYPES))),
-            redops=_list(redop or "sum", ops.REDOPS),
-            roots=(root,),  # -r -1 is measure.EVERY_ROOT
-            iters=iters or None,
-            warmup=warmup,
-            samples=samples,
-            time_budget_s=time_budget,
-            check=check,
-            cycles=cycles,
-        )
-        launch = session.Launch(
-            nodes=tuple(parse_int_list(nodes, what="--nodes")) if nodes else None,
-            ranks_per_node=ranks_per_node or None,
-            out=out,
-            force=force,
-            fmt=fmt,
-            timeout_s=timeout,
-            graph_launches=cudagraph or int(graph),
-            staged=staged,
-            assume_cuda_aware=assume_cuda_aware,
-        )
-        Outcome.code = session.run_collective(sweep, launch)
+        Outcome.code = session.run_collective(_sweep(name, flags), _launch(flags))
 
     command.__name__ = f"{name}_cmd"
     command.__doc__ = f"Measure {name} under mpirun, nccl-tests style: `mpiexec -n 4 ncbench {name} -b 8 -e 128M -f 2`."
