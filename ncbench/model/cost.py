@@ -18,19 +18,40 @@ from .topology import Topology
 
 @dataclass(frozen=True)
 class Protocol:
-    chunk_bytes: float  # data per pipeline step: a tree level forwards this much before the next level starts
+    name: str  # NCCL's protocol (PROTOCOLS key): which row of treeCorrectionFactor, which chunk rule
+    chunk_bytes: float  # a tree's chunk per channel: what one pipeline stage forwards before the next starts
     base_us: float  # fixed cost relative to Simple (NCCL baseLatencies: LL 6.6, LL128 14.0, Simple 8.4 us)
     intra_latency: float  # per-step latency relative to Simple on NVLink (hwLatencies NVLINK Ring 0.6/1.9/3.4)
     net_latency: float  # ... and on the network (hwLatencies NET Ring 2.7/4.0/14.0)
     bandwidth: float  # usable fraction of bandwidth (LL: 8-byte flag per 8 bytes; LL128: 120/128, NCCL uses 0.92)
+    grain_bytes: int  # chunks are whole grains (ncclProtoGrainSize, device.h:328-334; enqueue.cc:2321)
+    tree_correction: tuple[float, ...]  # NCCL's treeCorrectionFactor row, index log2(n / 64) (tuning.cc:623-627)
 
 
-# chunk_bytes: NCCL's per-step buffer slot, buffer size / NCCL_STEPS (8): Simple 4 MiB, LL128 4.69 MB, LL 512 KiB
-# of which half is flags (NCCL's src/include/device.h DEFAULT_*_BUFFSIZE; recalled, to be checked against the source).
+# NCCL v2.30.7 (NVIDIA/nccl 5067397c). chunk_bytes is calcCollChunking's chunk for a tree (enqueue.cc:2222-2227:
+# stepSize = buffSize / NCCL_STEPS, chunkSteps 1 off Ring/Simple): Simple 4 MiB / 8 = 512 KiB (init.cc:813,
+# device.h:26); LL 512 KiB / 8 / 2 (8-byte flag per 8 bytes) = 32 KiB (init.cc:810-811: 8 lines x 512 threads x 8
+# steps x 16 B; device.h:97-98); LL128 4,915,200 / 8 x 15/16 = 576,000 B (init.cc:812: 120 elems x 640 threads x 8
+# steps x 8 B; device.h:111-115). Grains: LL 16 B, LL128 32 x 8 / 16 x 15 x 8 = 1,920 B, Simple 512 B.
+
+# treeCorrectionFactor[protocol][log2(n / 64)], n = 64 B .. 2^29 B (NCCL v2.30.7 src/graph/tuning.cc:623-627, as there)
+TREE_CORRECTION_FACTOR = {
+    "ll": "1 1 1 1 .9 .8 .7 .7 .7 .7 .6 .5 .4 .4 .5 .6 .7 .8 .9 1 1 1 1 1",
+    "ll128": "1 1 1 1 1 .9 .8 .8 .8 .7 .6 .6 .6 .6 .6 .6 .8 .9 .9 .9 .9 1 1 1",
+    "simple": ".9 .9 .9 .9 .9 .9 .9 .8 .7 .6 .6 .5 .5 .5 .5 .6 .7 .8 .7 .7 .8 .9 .9 .9",
+}
+
+
+def _row(name: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in TREE_CORRECTION_FACTOR[name].split())
+
+
 PROTOCOLS = {
-    "simple": Protocol(512 * 1024, 0.0, 1.0, 1.0, 1.0),
-    "ll128": Protocol(600 * 1024, 14.0 - 8.4, 1.9 / 3.4, 4.0 / 14.0, 0.92),
-    "ll": Protocol(32 * 1024, 6.6 - 8.4, 0.6 / 3.4, 2.7 / 14.0, 0.5),
+    "simple": Protocol("simple", 512 * 1024, 0.0, 1.0, 1.0, 1.0, grain_bytes=512, tree_correction=_row("simple")),
+    "ll128": Protocol(
+        "ll128", 576_000, 14.0 - 8.4, 1.9 / 3.4, 4.0 / 14.0, 0.92, grain_bytes=1920, tree_correction=_row("ll128")
+    ),
+    "ll": Protocol("ll", 32 * 1024, 6.6 - 8.4, 0.6 / 3.4, 2.7 / 14.0, 0.5, grain_bytes=16, tree_correction=_row("ll")),
 }
 # Fixed latencies NCCL's tuner charges instead of per-step ones (NCCL src/graph/tuning.cc hwLatencies, Simple; docs/cost-model.md).
 NVLS_US = 25.0  # NVLINK NVLS / NVLSTree
@@ -40,6 +61,20 @@ COLLNET_ARITY_US = 0.4  # per local rank serialisation in CollNetDirect
 PAT_LINEAR_US = 2.8  # PAT's "still a linear part" per rank
 TREE_BANDWIDTH = 0.92  # Tree allreduce busBw cap, 0.92 x link (tuning.cc L326-350)
 PAT_BANDWIDTH = 0.75  # PAT busBw x 0.75
+
+# NCCL's per-size rules (NCCL v2.30.7; docs/cost-model.md, "NCCL's per-size rules"). Every one scales a coefficient of
+# theta by a number that depends on the size and the communicator only, so the cost stays linear in theta.
+TREE_CORRECTION_SIZES = 23  # Tree allreduce bw x factor[log2i(n >> 6)] while 0 <= index < 23 (tuning.cc:639-642)
+RING_PLATEAU = 1.4  # Ring/Simple allreduce latency x 1.4 across nodes, minCompCap >= 80 (1.9 below) (tuning.cc:647-650)
+RING_PLATEAU_BYTES = 64  # ... when n / (nChannels x nRanks) >= 64 (tuning.cc:648)
+CHANNELS_PER_PORT = 2  # runtime channels: one search channel per NIC (search.cc:739-750), doubled (connect.cc:460)
+MAX_CHANNELS = 64  # MAXCHANNELS (device.h:91), the cap of connect.cc:460
+LL128_TREE_HALVING = ((64, 131072), (16, 32768))  # Tree/LL128: halve while n_ch / c < s x this / ppn and c > floor
+NVLS_CHANNELS = 16  # NVLS channels on SM90 (NVLS_NCHANNELS_SM90, nvls.cc:155); NVLSTree uses them all (enqueue.cc:2089)
+NVLS_CHUNK_BYTES = 128 * 1024  # NCCL_NVLS_CHUNKSIZE default (nvls.cc:160)
+NVLSTREE_CHUNK_BYTES = 64 * 1024  # NVLSTree's chunk cap with nNodes >= 4 (nvls.cc:229)
+# NVLSTree cuts (x, floor): chunk -> floor if n_ch < x heads chunk and chunk > floor (enqueue.cc:2282-2285)
+NVLSTREE_CUTS = ((32, 262144), (16, 131072), (4, 65536), (1, 32768))
 
 OPS = tuple(ops_mod.OPS)  # allreduce, allgather, reducescatter, broadcast, reduce, alltoall, sendrecv
 
@@ -58,6 +93,8 @@ class Shape:
     top: np.ndarray  # [P] highest tier crossed
     reduction: tuple[str, ...]  # per tier
     ntiers: int
+    channels: float = 2.0  # NCCL's runtime channels per rank: CHANNELS_PER_PORT per NIC port of the domain, <= 64
+    heads: float = 1.0  # NVLS heads per domain: one per NIC port, at most one per GPU (connect.cc:81-90, 248-263)
 
 
 def shape(topology: Topology, gpus, *, g: int | None = None) -> Shape:
@@ -69,6 +106,7 @@ def shape(topology: Topology, gpus, *, g: int | None = None) -> Shape:
         raise ValueError(f"{topology.name} does not reach {p.max():.0f} GPUs; pass topology.extended(...)[0]")
     g = topology.gpus_per_domain
     ntiers = len(topology.tiers)
+    ports = topology.ports_per_domain
     groups = np.array(topo_mod.group_gpus(topology), dtype=float)
     caps = np.array([topo_mod.capacity(topology, t) for t in range(1, ntiers + 1)], dtype=float)
     top = np.minimum(np.searchsorted(caps, p), ntiers - 1)
@@ -92,6 +130,8 @@ def shape(topology: Topology, gpus, *, g: int | None = None) -> Shape:
         top=top,
         reduction=tuple(t.reduction for t in topology.tiers),
         ntiers=ntiers,
+        channels=float(min(MAX_CHANNELS, CHANNELS_PER_PORT * ports)),
+        heads=float(max(1, min(ports, g))),
     )
 
 
@@ -109,7 +149,10 @@ class Terms:
     phases: tuple[np.ndarray, ...]
     pipelined: bool = True
     fill: np.ndarray | None = None  # [2L, P] pipeline stages a chunk crosses before data streams (trees)
-    chunk_bytes: float = 0.0  # bytes per pipeline stage (min(nbytes, chunk) is what each stage waits for)
+    chunk_bytes: float = 0.0  # the protocol's chunk per channel before NCCL's size rules (with_protocol sets it)
+    rules: str = "none"  # NCCL's per-size rules it follows: "none", "ring", "tree" or "nvlstree" (size_rules)
+    protocol: str = "simple"  # the PROTOCOLS key with_protocol applied: the rules' table row and chunk rule
+    shape: Shape | None = None  # the communicator the rules read (nodes, ranks, channels); None: no rules
 
 
 def _zeros(shape_: Shape) -> np.ndarray:
@@ -160,8 +203,8 @@ def _net_top(shape_: Shape) -> np.ndarray:
 def _ring_cost(op: str, shape_: Shape) -> Terms:
     """A pipelined ring: reduce-scatter then all-gather for allreduce (docs/cost-model.md, Formulas)."""
     p = shape_.p
-    if op == "allreduce":
-        return _ring(shape_, 2 * (p - 1), 2 * (p - 1) / p)
+    if op == "allreduce":  # NCCL's ring plateau applies to allreduce only
+        return replace(_ring(shape_, 2 * (p - 1), 2 * (p - 1) / p), rules="ring", shape=shape_)
     if op in ("allgather", "reducescatter"):
         return _ring(shape_, p - 1, (p - 1) / p)
     if op in ("broadcast", "reduce"):  # a pipelined chain: fill once, then stream n
@@ -173,7 +216,8 @@ def _tree_cost(op: str, shape_: Shape) -> Terms:
     """Double binary tree: reduce up, broadcast down; each GPU moves ~n twice."""
     levels = 2 * _tree_levels(shape_)
     zero = np.zeros_like(shape_.p)
-    return Terms(zero, levels, _per_tier(shape_, shape_.edges, 2.0 / TREE_BANDWIDTH), fill=_fill(shape_, levels))
+    volume = _per_tier(shape_, shape_.edges, 2.0 / TREE_BANDWIDTH)
+    return Terms(zero, levels, volume, fill=_fill(shape_, levels), rules="tree", shape=shape_)
 
 
 def _hierarchical_cost(op: str, shape_: Shape) -> Terms:
@@ -209,7 +253,8 @@ def _nvlstree_cost(op: str, shape_: Shape) -> Terms:
     steps[0] = 0
     intra = _at(shape_, np.zeros(p.size, int), 1.0, reduction=True)
     inter = _at(shape_, _net_top(shape_), 2.0 / g / TREE_BANDWIDTH)
-    return Terms(np.full_like(p, NVLS_US), steps, (intra, inter), fill=_fill(shape_, steps))
+    fill = _fill(shape_, steps)
+    return Terms(np.full_like(p, NVLS_US), steps, (intra, inter), fill=fill, rules="nvlstree", shape=shape_)
 
 
 def _collnet_cost(op: str, shape_: Shape) -> Terms:
@@ -363,13 +408,14 @@ def with_protocol(terms: Terms, protocol: Protocol) -> Terms:
     factors = np.full((terms.steps.shape[0], 1), protocol.net_latency)
     factors[0] = protocol.intra_latency
     fill = None if terms.fill is None else terms.fill / protocol.bandwidth
-    return Terms(
-        terms.fixed_us + protocol.base_us,
-        terms.steps * factors,
-        tuple(v / protocol.bandwidth for v in terms.phases),
-        terms.pipelined,
-        fill,
-        protocol.chunk_bytes,
+    return replace(
+        terms,
+        fixed_us=terms.fixed_us + protocol.base_us,
+        steps=terms.steps * factors,
+        phases=tuple(v / protocol.bandwidth for v in terms.phases),
+        fill=fill,
+        chunk_bytes=protocol.chunk_bytes,
+        protocol=protocol.name,
     )
 
 
@@ -416,6 +462,99 @@ def nominal(topology: Topology) -> Params:
     )
 
 
+# --------------------------------------------------------------------------------- NCCL's per-size rules
+
+
+@dataclass(frozen=True)
+class SizeRules:
+    """NCCL's per-size factors on one cost, each over [P, N] (or [R] rows): they scale theta's coefficients only."""
+
+    latency: np.ndarray  # multiplies b + F + S . alpha (the ring plateau)
+    per_byte: np.ndarray  # multiplies the streaming term n . Phi (1 / treeCorrectionFactor)
+    fill_bytes: np.ndarray  # bytes each pipeline stage waits for (trees: the first chunk of every channel)
+
+
+def _log2i(x: np.ndarray) -> np.ndarray:
+    """NCCL's log2i: floor(log2 x) for whole x >= 1, -1 for 0 (utils.h:56, bitops.h log2Down)."""
+    _, exponent = np.frexp(x)
+    return np.where(x >= 1, exponent - 1, -1)
+
+
+def _tree_correction(protocol: Protocol, nbytes: np.ndarray) -> np.ndarray:
+    """NCCL's treeCorrectionFactor for a Tree allreduce of nbytes (tuning.cc:623-627, 639-642)."""
+    index = _log2i(np.floor(nbytes / 64))
+    inside = (index >= 0) & (index < TREE_CORRECTION_SIZES)
+    return np.where(inside, np.asarray(protocol.tree_correction)[np.clip(index, 0, TREE_CORRECTION_SIZES - 1)], 1.0)
+
+
+def _ll128_tree_chunk(per_channel: np.ndarray, nodes: np.ndarray, ppn: np.ndarray) -> np.ndarray:
+    """Tree/LL128's chunk: 576,000 B halved while a channel has too few chunks for the tree (enqueue.cc:2286-2294)."""
+    steps = 1 + _log2i(nodes) + 0.1 * ppn  # nstepsLL128
+    chunk = np.full(np.broadcast_shapes(per_channel.shape, nodes.shape), float(PROTOCOLS["ll128"].chunk_bytes))
+    for factor, floor in LL128_TREE_HALVING:  # NCCL's two `while` loops, each element-wise (< 5 halvings)
+        halve = np.ones(chunk.shape, bool)
+        while halve.any():
+            halve = (np.floor(per_channel / chunk) < steps * factor / ppn) & (chunk > floor)
+            chunk = np.where(halve, chunk // 2, chunk)
+    return chunk
+
+
+def _nvlstree_chunk(per_channel: np.ndarray, nodes: np.ndarray, heads: float) -> np.ndarray:
+    """NVLSTree's chunk: 128 KiB, 64 KiB from 4 nodes (nvls.cc:160, 229), cut for small sizes (enqueue.cc:2281-2285)."""
+    chunk = np.where(nodes >= 4, min(NVLS_CHUNK_BYTES, NVLSTREE_CHUNK_BYTES), float(NVLS_CHUNK_BYTES)) + 0 * per_channel
+    for factor, floor in NVLSTREE_CUTS:  # concurrentOps = nChannels (1: chunked per channel, enqueue.cc:725) x heads
+        chunk = np.where((per_channel < factor * heads * chunk) & (chunk > floor), floor, chunk)
+    return chunk
+
+
+def _tree_fill_bytes(terms: Terms, protocol: Protocol, nbytes: np.ndarray, nodes, ppn) -> np.ndarray:
+    """Return what each stage of a tree waits for: one chunk, NCCL's by protocol and depth (or the share, if smaller).
+
+    One channel's chunk, as the model charged before: whether a stage waits for every channel's first chunk
+    (channels x chunk over the shared link) is not in NCCL's source, and on the published curves it made
+    Summit's tree 17-36 % too slow (docs/cost-model.md, "Tree pipeline fill").
+    """
+    shape_ = terms.shape
+    if terms.rules == "nvlstree":  # each head carries 1/heads of every NVLS channel
+        chunk = _nvlstree_chunk(nbytes / NVLS_CHANNELS, nodes, shape_.heads)
+        channels, share = NVLS_CHANNELS, nbytes / shape_.heads
+    else:
+        per_channel = nbytes / shape_.channels
+        lone = np.full(np.broadcast_shapes(per_channel.shape, nodes.shape), protocol.chunk_bytes)
+        chunk = _ll128_tree_chunk(per_channel, nodes, ppn) if protocol.name == "ll128" else lone
+        channels, share = shape_.channels, nbytes
+    chunk = chunk // protocol.grain_bytes * protocol.grain_bytes  # enqueue.cc:2321
+    del channels  # kept above for the reading of the source; the fill charges one chunk
+    return np.minimum(share, chunk)
+
+
+def size_rules(terms: Terms, nbytes, *, paired: bool = False) -> SizeRules:
+    """Return NCCL's per-size factors of `terms` over [P GPU counts, N sizes], or over [R] rows when `paired`.
+
+    Ring allreduce: NCCL's plateau (latency x RING_PLATEAU). Tree allreduce: treeCorrectionFactor on the
+    streaming term. Trees and NVLSTree: the fill waits for NCCL's chunk per channel, by protocol and depth.
+    """
+    n = np.asarray(nbytes, dtype=float)
+    shape_ = terms.shape
+    p = np.ones(1) if shape_ is None else shape_.p
+    n, p = (n, p) if paired else (n[None, :], p[:, None])
+    out = np.broadcast_shapes(n.shape, p.shape)
+    latency, per_byte = np.ones(out), np.ones(out)
+    fill = np.broadcast_to(np.minimum(n, terms.chunk_bytes), out)
+    if shape_ is None or terms.rules == "none":
+        return SizeRules(latency, per_byte, fill)
+    protocol = PROTOCOLS[terms.protocol]
+    nodes = shape_.domains if paired else shape_.domains[:, None]
+    if terms.rules == "ring" and protocol.name == "simple":
+        plateau = (nodes > 1) & (n / (shape_.channels * p) >= RING_PLATEAU_BYTES)
+        latency = np.where(plateau, RING_PLATEAU, 1.0) + 0 * latency
+    if terms.rules == "tree":
+        per_byte = 1.0 / _tree_correction(protocol, n) + 0 * per_byte
+    if terms.rules in ("tree", "nvlstree"):
+        fill = _tree_fill_bytes(terms, protocol, n, nodes, p / nodes) + 0 * latency
+    return SizeRules(latency, per_byte, fill)
+
+
 def evaluate(terms: Terms, params: Params, nbytes) -> np.ndarray:
     """Return time_us [P, N] for every GPU count (rows) and size (columns)."""
     return evaluate_draws(terms, params.vector()[None, :], nbytes)[0]
@@ -424,21 +563,23 @@ def evaluate(terms: Terms, params: Params, nbytes) -> np.ndarray:
 def evaluate_draws(terms: Terms, theta: np.ndarray, nbytes) -> np.ndarray:
     """Return time_us [S, P, N] for parameter vectors theta [S, 1+3L] (Params.vector() layout)."""
     nbytes = np.atleast_1d(np.asarray(nbytes, dtype=float))
+    rules = size_rules(terms, nbytes)  # [P, N]
     tiers = terms.steps.shape[0]
     latency = theta[:, :1] + terms.fixed_us[None, :] + theta[:, 1 : 1 + tiers] @ terms.steps
     inverse = theta[:, 1 + tiers :]
     costs = np.einsum("sk,fkp->sfp", inverse, np.stack(terms.phases)) / 1e3
     per_byte = costs.max(axis=1) if terms.pipelined else costs.sum(axis=1)
-    time = latency[:, :, None] + per_byte[:, :, None] * nbytes[None, None, :]
-    if terms.fill is not None:  # a tree level waits for one chunk (or the whole message, if smaller)
-        time += (inverse @ terms.fill)[:, :, None] * np.minimum(nbytes, terms.chunk_bytes)[None, None, :] / 1e3
+    time = latency[:, :, None] * rules.latency + per_byte[:, :, None] * (nbytes * rules.per_byte)
+    if terms.fill is not None:  # a tree level waits for one chunk per channel (or the whole message, if smaller)
+        time += (inverse @ terms.fill)[:, :, None] * rules.fill_bytes / 1e3
     return time
 
 
 def linear_rows(terms: Terms, params: Params, nbytes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return (constant [P], coefficients [P, 1+3L]) with time_us = constant + coefficients . theta.
 
-    A pipelined algorithm's max() is resolved at `params` (the binding phase), which `fit` iterates.
+    A pipelined algorithm's max() is resolved at `params` (the binding phase), which `fit` iterates. NCCL's
+    per-size rules (size_rules, row r at its own GPU count and size) scale the coefficients as in evaluate_draws.
     """
     costs = np.array([params.inv_GBps @ v for v in terms.phases])
     if terms.pipelined:
@@ -446,8 +587,11 @@ def linear_rows(terms: Terms, params: Params, nbytes: np.ndarray) -> tuple[np.nd
         volume = np.stack(terms.phases)[binding, :, np.arange(binding.size)]  # [P, 2L]
     else:
         volume = np.sum(terms.phases, axis=0).T
-    bandwidth = volume * (nbytes[:, None] / 1e3)
+    nbytes = np.asarray(nbytes, dtype=float)
+    rules = size_rules(terms, nbytes, paired=True)  # [R]: row r has GPU count r and size r
+    bandwidth = volume * (nbytes * rules.per_byte / 1e3)[:, None]
     if terms.fill is not None:
-        bandwidth = bandwidth + terms.fill.T * (np.minimum(nbytes, terms.chunk_bytes)[:, None] / 1e3)
-    coefficients = np.hstack([np.ones((terms.steps.shape[1], 1)), terms.steps.T, bandwidth])
-    return terms.fixed_us, coefficients
+        bandwidth = bandwidth + terms.fill.T * (rules.fill_bytes / 1e3)[:, None]
+    latency = rules.latency[:, None]
+    coefficients = np.hstack([latency, terms.steps.T * latency, bandwidth])
+    return terms.fixed_us * rules.latency, coefficients

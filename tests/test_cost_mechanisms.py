@@ -1,0 +1,210 @@
+"""NCCL's per-size mechanisms in the cost model (NCCL v2.30.7; docs/cost-model.md, "NCCL's per-size rules").
+
+Each test pins a number the source gives: treeCorrectionFactor (src/graph/tuning.cc:623-642), the ring plateau
+(tuning.cc:647-650), the chunk per protocol (src/enqueue.cc:2222-2227, 2276-2294, 2321; src/transport/nvls.cc:160,
+229), and that `fit`'s linear rows solve exactly what `predict` evaluates.
+"""
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ncbench.model import cost as alg
+from ncbench.model import topology as topo
+
+ROOT = Path(__file__).resolve().parents[1]
+SUPERPOD = ROOT / "topologies" / "dgx-h100-superpod-ndr.toml"  # 8 GPUs and (one port per GPU) 8 ports per domain
+MiB, GiB = 1 << 20, 1 << 30
+
+
+def _design():
+    return topo.load(SUPERPOD)
+
+
+def _terms(algorithm, protocol, gpus, op="allreduce", design=None):
+    shape = alg.shape(design or _design(), gpus)
+    return alg.with_protocol(alg.cost(op, algorithm, shape), alg.PROTOCOLS[protocol])
+
+
+# ------------------------------------------------------------------------------------------- the protocol table
+
+
+def test_protocol_chunks_are_what_calccollchunking_computes_for_a_tree():
+    # Simple: 4 MiB / NCCL_STEPS; LL: 512 KiB / 8 / 2; LL128: 4,915,200 / 8 x 15 / 16
+    assert alg.PROTOCOLS["simple"].chunk_bytes == 524_288
+    assert alg.PROTOCOLS["ll"].chunk_bytes == 32_768
+    assert alg.PROTOCOLS["ll128"].chunk_bytes == 576_000
+    assert [alg.PROTOCOLS[p].grain_bytes for p in ("ll", "ll128", "simple")] == [16, 1920, 512]
+    assert all(name == p.name for name, p in alg.PROTOCOLS.items())
+
+
+def test_tree_correction_table_is_nccls_rows():
+    assert len(alg.PROTOCOLS["simple"].tree_correction) == 24
+    assert alg.PROTOCOLS["simple"].tree_correction[11:15] == (0.5, 0.5, 0.5, 0.5)
+    assert alg.PROTOCOLS["ll"].tree_correction[12:14] == (0.4, 0.4)
+    assert alg.PROTOCOLS["ll128"].tree_correction[14:17] == (0.6, 0.6, 0.8)
+
+
+# ------------------------------------------------------------------------------------- treeCorrectionFactor
+
+
+@pytest.mark.parametrize(
+    ("protocol", "nbytes", "factor"),
+    [
+        ("simple", MiB, 0.5),  # log2(1 MiB / 64) = 14
+        ("ll128", MiB, 0.6),
+        ("ll", MiB, 0.5),
+        ("ll", 256 * 1024, 0.4),  # index 12
+        ("simple", 64, 0.9),  # index 0
+        ("simple", 63, 1.0),  # log2i(0) = -1: none
+        ("simple", 64 * MiB, 0.8),  # index 20
+        ("simple", 512 * MiB - 1, 0.9),  # index 22, the last one applied
+        ("simple", 512 * MiB, 1.0),  # index 23: none
+        ("simple", GiB, 1.0),
+    ],
+)
+def test_tree_bandwidth_is_multiplied_by_nccls_factor(protocol, nbytes, factor):
+    terms = _terms("tree", protocol, [4096])
+    assert alg.size_rules(terms, [nbytes]).per_byte[0, 0] == pytest.approx(1 / factor, rel=1e-12)
+
+
+def test_tree_at_1_mib_simple_streams_at_half_the_bandwidth_and_at_1_gib_at_all_of_it():
+    design = _design()
+    params = alg.nominal(design)
+    terms = replace(_terms("tree", "simple", [4096], design=design), fill=None)
+    plain = replace(terms, rules="none")
+    for nbytes, factor in ((MiB, 0.5), (GiB, 1.0)):
+        latency = alg.evaluate(plain, params, [0])[0, 0]
+        stream = alg.evaluate(plain, params, [nbytes])[0, 0] - latency
+        assert alg.evaluate(terms, params, [nbytes])[0, 0] == pytest.approx(latency + stream / factor, rel=1e-12)
+    assert stream > 1000  # 1 GiB over a 48 GB/s link: milliseconds, so the check above is not vacuous
+
+
+def test_only_tree_allreduce_gets_the_correction():
+    for algorithm in ("ring", "nvlstree", "nvls", "collnet"):
+        assert np.all(alg.size_rules(_terms(algorithm, "simple", [4096]), [MiB]).per_byte == 1.0), algorithm
+
+
+# ------------------------------------------------------------------------------------------------- ring plateau
+
+
+def test_ring_plateau_applies_from_64_bytes_per_channel_and_rank_across_domains():
+    p = 4096  # 512 domains of 8; 8 ports per domain -> 16 channels
+    terms = _terms("ring", "simple", [p])
+    threshold = 64 * 16 * p
+    got = alg.size_rules(terms, [threshold - 1, threshold, GiB]).latency[0]
+    assert got.tolist() == [1.0, 1.4, 1.4]
+
+
+def test_ring_plateau_multiplies_the_whole_latency_base_included():
+    design = _design()
+    params = alg.nominal(design)
+    terms = _terms("ring", "simple", [4096], design=design)
+    plain = replace(terms, rules="none")
+    latency = alg.evaluate(plain, params, [0])[0, 0]
+    stream = alg.evaluate(plain, params, [GiB])[0, 0] - latency
+    assert alg.evaluate(terms, params, [GiB])[0, 0] == pytest.approx(1.4 * latency + stream, rel=1e-12)
+    assert latency > design.base_latency_us + 1000  # 2(p-1) steps: the factor moves a real number
+
+
+def test_ring_plateau_never_applies_inside_one_domain_or_off_simple_or_off_allreduce():
+    assert alg.size_rules(_terms("ring", "simple", [8]), [GiB]).latency[0, 0] == 1.0  # nNodes = 1
+    for protocol in ("ll", "ll128"):
+        assert alg.size_rules(_terms("ring", protocol, [4096]), [GiB]).latency[0, 0] == 1.0
+    for op in ("allgather", "reducescatter", "broadcast", "reduce"):
+        assert alg.size_rules(_terms("ring", "simple", [4096], op=op), [GiB]).latency[0, 0] == 1.0
+    assert alg.size_rules(_terms("tree", "simple", [4096]), [GiB]).latency[0, 0] == 1.0
+
+
+def test_channels_are_two_per_nic_port_up_to_64():
+    assert alg.shape(_design(), [64]).channels == 16  # one port per GPU, 8 GPUs per domain
+    meta = topo.load(ROOT / "topologies" / "meta-h100-roce-24k.toml")  # nics_per_domain = 8
+    assert alg.shape(meta, [64]).channels == 16
+    nvl72 = topo.load(ROOT / "topologies" / "gb200-nvl72-ndr.toml")  # 72 ports per domain: capped at MAXCHANNELS
+    assert alg.shape(nvl72, [144]).channels == 64
+    assert alg.shape(_design(), [64], g=1).channels == 2  # one GPU and one port per domain
+
+
+# --------------------------------------------------------------------------------------------- tree chunk rules
+
+
+@pytest.mark.parametrize(
+    ("nodes", "nbytes", "chunk"),
+    [
+        (1024, MiB, 17_280),  # 576,000 halved to 18,000, then whole 1,920 B grains
+        (1024, 16 * MiB, 34_560),
+        (1024, 128 * MiB, 71_040),
+        (1024, GiB, 576_000),
+        (4, 16 * MiB, 71_040),
+        (4, 128 * MiB, 144_000),  # fewer nodes, a shallower tree: fewer halvings
+    ],
+)
+def test_tree_ll128_chunk_halves_with_depth_as_nccl_does(nodes, nbytes, chunk):
+    fill = alg.size_rules(_terms("tree", "ll128", [8 * nodes]), [nbytes]).fill_bytes[0, 0]
+    assert fill == min(nbytes, chunk)  # one chunk per stage (docs/cost-model.md, "Tree pipeline fill")
+
+
+@pytest.mark.parametrize(("protocol", "chunk"), [("simple", 524_288), ("ll", 32_768)])
+def test_tree_simple_and_ll_chunks_do_not_change_with_size_or_depth(protocol, chunk):
+    for p in (16, 8192):
+        fill = alg.size_rules(_terms("tree", protocol, [p]), [MiB, 64 * MiB, GiB]).fill_bytes[0]
+        assert fill.tolist() == [min(n, chunk) for n in (MiB, 64 * MiB, GiB)]
+
+
+@pytest.mark.parametrize(
+    ("gpus", "nbytes", "fill"),
+    [
+        (16, GiB, 128 * 1024),  # 2 nodes: NCCL_NVLS_CHUNKSIZE 128 KiB
+        (32, GiB, 64 * 1024),  # 4 nodes: treeMaxChunkSize 64 KiB
+        (8192, 16 * MiB, 64 * 1024),
+        (8192, MiB, 32 * 1024),  # 64 KiB per channel < 8 heads x 64 KiB: 32 KiB chunks
+    ],
+)
+def test_nvlstree_chunk_is_nvls_chunk_size_and_64k_from_four_nodes(gpus, nbytes, fill):
+    assert alg.size_rules(_terms("nvlstree", "simple", [gpus]), [nbytes]).fill_bytes[0, 0] == fill
+
+
+def test_fill_adds_the_chunk_bytes_over_every_stage():
+    design = _design()
+    params = alg.nominal(design)
+    terms = _terms("tree", "simple", [8192], design=design)
+    nofill = replace(terms, fill=None)
+    extra = alg.evaluate(terms, params, [GiB])[0, 0] - alg.evaluate(nofill, params, [GiB])[0, 0]
+    expected = (params.inv_GBps @ terms.fill[:, 0]) * 524_288 / 1e3
+    assert extra == pytest.approx(expected, rel=1e-12)
+    assert extra > 5  # microseconds: dozens of stages of one 512 KiB chunk
+
+
+# ------------------------------------------------------------------------ fit solves what predict evaluates
+
+
+def test_size_rules_are_arrays_over_gpu_counts_and_sizes_or_over_rows():
+    terms = _terms("tree", "ll128", [64, 4096, 32768])
+    outer = alg.size_rules(terms, [8, MiB, GiB, 4 * GiB])
+    assert outer.latency.shape == outer.per_byte.shape == outer.fill_bytes.shape == (3, 4)
+    paired = alg.size_rules(terms, [8, MiB, GiB], paired=True)
+    assert paired.fill_bytes.shape == (3,)
+    assert np.allclose(paired.fill_bytes, np.diag(outer.fill_bytes[:, :3]))
+
+
+def _cases():
+    for op in alg.OPS:
+        for algorithm in alg.for_op(op):
+            for protocol in alg.PROTOCOLS:
+                yield op, algorithm, protocol
+
+
+@pytest.mark.parametrize(("op", "algorithm", "protocol"), list(_cases()))
+def test_linear_rows_agree_with_evaluate_at_random_parameters(op, algorithm, protocol):
+    design = _design()
+    rng = np.random.default_rng(7)
+    gpus = np.array([8, 64, 4096, 8192, 32768, 64, 4096, 32768, 8, 16384], dtype=float)
+    nbytes = np.array([8, 1000, MiB, 64 * MiB, GiB, 4 * GiB, 5 * MiB, 300 * MiB, 64 * 16 * 8, 100], dtype=float)
+    terms = _terms(algorithm, protocol, gpus, op=op, design=design)
+    theta = alg.nominal(design).vector() * np.exp(0.5 * rng.standard_normal(1 + 3 * len(design.tiers)))
+    params = alg.Params.from_vector(theta, len(design.tiers))
+    constant, coefficients = alg.linear_rows(terms, params, nbytes)
+    evaluated = np.diag(alg.evaluate_draws(terms, theta[None, :], nbytes)[0])
+    assert constant + coefficients @ theta == pytest.approx(evaluated, rel=1e-9, abs=1e-9)
