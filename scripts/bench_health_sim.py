@@ -16,7 +16,7 @@ from ncbench.model import topology
 
 DESIGN = "topologies/colossus-spectrum-x-200k.toml"
 CASES = ((25000, 5, 3, 1), (125000, 10, 3, 2))  # nodes, bad nodes, bad links, bad NICs
-ROUND_S = 10.0  # reference/health/localization.md section 6: small-group rounds, conservative
+ROUND_S = 10.0  # docs/health.md: small-group rounds take seconds; 10 s is conservative
 
 
 def main() -> None:
