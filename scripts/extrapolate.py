@@ -135,16 +135,27 @@ def fitted_generic(info, op, train):
     algorithm = algorithm_of(info["algorithm"], op)
     p = train["gpus"].to_numpy()
     time_us = to_time_us(info["metric"], train["value_num"].to_numpy(), op, p, nbytes)
-    rows = pd.DataFrame({"op": op, "backend": "nccl", "nranks": p, "nnodes": np.ceil(p / g), "ranks_per_node": g,
-                         "nbytes": nbytes, "time_us": time_us, "wrong": 0})  # fmt: skip
+    rows = pd.DataFrame(
+        {
+            "op": op,
+            "backend": "nccl",
+            "nranks": p,
+            "nnodes": np.ceil(p / g),
+            "ranks_per_node": g,
+            "nbytes": nbytes,
+            "time_us": time_us,
+            "wrong": 0,
+        }
+    )
     return fit_mod.fit(rows, topology, algorithm=algorithm).topology, algorithm
 
 
 def predict_collective(info, op, fitted, algorithm, test, discrepancy):
     """Return (central, low, high) in the curve's metric at the test scales; `discrepancy` as predict takes it."""
     nbytes = number(info["message_bytes"])
-    out = pred.predict(fitted, ops=(op,), gpus=test["gpus"], nbytes=[nbytes], algorithms=(algorithm,),
-                       discrepancy=discrepancy)  # fmt: skip
+    out = pred.predict(
+        fitted, ops=(op,), gpus=test["gpus"], nbytes=[nbytes], algorithms=(algorithm,), discrepancy=discrepancy
+    )
     out = out.set_index("gpus").loc[test["gpus"].astype(int)]
     q = test["gpus"].to_numpy()
     center = from_time_us(info["metric"], out["time_us"].to_numpy(), op, q, nbytes)
@@ -200,20 +211,31 @@ def leave_out(collective: list[dict], errors: list[np.ndarray], i: int) -> cal.D
 def figures(rows: list[tuple]) -> str:
     """Return median |error|, 90th percentile |error|, band coverage and median band width (high / low)."""
     err = np.array([r[0] for r in rows])
-    return (f"median |error| {np.median(err):5.1f} %, p90 {np.percentile(err, 90):5.1f} %, band covers "
-            f"{100 * np.mean([r[1] for r in rows]):3.0f} %, median band {np.median([r[2] for r in rows]):5.2f}x")  # fmt: skip
+    return (
+        f"median |error| {np.median(err):5.1f} %, p90 {np.percentile(err, 90):5.1f} %, band covers "
+        f"{100 * np.mean([r[1] for r in rows]):3.0f} %, median band {np.median([r[2] for r in rows]):5.2f}x"
+    )
+
+
+def score(case, center, low, high) -> list[tuple]:
+    """Return (|error| %, covered, band width, regime) for each of the case's test scales."""
+    regime = "init" if case["op"] == "init" else cal.REGIMES[int(cal.regime_index(case["nbytes"]))]
+    rows = []
+    for value, c, lo, hi in zip(case["test"]["value_num"], center, low, high, strict=True):
+        rows.append((abs(100 * (c / value - 1)), lo <= value <= hi, hi / lo, regime))
+    return rows
 
 
 def judge(case, center, low, high, label: str, results: list) -> None:
-    test = case["test"]
-    regime = "init" if case["op"] == "init" else cal.REGIMES[int(cal.regime_index(case["nbytes"]))]
-    print(f"{label:<62} fitted on {','.join(str(int(x)) for x in case['train']['gpus'])} GPUs ({regime})")
-    for gpus, value, c, lo, hi in zip(test["gpus"], test["value_num"], center, low, high, strict=True):
+    """Score the case into `results` and print its lines: every test scale, its band and whether it covers."""
+    rows = score(case, center, low, high)
+    results += rows
+    fitted_on = ",".join(str(int(x)) for x in case["train"]["gpus"])
+    print(f"{label:<62} fitted on {fitted_on} GPUs ({rows[0][3]})")
+    for gpus, value, c, lo, hi in zip(case["test"]["gpus"], case["test"]["value_num"], center, low, high, strict=True):
         error = 100 * (c / value - 1)
-        covered = lo <= value <= hi
-        results.append((abs(error), covered, hi / lo, regime))
-        print(f"{'':<62} {int(gpus):>7} {value:>10.4g} {c:>10.4g} {lo:>9.4g} {hi:>9.4g} "
-              f"{error:>+7.1f}%  {'covers' if covered else 'MISSES'}")  # fmt: skip
+        mark = "covers" if lo <= value <= hi else "MISSES"
+        print(f"{'':<62} {int(gpus):>7} {value:>10.4g} {c:>10.4g} {lo:>9.4g} {hi:>9.4g} {error:>+7.1f}%  {mark}")
 
 
 def main(argv: list[str]) -> int:
@@ -237,13 +259,13 @@ def main(argv: list[str]) -> int:
             continue
         i = collective.index(case)
         loo = leave_out(collective, errors, i) if len(collective) > 1 else None
-        judge(case, *predict_collective(info, case["op"], case["fitted"], case["algorithm"], case["test"], loo),
-              label, results)  # fmt: skip
-        fit_only = predict_collective(info, case["op"], case["fitted"], case["algorithm"], case["test"], None)
-        with open("/dev/null", "w") as quiet:
-            stdout, sys.stdout = sys.stdout, quiet
-            judge(case, *fit_only, label, raw)
-            sys.stdout = stdout
+        judge(
+            case,
+            *predict_collective(info, case["op"], case["fitted"], case["algorithm"], case["test"], loo),
+            label,
+            results,
+        )
+        raw += score(case, *predict_collective(info, case["op"], case["fitted"], case["algorithm"], case["test"], None))
     print()
     for regime in (*cal.REGIMES, "init"):
         mine = [r for r in results if r[3] == regime]
