@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_ncbench
+from conftest import model_rows, run_ncbench
 
 from ncbench.errors import NcbenchError
 from ncbench.model import cost, fit, topology
@@ -42,28 +42,7 @@ def _truth():
 def _rows(truth, op, algorithm, *, protocols=tuple(cost.PROTOCOLS), run="r", noise=0.02, seed=3):
     """Return NCCL rows of `op` timed by the model itself: `algorithm`, the fastest of `protocols`, 2 % noise."""
     rng = np.random.default_rng(seed)
-    params = cost.nominal(truth)
-    rows = []
-    for p in SCALES:
-        terms = cost.cost(op, algorithm, cost.shape(truth, [p]))
-        for n in [8 * 4**i for i in range(14)]:
-            t = min(
-                cost.evaluate(cost.with_protocol(terms, cost.PROTOCOLS[name]), params, [n])[0, 0] for name in protocols
-            )
-            rows.append(
-                {
-                    "run_id": run,
-                    "op": op,
-                    "backend": "nccl",
-                    "nranks": p,
-                    "nnodes": max(1, p // 8),
-                    "ranks_per_node": min(p, 8),
-                    "nbytes": n,
-                    "time_us": t * (1 + noise * rng.standard_normal()),
-                    "wrong": 0,
-                }
-            )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(model_rows(truth, op, algorithm, SCALES, rng, protocols=protocols, noise=noise, run=run))
 
 
 def _ratios(result, truth) -> pd.Series:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import model_rows
 
 from ncbench.errors import NcbenchError
 from ncbench.model import cost as alg
@@ -411,26 +412,9 @@ def test_nvls_across_domains_needs_sharp_in_every_network_tier_or_one_nvlink_dom
 
 def _synthetic(truth, scales, ops=("allreduce", "sendrecv"), noise=0.02, seed=3):
     rng = np.random.default_rng(seed)
-    params = alg.nominal(truth)
     rows = []
     for op in ops:
-        algorithm = "ring" if op == "allreduce" else "p2p"
-        for p in scales:
-            terms = alg.cost(op, algorithm, alg.shape(truth, [p]))
-            for n in [8 * 4**i for i in range(14)]:
-                t = min(alg.evaluate(alg.with_protocol(terms, pr), params, [n])[0, 0] for pr in alg.PROTOCOLS.values())
-                rows.append(
-                    {
-                        "op": op,
-                        "backend": "nccl",
-                        "nranks": p,
-                        "nnodes": max(1, p // 8),
-                        "ranks_per_node": min(p, 8),
-                        "nbytes": n,
-                        "time_us": t * (1 + noise * rng.standard_normal()),
-                        "wrong": 0,
-                    }
-                )
+        rows += model_rows(truth, op, "ring" if op == "allreduce" else "p2p", scales, rng, noise=noise)
     return pd.DataFrame(rows)
 
 
