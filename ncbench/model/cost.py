@@ -515,16 +515,15 @@ def _tree_fill_bytes(terms: Terms, protocol: Protocol, nbytes: np.ndarray, nodes
     Summit's tree 17-36 % too slow (docs/cost-model.md, "Tree pipeline fill").
     """
     shape_ = terms.shape
-    if terms.rules == "nvlstree":  # each head carries 1/heads of every NVLS channel
+    if terms.rules == "nvlstree":  # NCCL sizes the chunk from each NVLS channel's share; a head carries 1/heads
         chunk = _nvlstree_chunk(nbytes / NVLS_CHANNELS, nodes, shape_.heads)
-        channels, share = NVLS_CHANNELS, nbytes / shape_.heads
-    else:
+        share = nbytes / shape_.heads
+    else:  # NCCL chunks each channel's share on its own
         per_channel = nbytes / shape_.channels
         lone = np.full(np.broadcast_shapes(per_channel.shape, nodes.shape), protocol.chunk_bytes)
         chunk = _ll128_tree_chunk(per_channel, nodes, ppn) if protocol.name == "ll128" else lone
-        channels, share = shape_.channels, nbytes
+        share = nbytes
     chunk = chunk // protocol.grain_bytes * protocol.grain_bytes  # enqueue.cc:2321
-    del channels  # kept above for the reading of the source; the fill charges one chunk
     return np.minimum(share, chunk)
 
 
@@ -532,7 +531,7 @@ def size_rules(terms: Terms, nbytes, *, paired: bool = False) -> SizeRules:
     """Return NCCL's per-size factors of `terms` over [P GPU counts, N sizes], or over [R] rows when `paired`.
 
     Ring allreduce: NCCL's plateau (latency x RING_PLATEAU). Tree allreduce: treeCorrectionFactor on the
-    streaming term. Trees and NVLSTree: the fill waits for NCCL's chunk per channel, by protocol and depth.
+    streaming term. Trees and NVLSTree: each fill stage waits for one of NCCL's chunks, by protocol and depth.
     """
     n = np.asarray(nbytes, dtype=float)
     shape_ = terms.shape

@@ -144,7 +144,7 @@ def _discrepancy(topology: Topology, discrepancy):
     """Return the Discrepancy a prediction of this topology carries: None for a nominal design or when asked."""
     if not topology.fit or discrepancy is None:
         return None
-    return calibrate.load() if isinstance(discrepancy, str) and discrepancy == "shipped" else discrepancy
+    return calibrate.load() if discrepancy == "shipped" else discrepancy
 
 
 def _model_log_sd(drawn: Draws, known, gpus, nbytes) -> np.ndarray:
