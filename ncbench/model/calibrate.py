@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import EXIT_DATAERR, NcbenchError
+from .topology import toml_value
 
 # Regimes by message size: below 1 MiB the per-step latency binds, above 128 MiB the bandwidth does; between
 # them (gradient buckets, FSDP all-gathers) both do, and the model's mechanisms there are the least certain.
@@ -70,11 +71,11 @@ def estimate(log_errors, doublings, nbytes, *, curves: int = 0, source: str = ""
 
 def dumps(disc: Discrepancy) -> str:
     """Return the table as TOML (the format `load` reads)."""
-    lines = [f"source = {_quoted(disc.source)}", f"curves = {disc.curves}", ""]
+    lines = [f"source = {toml_value(disc.source)}", f"curves = {disc.curves}", ""]
     for name in REGIMES:
         lines += [
             f'[regime."{name}"]',
-            f"per_doubling_log_sd = {disc.per_doubling_log_sd.get(name, 0.0)!r}",
+            f"per_doubling_log_sd = {toml_value(float(disc.per_doubling_log_sd.get(name, 0.0)))}",
             f"points = {disc.points.get(name, 0)}  # 0: too few of its own, the spread of all regimes",
             "",
         ]
@@ -96,7 +97,3 @@ def load(path: Path | str = SHIPPED) -> Discrepancy:
     if not all(math.isfinite(s) and s >= 0 for s in spread.values()):
         raise NcbenchError(f"{path}: per_doubling_log_sd must be finite and >= 0", EXIT_DATAERR)
     return Discrepancy(spread, points, int(data.get("curves", 0)), str(data.get("source", "")))
-
-
-def _quoted(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -523,14 +523,14 @@ def extended(topology: Topology, gpus: int) -> tuple[Topology, int]:
 
 def dumps(topology: Topology) -> str:
     """Return the topology as TOML (the format `load` reads), fit results included."""
-    lines = [f"name = {_toml(topology.name)}", f"description = {_toml(topology.description)}"]
+    lines = [f"name = {toml_value(topology.name)}", f"description = {toml_value(topology.description)}"]
     defaults = Topology(name="", tiers=())
     for key in ("rail_optimized", *TOP_NUMBERS):
         value = getattr(topology, key)
         if key == "gpus" and not value:
             continue  # no design size: `load` refuses gpus = 0
         if key in ("gpus", "rail_optimized") or key in topology.sources or value != getattr(defaults, key):
-            lines.append(f"{key} = {_toml(value)}")
+            lines.append(f"{key} = {toml_value(value)}")
     lines.append("")
     lines += _table("sources", topology.sources)
     for name in ("init", "failures"):
@@ -543,11 +543,11 @@ def dumps(topology: Topology) -> str:
             value = getattr(tier, key)
             if value is None or value == "" or (value == getattr(tier_defaults, key) and key not in tier.sources):
                 continue  # a default nobody sourced stays implicit, as in the file it came from
-            lines.append(f"{key} = {_toml(value)}")
+            lines.append(f"{key} = {toml_value(value)}")
         if tier.switch:
             sw = tier.switch
-            lines.append(f"switch = {{ model = {_toml(sw.model)}, radix = {sw.radix}, power_W = {_toml(sw.power_W)} }}")
-        lines += ["[tier.sources]", *(f"{_key(k)} = {_toml(v)}" for k, v in tier.sources.items()), ""]
+            lines.append(f"switch = {{ model = {toml_value(sw.model)}, radix = {sw.radix}, power_W = {toml_value(sw.power_W)} }}")
+        lines += ["[tier.sources]", *(f"{_key(k)} = {toml_value(v)}" for k, v in tier.sources.items()), ""]
     lines += _table("fit", topology.fit.to_dict() if topology.fit else {})
     return "\n".join(lines) + "\n"
 
@@ -571,7 +571,7 @@ def _table(name: str, values: Mapping) -> list[str]:
     if not values:
         return []
     plain = {k: v for k, v in values.items() if not isinstance(v, dict)}
-    out = [f"[{name}]", *(f"{_key(k)} = {_toml(v)}" for k, v in plain.items()), ""]
+    out = [f"[{name}]", *(f"{_key(k)} = {toml_value(v)}" for k, v in plain.items()), ""]
     for key, value in values.items():
         if isinstance(value, dict):
             out += _table(f"{name}.{_key(key)}", value)
@@ -579,10 +579,10 @@ def _table(name: str, values: Mapping) -> list[str]:
 
 
 def _key(key: str) -> str:
-    return key if key.replace("_", "").replace("-", "").isalnum() else _toml(key)
+    return key if key.replace("_", "").replace("-", "").isalnum() else toml_value(key)
 
 
-def _toml(value) -> str:
+def toml_value(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -590,7 +590,7 @@ def _toml(value) -> str:
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else "nan"
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
     text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{text}"'
 
