@@ -546,7 +546,9 @@ def dumps(topology: Topology) -> str:
             lines.append(f"{key} = {toml_value(value)}")
         if tier.switch:
             sw = tier.switch
-            lines.append(f"switch = {{ model = {toml_value(sw.model)}, radix = {sw.radix}, power_W = {toml_value(sw.power_W)} }}")
+            lines.append(
+                f"switch = {{ model = {toml_value(sw.model)}, radix = {sw.radix}, power_W = {toml_value(sw.power_W)} }}"
+            )
         lines += ["[tier.sources]", *(f"{_key(k)} = {toml_value(v)}" for k, v in tier.sources.items()), ""]
     lines += _table("fit", topology.fit.to_dict() if topology.fit else {})
     return "\n".join(lines) + "\n"
