@@ -208,3 +208,68 @@ def test_linear_rows_agree_with_evaluate_at_random_parameters(op, algorithm, pro
     constant, coefficients = alg.linear_rows(terms, params, nbytes)
     evaluated = np.diag(alg.evaluate_draws(terms, theta[None, :], nbytes)[0])
     assert constant + coefficients @ theta == pytest.approx(evaluated, rel=1e-9, abs=1e-9)
+
+
+# ------------------------------------------------------------------------- rings and trees across domains
+
+
+def _published(source: str, system: str, algorithm: str, gpus: int) -> float:
+    """Return one published busbw (GB/s) from the repository's copy of the published measurements."""
+    import pandas as pd
+
+    frame = pd.read_csv(ROOT / "results" / "published" / "published.csv")
+    row = frame[
+        frame.source.str.contains(source, regex=False)
+        & (frame.system == system)
+        & frame.algorithm.str.contains(algorithm, regex=False)
+        & (pd.to_numeric(frame.total_gpus, errors="coerce") == gpus)
+    ]
+    assert len(row) == 1, (source, system, algorithm, gpus)
+    return float(str(row["value"].iloc[0]).lstrip("~"))
+
+
+def _busbw(design, op, algorithm, gpus, nbytes) -> float:
+    from ncbench.model import predict as pred
+
+    out = pred.predict(design, ops=(op,), gpus=[gpus], nbytes=[nbytes], algorithms=(algorithm,), samples=2)
+    return float(out["busbw_GBps"].iloc[0])
+
+
+def _before_nccl_2_6(monkeypatch) -> None:
+    """Run the model under the NCCL of Summit's published runs (2.3/2.4): treeCorrectionFactor came with
+    NCCL 2.6.4 and the ring plateau with 2.7.3 (docs/cost-model.md, "NCCL's per-size rules")."""
+    for name, protocol in alg.PROTOCOLS.items():
+        ones = (1.0,) * len(protocol.tree_correction)
+        monkeypatch.setitem(alg.PROTOCOLS, name, replace(protocol, tree_correction=ones))
+    monkeypatch.setattr(alg, "RING_PLATEAU", 1.0)
+
+
+@pytest.mark.parametrize(
+    ("design", "algorithm", "source", "system", "gpus", "nbytes"),
+    [  # NCCL's rings enter and leave a domain once and run two channels per NIC: the domain's NICs add up
+        ("dgx-h100-superpod-ndr", "ring", "S72583", "DGX H100 (4 nodes)", 32, 16 << 30),  # "large (peak)"
+        ("meta-h100-roce-24k", "ring", "S72583", "DGX H100 (4 nodes)", 32, 16 << 30),
+        ("summit-edr", "ring", "NCCL 2.4", "ORNL Summit (IBM AC922)", 96, 64 << 20),  # 2 EDR ports per 6 V100
+        ("summit-edr", "tree", "NCCL 2.4", "ORNL Summit (IBM AC922)", 96, 64 << 20),
+    ],
+)
+def test_a_ring_or_tree_across_a_few_domains_runs_at_the_domains_nics_as_published(
+    design, algorithm, source, system, gpus, nbytes, monkeypatch
+):
+    if source == "NCCL 2.4":
+        _before_nccl_2_6(monkeypatch)
+    published = _published(source, system, "tree" if algorithm == "tree" else "ring", gpus)
+    modelled = _busbw(topo.load(ROOT / "topologies" / f"{design}.toml"), "allreduce", algorithm, gpus, nbytes)
+    assert modelled == pytest.approx(published, rel=0.15), (design, algorithm, modelled, published)
+    one_nic_per_gpu = published / topo.load(ROOT / "topologies" / f"{design}.toml").gpus_per_domain
+    assert modelled > 3 * one_nic_per_gpu  # what the model gave when each GPU's own NIC carried the whole ring
+
+
+def test_a_ring_crossing_an_oversubscribed_tier_loses_only_the_edges_that_climb_to_it():
+    design = topo.load(ROOT / "topologies" / "meta-h100-roce-24k.toml")  # 1:7 above 3,072-GPU pods
+    tiers = tuple(replace(t, oversubscription=1.0) for t in design.tiers)
+    full = replace(design, tiers=tiers)
+    oversubscribed, non_blocking = (_busbw(d, "allreduce", "ring", 6144, 16 << 30) for d in (design, full))
+    assert oversubscribed == pytest.approx(non_blocking, rel=0.01)  # a packed ring leaves each pod once
+    pairwise = [_busbw(d, "alltoall", "pairwise", 6144, 1 << 30) for d in (design, full)]
+    assert pairwise[0] < 0.5 * pairwise[1]  # alltoall sends half its bytes to the other pod: the 1:7 tier binds

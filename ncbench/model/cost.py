@@ -87,6 +87,7 @@ class Shape:
     g: int  # GPUs per domain
     domains: np.ndarray  # [P] scale-up domains spanned
     edges: np.ndarray  # [L, P] ring edges whose two ends meet first at tier s
+    uplink: np.ndarray  # [L, P] ring edges that climb to tier s, per GPU (tier 0: 1; tier s: groups below it / p)
     chain: np.ndarray  # [P] intra-domain chain length (g - 1)
     levels: np.ndarray  # [L, P] binary-tree levels crossing tier s (tier 0: log2 g)
     peers: np.ndarray  # [L, P] peers whose route turns at tier s
@@ -124,6 +125,7 @@ def shape(topology: Topology, gpus, *, g: int | None = None) -> Shape:
         g=g,
         domains=n[0],
         edges=edges,
+        uplink=np.vstack([np.ones_like(p), crossing[:-1] / p]),
         chain=np.minimum(p, g) - 1,
         levels=levels,
         peers=peers,
@@ -167,12 +169,19 @@ def _at(shape_: Shape, tier_of: np.ndarray, value, *, reduction: bool = False) -
     return volume
 
 
-def _per_tier(shape_: Shape, weights: np.ndarray, value) -> tuple[np.ndarray, ...]:
-    """One pipelined phase per tier that carries traffic (weights > 0): the slowest one binds."""
+def _per_tier(shape_: Shape, weights: np.ndarray, value, *, spread: bool = False) -> tuple[np.ndarray, ...]:
+    """One pipelined phase per tier that carries traffic (weights > 0): the slowest one binds.
+
+    `spread`: the traffic is a ring's or a tree's, whose edges cross a network tier only where a group ends, and
+    NCCL runs one channel pair per NIC port, so every port of the group carries its share: tier s sees `value`
+    times the edges climbing to it per GPU (Shape.uplink), 1/g on the first network tier (docs/cost-model.md,
+    "Rings and trees across domains"). Off: every GPU's own link carries `value` (one flow, alltoall, PAT).
+    """
     phases = []
     for tier in range(shape_.ntiers):
         volume = _zeros(shape_)
-        volume[tier] = np.where(weights[tier] > 0, value, 0.0)
+        share = shape_.uplink[tier] if spread else 1.0
+        volume[tier] = np.where(weights[tier] > 0, value * share, 0.0)
         phases.append(volume)
     return tuple(phases)
 
@@ -180,7 +189,7 @@ def _per_tier(shape_: Shape, weights: np.ndarray, value) -> tuple[np.ndarray, ..
 def _ring(shape_: Shape, nsteps: np.ndarray, volume: np.ndarray) -> Terms:
     """A pipelined ring: latency accumulates over the edges a chunk passes, bandwidth is the slowest edge's."""
     share = shape_.edges / shape_.p
-    return Terms(np.zeros_like(shape_.p), nsteps * share, _per_tier(shape_, shape_.edges, volume))
+    return Terms(np.zeros_like(shape_.p), nsteps * share, _per_tier(shape_, shape_.edges, volume, spread=True))
 
 
 def _tree_levels(shape_: Shape) -> np.ndarray:
@@ -216,7 +225,7 @@ def _tree_cost(op: str, shape_: Shape) -> Terms:
     """Double binary tree: reduce up, broadcast down; each GPU moves ~n twice."""
     levels = 2 * _tree_levels(shape_)
     zero = np.zeros_like(shape_.p)
-    volume = _per_tier(shape_, shape_.edges, 2.0 / TREE_BANDWIDTH)
+    volume = _per_tier(shape_, shape_.edges, 2.0 / TREE_BANDWIDTH, spread=True)
     return Terms(zero, levels, volume, fill=_fill(shape_, levels), rules="tree", shape=shape_)
 
 
