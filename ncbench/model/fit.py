@@ -22,6 +22,7 @@ PRIOR_LOG_SD = 1.5
 GAUSS_NEWTON_STEPS = 30
 RESOLVED = 0.5  # a parameter is "constrained" when the data decide at least half of it (resolution diagonal)
 ITERATIONS = 12
+DECISIVE = 0.5  # another binding start replaces the nominal one only at half its objective or less (_converge)
 SAMPLES = 200
 NCCL_BACKENDS = ("nccl",)  # backends whose rows use NCCL's protocols (LL, LL128, Simple)
 # NCCL_ALGO and NCCL_PROTO in a run's recorded env (NCCL's parseList in src/graph/tuning.cc: case-insensitive,
@@ -368,7 +369,7 @@ def fit(
     predicted = rows.constant + rows.design @ theta
     table = _parameter_table(alg.parameter_names(topology), theta0, theta, constrained, boot)
     per_doubling = _extrapolation_error(rows, measured, frame["nranks"].astype(float).to_numpy(), theta0, constrained)
-    info = _summary(frame, measured, predicted, table, used, boot, algorithm, sources, per_doubling)
+    info = _summary(frame, measured, predicted, table, used, boot, algorithm, sources, *per_doubling)
     residuals = frame[["op", "nranks", "ranks_per_node", "nbytes", "time_us"]].copy()
     residuals["predicted_us"] = predicted
     residuals["error_pct"] = 100 * (predicted / measured - 1)
@@ -401,18 +402,48 @@ def _reach_warning(frame, topology: Topology, table) -> str:
 
 
 def _converge(frame, topology: Topology, measured, theta0, groups, allowed=None):
-    """Return (rows, parameters the rows touch, resolution) once the protocol and binding-phase choices settle."""
-    theta = theta0.copy()
-    rows = _linearise(frame, topology, theta, groups, allowed)
-    for _ in range(ITERATIONS):
-        used = np.any(rows.design != 0, axis=0)
-        theta, resolution = _solve(rows, measured, theta0, used)
-        again = _linearise(frame, topology, theta, groups, allowed)
-        settled = again.choices == rows.choices
-        rows = again
-        if settled:
-            break
-    return rows, used, resolution
+    """Return (rows, parameters the rows touch, resolution) once the protocol and binding-phase choices settle.
+
+    A pipelined cost is the max of its phases, so the fit could stay with the phase that binds at the nominal
+    values (NVLink, say) and bend latencies to explain a slower network it never frees. It starts once from
+    the nominal values and once with each network tier's bandwidth made the binding one. Another start wins
+    only when its settled fit at least halves the nominal start's `_objective` (DECISIVE): with a handful of
+    rows, a binding that explains them slightly better is as likely an overfit as the truth.
+    """
+    best = None
+    for start in _starts(theta0, topology):
+        theta = theta0.copy()
+        rows = _linearise(frame, topology, start, groups, allowed)
+        for _ in range(ITERATIONS):
+            used = np.any(rows.design != 0, axis=0)
+            theta, resolution = _solve(rows, measured, theta0, used)
+            again = _linearise(frame, topology, theta, groups, allowed)
+            settled = again.choices == rows.choices
+            rows = again
+            if settled:
+                break
+        score = _objective(rows, measured, theta0, theta)
+        if best is None or score < DECISIVE * best[0]:
+            best = (score, rows, used, resolution)
+    return best[1:]
+
+
+def _starts(theta0: np.ndarray, topology: Topology) -> list[np.ndarray]:
+    """Return the nominal values, then one start per network tier with its 1/bandwidth 10x (so it binds)."""
+    ntiers = len(topology.tiers)
+    starts = [theta0]
+    for tier in range(1, ntiers):
+        start = theta0.copy()
+        start[1 + ntiers + tier] *= 10.0
+        starts.append(start)
+    return starts
+
+
+def _objective(rows: _Rows, measured, theta0, theta) -> float:
+    """Return what _solve minimises: squared relative misfit over NOISE, plus the log-normal prior."""
+    predicted = rows.constant + rows.design @ theta
+    misfit = np.sum(((measured - predicted) / measured / NOISE) ** 2)
+    return float(misfit + np.sum((np.log(theta / theta0) / PRIOR_LOG_SD) ** 2))
 
 
 def _parameter_table(names, theta0, theta, constrained, boot):
@@ -431,7 +462,9 @@ def _parameter_table(names, theta0, theta, constrained, boot):
     )
 
 
-def _summary(frame, measured, predicted, table, used, boot, algorithm, sources, per_doubling) -> topo_mod.FitSummary:
+def _summary(
+    frame, measured, predicted, table, used, boot, algorithm, sources, per_doubling, scales
+) -> topo_mod.FitSummary:
     """Return the FitSummary of a fit: quality, covariance of the constrained parameters, what it came from."""
     constrained = table["constrained"].to_numpy()
     logs = np.log(boot[:, constrained])
@@ -456,6 +489,7 @@ def _summary(frame, measured, predicted, table, used, boot, algorithm, sources, 
         unconstrained=tuple(n for n, c, u in zip(names, constrained, used, strict=True) if not c and u),
         max_gpus=int(frame["nranks"].max()),
         extrapolation_log_sd_per_doubling=per_doubling,
+        extrapolation_scales=scales,
         runs=tuple(sorted(map(str, frame["run_id"].unique()))) if "run_id" in frame else (),
         results=tuple(map(str, sources)),
         parameter=per,
@@ -484,8 +518,9 @@ def model_times(results, topology: Topology, *, algorithm: str = "ring", meta: d
     return out
 
 
-def _extrapolation_error(rows: _Rows, measured, nranks, theta0, free) -> float:
-    """Return how wrong the model is per doubling of scale beyond its data, measured on the data itself.
+def _extrapolation_error(rows: _Rows, measured, nranks, theta0, free) -> tuple[float, int]:
+    """Return how wrong the model is per doubling of scale beyond its data, measured on the data itself,
+    and how many forward-chained predictions that rests on.
 
     Forward chaining: fit the scales below each one and predict it. Errors of a model whose form is wrong
     grow with the distance extrapolated; their variance per doubling widens `predict`'s band beyond max_gpus.
@@ -499,7 +534,7 @@ def _extrapolation_error(rows: _Rows, measured, nranks, theta0, free) -> float:
         theta, _ = _solve(sub, measured[below], theta0, free & np.any(rows.design[below] != 0, axis=0))
         error = np.log(measured[at] / (rows.constant[at] + rows.design[at] @ theta))
         ratios.append(np.mean(error**2) / np.log2(scales[j] / scales[j - 1]))
-    return float(np.sqrt(np.mean(ratios))) if ratios else 0.0
+    return (float(np.sqrt(np.mean(ratios))) if ratios else 0.0), len(ratios)
 
 
 def _bootstrap(rows: _Rows, measured, theta0, free, theta, samples: int, seed: int) -> np.ndarray:

@@ -62,6 +62,7 @@ class FitSummary:
     unconstrained: tuple[str, ...]  # parameters the rows touch but do not decide (kept nominal)
     max_gpus: int  # the largest communicator fitted: the band widens with each doubling beyond it
     extrapolation_log_sd_per_doubling: float
+    extrapolation_scales: int = 0  # forward-chained predictions behind it (its weight beside a calibrated one)
     runs: tuple[str, ...] = ()  # run ids of the fitted rows: a report matches results by these
     results: tuple[str, ...] = ()  # the files or folders the rows came from, as the user named them
     parameter: Mapping[str, ParameterFit] = field(default_factory=dict)  # every parameter, constrained or not
@@ -86,9 +87,16 @@ FIT_KEYS = (
     "unconstrained",
     "max_gpus",
     "extrapolation_log_sd_per_doubling",
+    "extrapolation_scales",
     "runs",
 )
-FIT_OPTIONAL = {"runs": (), "results": (), "unconstrained": (), "extrapolation_log_sd_per_doubling": 0.0}
+FIT_OPTIONAL = {
+    "runs": (),
+    "results": (),
+    "unconstrained": (),
+    "extrapolation_log_sd_per_doubling": 0.0,
+    "extrapolation_scales": 0,
+}
 
 
 def fit_summary(table: Mapping, where: str = "<topology>") -> FitSummary:
