@@ -1,6 +1,7 @@
 """Calibrated bands: the model's out-of-sample discrepancy is recovered from curves and carried into predictions."""
 
 from dataclasses import replace
+from statistics import NormalDist
 
 import numpy as np
 import pytest
@@ -38,12 +39,31 @@ def test_the_discrepancy_of_synthetic_curves_is_recovered_per_regime():
     )
 
 
-def test_a_calibrated_band_holds_new_curves_of_the_same_kind_about_95_percent():
+def test_a_calibrated_band_holds_new_curves_of_the_same_kind_as_often_as_it_says():
     found = calibrate.estimate(*synthetic(2, curves=300))
     e, d, n = synthetic(3, curves=300)  # curves it has not seen
     sd = np.diag(found.log_sd(n, d))  # [doublings, sizes]: each point at its own
-    inside = np.abs(e) <= 1.96 * sd
-    assert 0.92 <= inside.mean() <= 0.98
+    z = NormalDist().inv_cdf(predict.BAND[1] / 100)  # the band predict draws: 80 %, z = 1.28
+    inside = np.abs(e) <= z * sd
+    assert abs(inside.mean() - predict.BAND_PERCENT / 100) <= 0.04
+
+
+def test_the_fits_own_extrapolation_error_is_pooled_with_the_calibrated_one_by_the_evidence_behind_each():
+    known = calibrate.Discrepancy({"latency": 0.05, "mid-size": 0.2, "bandwidth": 0.05}, {"mid-size": 12})
+    sizes = np.array([8.0, 16 << 20])  # latency: too few points of its own, pooled over all 12
+    gpus = np.array([64.0, 1024.0])  # 0 and 4 doublings beyond the fit
+    own = predict.Draws(np.ones((1, 4)), 0.01, 0.3, max_gpus=64.0, per_doubling_scales=4)
+    sd = predict._model_log_sd(own, known, gpus, sizes)[0]
+    pooled = (4 * 0.3**2 + 12 * np.array([0.05, 0.2]) ** 2) / 16
+    assert sd == pytest.approx(np.sqrt(0.01**2 + np.array([[0.0], [4.0]]) * pooled))
+    # A fit that measured nothing of its own (fewer than three scales) takes the calibrated spread alone, and
+    # one with many forward-chained predictions outweighs the table.
+    none = replace(own, per_doubling_log_sd=0.0, per_doubling_scales=0)
+    assert predict._model_log_sd(none, known, gpus, sizes)[0][1] == pytest.approx(
+        np.sqrt(0.01**2 + 4 * np.array([0.05, 0.2]) ** 2)
+    )
+    many = replace(own, per_doubling_scales=10_000)
+    assert predict._model_log_sd(many, known, gpus, sizes)[0][1] == pytest.approx(np.sqrt(0.01**2 + 4 * 0.09), rel=0.01)
 
 
 def test_the_table_round_trips_and_a_bad_one_is_one_sentence(tmp_path):
@@ -65,13 +85,26 @@ def test_a_fitted_topology_carries_the_shipped_discrepancy_and_says_so():
     alone = predict.predict(fitted, **args, discrepancy=None)
     assert set(carried["band"]) == {"fit+discrepancy"} and set(alone["band"]) == {"fit"}
     assert np.allclose(carried["time_us"], alone["time_us"])  # the central estimate is the model's
-    width = carried["time_us_high"] / carried["time_us_low"]
-    assert np.all(
-        width.to_numpy()[carried["gpus"] > 4]
-        > (alone["time_us_high"] / alone["time_us_low"]).to_numpy()[carried["gpus"] > 4]
+    # The model's error beyond the fit is the calibrated one (this fit, at one scale, has none of its own): it
+    # grows with the square root of the doublings beyond max_gpus = 4, and is absent without the table.
+    drawn = predict.draws(fitted, calibrated=True)
+    gpus, sizes = np.array([4.0, 64.0, 4096.0]), np.array([8.0, 16 << 20])
+    beyond = np.array([0.0, 4.0, 10.0])[:, None] * known.log_sd(sizes, [1.0]) ** 2
+    assert predict._model_log_sd(drawn, known, gpus, sizes)[0] == pytest.approx(
+        np.sqrt(fitted.fit.residual_log_sd**2 + beyond)
     )
+    assert predict._model_log_sd(drawn, None, gpus, sizes)[0] == pytest.approx(fitted.fit.residual_log_sd)
+    width = carried["time_us_high"] / carried["time_us_low"]
+    for size in args["nbytes"]:  # the same draws further out: a wider band
+        assert np.all(np.diff(width[carried["bytes"] == size].to_numpy()) > 0), size
     at_fit = carried[carried["gpus"] == 4]
-    assert np.allclose(at_fit["time_us_high"], alone[alone["gpus"] == 4]["time_us_high"])  # no extrapolation yet
+    # At the fitted scale nothing is extrapolated: the calibrated error (which holds the fitting noise) adds
+    # nothing, and the fitted parameters stay put, so the band is no wider than the fit's own covariance gives.
+    at_fit_alone = alone[alone["gpus"] == 4]
+    assert np.all(
+        (at_fit["time_us_high"] / at_fit["time_us_low"]).to_numpy()
+        <= (at_fit_alone["time_us_high"] / at_fit_alone["time_us_low"]).to_numpy() * 1.05  # 200 draws: sampling noise
+    )
     wider = replace(known, per_doubling_log_sd={r: 2 * s for r, s in known.per_doubling_log_sd.items()})
     twice = predict.predict(fitted, **args, discrepancy=wider)
     assert np.all((twice["time_us_high"] >= carried["time_us_high"]).to_numpy())

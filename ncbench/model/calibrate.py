@@ -46,6 +46,12 @@ class Discrepancy:
         spread = per[regime_index(nbytes)]
         return np.sqrt(np.asarray(doublings, dtype=float))[:, None] * spread[None, :]
 
+    def evidence(self, nbytes) -> np.ndarray:
+        """Return [N] the out-of-sample points behind each size's spread (a pooled regime: all of them)."""
+        counts = np.array([self.points.get(r, 0) for r in REGIMES])
+        mine = counts[regime_index(nbytes)]
+        return np.where(mine > 0, mine, counts.sum())
+
 
 def regime_index(nbytes) -> np.ndarray:
     """Return the REGIMES index of each size: 0 below MID_FROM_BYTES, 2 above MID_TO_BYTES, else 1."""

@@ -18,7 +18,10 @@ from .topology import Topology
 DEFAULT_GPUS = (200_000, 400_000, 600_000, 800_000, 1_000_000)
 DEFAULT_BYTES = tuple(1 << e for e in range(3, 35))  # 8 B .. 16 GiB
 SAMPLES = 200  # parameter draws per prediction band
-BAND = (2.5, 97.5)  # percentiles of the band: a 95 % interval
+# Percentiles of the band: an 80 % interval, the coverage it is calibrated to on published curves held out of the
+# fit (scripts/extrapolate.py; docs/cost-model.md, "Calibrated bands").
+BAND = (10.0, 90.0)
+BAND_PERCENT = BAND[1] - BAND[0]
 # Without a fit, every parameter is a spec-sheet or NCCL constant: library-level latency is 5-10x the wire's
 # (docs/cost-model.md, "Constants"), so the prior spread is wide (log-normal sd).
 NOMINAL_LOG_SD = 0.25
@@ -42,10 +45,16 @@ class Draws:
     model_log_sd: float
     per_doubling_log_sd: float = 0.0  # extra model error per doubling beyond the fitted scales
     max_gpus: float = float("inf")
+    per_doubling_scales: int = 0  # forward-chained predictions the fit's per-doubling error rests on
 
 
-def draws(topology: Topology, *, samples: int = SAMPLES, seed: int = 0) -> Draws:
-    """Return parameter draws: the fit's log-normal covariance, or NOMINAL_LOG_SD on every parameter."""
+def draws(topology: Topology, *, samples: int = SAMPLES, seed: int = 0, calibrated: bool = False) -> Draws:
+    """Return parameter draws: the fit's log-normal covariance, or NOMINAL_LOG_SD on every parameter.
+
+    `calibrated`: the band also carries the measured out-of-sample error of fitting and predicting (calibrate),
+    which already holds what fitting noise does to the fitted parameters: they stay at their fitted values,
+    and only the parameters the data left unconstrained keep their prior spread.
+    """
     rng = np.random.default_rng(seed)
     center = alg.nominal(topology).vector()
     log_sd = np.full(center.size, NOMINAL_LOG_SD)
@@ -59,13 +68,19 @@ def draws(topology: Topology, *, samples: int = SAMPLES, seed: int = 0) -> Draws
         correlated = noise[:, : len(index)] @ chol.T
         log_sd[index] = 0.0
         noise = noise * log_sd
-        noise[:, index] += correlated
+        noise[:, index] += 0.0 if calibrated else correlated
     else:
         noise = noise * log_sd
     noise[0] = 0.0  # draw 0 is the central estimate
     if not fit:
         return Draws(center * np.exp(noise), 0.0)
-    return Draws(center * np.exp(noise), fit.residual_log_sd, fit.extrapolation_log_sd_per_doubling, fit.max_gpus)
+    return Draws(
+        center * np.exp(noise),
+        fit.residual_log_sd,
+        fit.extrapolation_log_sd_per_doubling,
+        fit.max_gpus,
+        fit.extrapolation_scales,
+    )
 
 
 def _extend_draws(theta: np.ndarray, base_tiers: int, tiers: int) -> np.ndarray:
@@ -120,10 +135,10 @@ def predict(
     base_tiers = len(topology.tiers)
     grown, _ = topo_mod.extended(topology, int(gpus.max()))
     tiers = len(grown.tiers)
-    drawn = draws(topology, samples=samples)
+    known = _discrepancy(topology, discrepancy)
+    drawn = draws(topology, samples=samples, calibrated=known is not None)
     theta = _extend_draws(drawn.theta, base_tiers, tiers)
     shape = alg.shape(grown, gpus)
-    known = _discrepancy(topology, discrepancy)
     z = np.random.default_rng(1).standard_normal((theta.shape[0], 1, 1)) * _model_log_sd(drawn, known, gpus, nbytes)
     z[0] = 0.0  # draw 0 stays the central estimate
     frames = []
@@ -150,12 +165,18 @@ def _discrepancy(topology: Topology, discrepancy):
 def _model_log_sd(drawn: Draws, known, gpus, nbytes) -> np.ndarray:
     """Return the model's log-error sd [1, P, N]: the fit's residual, growing per doubling beyond its scales.
 
-    Per doubling, the larger of the fit's own forward-chained error and the calibrated out-of-sample one.
+    Per doubling, the fit's own forward-chained error and the calibrated out-of-sample one are two estimates
+    of one variance: they are pooled, each weighted by the predictions it rests on (a fit at four scales has
+    two; the shipped table a dozen or more), so a noisy estimate from a few points does not set the band.
     """
     doublings = np.maximum(np.log2(gpus / drawn.max_gpus), 0.0) if np.isfinite(drawn.max_gpus) else 0 * gpus
-    own = drawn.per_doubling_log_sd * np.sqrt(doublings)[:, None] * np.ones((1, nbytes.size))
-    outside = known.log_sd(nbytes, doublings) if known else 0 * own
-    return np.sqrt(drawn.model_log_sd**2 + np.maximum(own, outside) ** 2)[None, :, :]
+    own = drawn.per_doubling_log_sd * np.ones(nbytes.size)
+    if known:
+        weight = known.evidence(nbytes).astype(float)
+        outside = known.log_sd(nbytes, np.ones(1))[0]
+        own = np.sqrt((drawn.per_doubling_scales * own**2 + weight * outside**2) / (drawn.per_doubling_scales + weight))
+    spread = own[None, :] * np.sqrt(doublings)[:, None]
+    return np.sqrt(drawn.model_log_sd**2 + spread**2)[None, :, :]
 
 
 def _with_busbw_band(frame):

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..model.predict import BAND_PERCENT
 from ..units import format_size
 from .inputs import PREDICTED_OPS, SCALES, Inputs
 
@@ -332,7 +333,8 @@ def predictions_section(inp: Inputs) -> Section:
         sec.p("No topology (--topology) or prediction sweep (--predictions) given.")
         return sec
     sec.p(
-        "Bands are the 95 % range from the fit's (or the nominal design's) parameter uncertainty. "
+        f"Bands are the {BAND_PERCENT:g} % range: the fit's (or the nominal design's) parameter uncertainty "
+        "and, for a fitted design, the model's out-of-sample error beyond the fitted scales. "
         "Per-algorithm curves are NCCL's algorithms each at its best protocol; the automatic choice is "
         "what NCCL's tuner would pick."
     )
@@ -371,7 +373,7 @@ def _per_algorithm_plot(sec: Section, name: str, part) -> None:
                 }
             )
         panels.append(_panel(f"{op}: 1M GPUs (200k dashed)", "size", "busbw (GB/s)", series, sizes=True))
-    title = f"{name}: predicted busbw per algorithm at 1M GPUs (band: 95 %), 200k dashed"
+    title = f"{name}: predicted busbw per algorithm at 1M GPUs (band: {BAND_PERCENT:g} %), 200k dashed"
     sec.plot(f"predicted-{name}", title, plots.figure(panels, width_in=10, height_in=2.8))
 
 
