@@ -163,9 +163,10 @@ def _discrepancy(topology: Topology, discrepancy):
 
 
 def _model_log_sd(drawn: Draws, known, gpus, nbytes) -> np.ndarray:
-    """Return the model's log-error sd [1, P, N]: the fit's residual, growing per doubling beyond its scales.
+    """Return the model's log-error sd [1, P, N]: the fit's residual, or the walk beyond its scales if larger.
 
-    Per doubling, the fit's own forward-chained error and the calibrated out-of-sample one are two estimates
+    The walk's variance per doubling is measured on raw out-of-sample errors, which already hold the misfit of
+    the fits they came from, so the residual is its floor, not a term added to it. Per doubling, the fit's own forward-chained error and the calibrated out-of-sample one are two estimates
     of one variance: they are pooled, each weighted by the predictions it rests on (a fit at four scales has
     two; the shipped table a dozen or more), so a noisy estimate from a few points does not set the band.
     """
@@ -176,7 +177,7 @@ def _model_log_sd(drawn: Draws, known, gpus, nbytes) -> np.ndarray:
         outside = known.log_sd(nbytes, np.ones(1))[0]
         own = np.sqrt((drawn.per_doubling_scales * own**2 + weight * outside**2) / (drawn.per_doubling_scales + weight))
     spread = own[None, :] * np.sqrt(doublings)[:, None]
-    return np.sqrt(drawn.model_log_sd**2 + spread**2)[None, :, :]
+    return np.sqrt(np.maximum(drawn.model_log_sd**2, spread**2))[None, :, :]
 
 
 def _with_busbw_band(frame):
