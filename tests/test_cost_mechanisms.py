@@ -273,3 +273,21 @@ def test_a_ring_crossing_an_oversubscribed_tier_loses_only_the_edges_that_climb_
     assert oversubscribed == pytest.approx(non_blocking, rel=0.01)  # a packed ring leaves each pod once
     pairwise = [_busbw(d, "alltoall", "pairwise", 6144, 1 << 30) for d in (design, full)]
     assert pairwise[0] < 0.5 * pairwise[1]  # alltoall sends half its bytes to the other pod: the 1:7 tier binds
+
+
+def test_hpns_hosts_are_h800s_whose_nvlink_bounds_a_large_allgather_at_448_gpus_as_published():
+    import pandas as pd
+
+    frame = pd.read_csv(ROOT / "results" / "published" / "published.csv")
+    row = frame[
+        (frame.system == "Alibaba HPN (dual-plane, 1K-GPU segment)")
+        & (frame.collective == "allgather")
+        & (frame.message_bytes.astype(str) == str(4 << 30))
+    ]
+    published = float(str(row["value"].iloc[0]).lstrip("~"))  # 147 GB/s
+    design = topo.load(ROOT / "topologies" / "alibaba-hpn-dualplane.toml")
+    modelled = _busbw(design, "allgather", "ring", 448, 4 << 30)
+    assert modelled == pytest.approx(published, rel=0.15)
+    # 16 x 200G ports per host (400 GB/s) are not what binds: an H100's 18 NVLinks would give over twice as much
+    h100 = replace(design, tiers=(replace(design.tiers[0], bandwidth_GBps=450.0), *design.tiers[1:]))
+    assert _busbw(h100, "allgather", "ring", 448, 4 << 30) > 1.8 * published
