@@ -13,6 +13,10 @@ give the discrepancy (ncbench.model.calibrate) its prediction carries, so its co
 regime (latency-bound, mid-size, bandwidth-bound): median and 90th-percentile |error|, band coverage and
 median band width (high / low). --write stores the discrepancy of all curves as the shipped table
 (ncbench/model/discrepancy.toml), which `ncbench predict` applies to fitted topologies.
+
+Then every curve of a system a shipped design models (DESIGNS), scaling curves and curves over message size
+at one scale alike, is predicted by that design as shipped, with no fit (`auto` where the curve names no
+algorithm the design runs): what a user gets before measuring anything. The same four figures, apart.
 Targets (issue 15): median |error| <= 10 %, p90 <= 25 %, coverage >= 80 %, median band <= 1.6x.
 """
 
@@ -36,6 +40,11 @@ from ncbench.model import topology as topo_mod
 DEFAULT = [ROOT.parent / "shared" / "data" / "published.csv", ROOT / "results" / "published" / "published.csv"]
 KEYS = ["source", "system", "gpu", "gpus_per_node", "collective", "algorithm", "message_bytes", "metric"]
 METRICS = {"busbw_GBps", "algbw_GBps", "latency_us", "time_us", "time_s"}
+# The shipped designs of published systems (topologies/*.toml name their sources): judged as shipped.
+DESIGNS = {
+    "ORNL Summit (IBM AC922)": "summit-edr",
+    "Alibaba HPN (dual-plane, 1K-GPU segment)": "alibaba-hpn-dualplane",
+}
 
 # A generic fabric: the curve's scale-up domain and one network tier. These are priors the fit moves
 # (NCCL's per-step constants, a 100 Gb/s NIC); nothing here is tuned to a published curve.
@@ -96,6 +105,68 @@ def curves(frame: pd.DataFrame):
         curve = curve.sort_values("gpus")
         if curve["gpus"].nunique() >= 3:
             yield dict(zip(KEYS, key, strict=True)), curve
+
+
+def designed_curves(frame: pd.DataFrame):
+    """Yield (info, curve) for each curve of a DESIGNS system over 3+ GPU counts or 3+ sizes at one count."""
+    frame = frame[frame["system"].isin(DESIGNS)].assign(
+        value_num=frame["value"].map(number),
+        gpus=frame["total_gpus"].map(number),
+        nbytes=frame["message_bytes"].map(number),
+    )
+    frame = frame[frame["metric"].isin(METRICS) & frame["value_num"].notna() & frame["gpus"].notna()]
+    for key, curve in frame.groupby([k for k in KEYS if k != "message_bytes"], dropna=False, sort=False):
+        if curve["nbytes"].isna().any() or len(curve) < 3:
+            continue
+        if curve["gpus"].nunique() == len(curve) or curve["nbytes"].nunique() == len(curve):
+            yield dict(zip([k for k in KEYS if k != "message_bytes"], key, strict=True)), curve
+
+
+def predict_designed(info, curve):
+    """Return (algorithm, central, low, high) of the shipped design at each of the curve's points."""
+    op = op_of(info["collective"])
+    design = topo_mod.load(ROOT / "topologies" / f"{DESIGNS[info['system']]}.toml")
+    named = algorithm_of(info["algorithm"], op)
+    gpus, nbytes = curve["gpus"].to_numpy(), curve["nbytes"].to_numpy()
+    for algorithm in (named, "auto"):
+        out = pred.predict(
+            design, ops=(op,), gpus=sorted(set(gpus)), nbytes=sorted(set(nbytes)), algorithms=(algorithm,)
+        )
+        out = out.set_index(["gpus", "bytes"]).loc[list(zip(gpus.astype(int), nbytes.astype(int), strict=True))]
+        if out["time_us"].notna().all():
+            break
+    bands = [from_time_us(info["metric"], out[c].to_numpy(), op, gpus, nbytes) for c in ("time_us_low", "time_us_high")]
+    center = from_time_us(info["metric"], out["time_us"].to_numpy(), op, gpus, nbytes)
+    return algorithm, center, np.minimum(*bands), np.maximum(*bands)
+
+
+def judge_designs(published: pd.DataFrame) -> None:
+    """Print every curve of a DESIGNS system against its design as shipped, and the four figures per regime."""
+    results = []
+    print("\nshipped designs as they are (no fit) against the curves of the systems they model\n")
+    for info, curve in designed_curves(published):
+        algorithm, center, low, high = predict_designed(info, curve)
+        rows = []
+        for value, size, c, lo, hi in zip(curve["value_num"], curve["nbytes"], center, low, high, strict=True):
+            regime = cal.REGIMES[int(cal.regime_index(size))]
+            rows.append((abs(100 * (c / value - 1)), lo <= value <= hi, hi / lo, regime))
+        results += rows
+        label = f"{DESIGNS[info['system']]} {info['collective'][:18]} {algorithm} {info['metric']}"
+        print(f"{label:<62} {len(curve)} points")
+        for gpus, size, value, c, lo, hi in zip(
+            curve["gpus"], curve["nbytes"], curve["value_num"], center, low, high, strict=True
+        ):
+            mark = "covers" if lo <= value <= hi else "MISSES"
+            print(
+                f"{'':<40} {int(gpus):>7} GPUs {int(size):>11} B {value:>8.4g} {c:>8.4g} {lo:>8.4g} {hi:>8.4g}"
+                f" {100 * (c / value - 1):>+7.1f}%  {mark}"
+            )
+    print()
+    for regime in cal.REGIMES:
+        mine = [r for r in results if r[3] == regime]
+        if mine:
+            print(f"{regime:>10}: {len(mine):3d} points, {figures(mine)}")
+    print(f"\n{len(results)} points of shipped designs: {figures(results)}")
 
 
 def split(curve: pd.DataFrame):
@@ -282,6 +353,7 @@ def main(argv: list[str]) -> int:
         source = f"scripts/extrapolate.py --write on {path.name}: {len(collective)} curves, {len(e)} points"
         cal.SHIPPED.write_text(cal.dumps(cal.estimate(e, d, n, curves=len(collective), source=source)))
         print(f"wrote {cal.SHIPPED.relative_to(ROOT)}")
+    judge_designs(pd.read_csv(path))
     return 0
 
 

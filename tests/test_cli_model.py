@@ -89,6 +89,10 @@ def test_extrapolation_script_judges_every_published_curve():
     assert done.returncode == 0, done.stderr
     assert "Summit" in done.stdout and "init" in done.stdout
     assert "predictions: median |error|" in done.stdout
+    # and the shipped designs, unfitted, against every curve of a system they model: over scale or size
+    designs = done.stdout.split("shipped designs as they are")[1]
+    assert "summit-edr allreduce ring" in designs and "alibaba-hpn-dualplane allgather" in designs
+    assert designs.count("448 GPUs") == 12 and "points of shipped designs: median |error|" in designs
 
 
 def test_predict_rejects_an_unknown_algorithm():
