@@ -118,6 +118,9 @@ def test_a_design_too_small_says_so_and_extended_grows_it():
             "bandwidth_GBps = 'fast' is not a number",
         ),
         (lambda t: t + "\n[[tier\n", "not valid TOML"),
+        (lambda t: t.replace("[sources]\n", 'protocols = ["simple", "LL128"]\n[sources]\n', 1), "names 'LL128'"),
+        (lambda t: t.replace("[sources]\n", 'protocols = ["ll"]\n[sources]\n', 1), "must include 'simple'"),
+        (lambda t: t.replace("[sources]\n", 'protocols = ["simple"]\n[sources]\n', 1), "protocols has no source"),
     ],
 )
 def test_a_bad_topology_file_gets_one_sentence_naming_file_tier_key_and_value(tmp_path, edit, message):
@@ -151,6 +154,20 @@ def test_fitted_topology_round_trips_through_toml(tmp_path):
     assert again.fit.parameter["leaf.latency_us"].value == 2.0
     assert again.fit == design.fit
     assert again.init == design.init
+    summit = topo.load(ROOT / "topologies" / "summit-edr.toml")  # runs no LL128; a fitted copy still does not
+    assert topo.load(topo.save(summit, tmp_path / "s.toml")).protocols == ("simple", "ll") == summit.protocols
+
+
+def test_a_fabric_without_ll128_is_never_predicted_or_fitted_with_it():
+    summit = topo.load(ROOT / "topologies" / "summit-edr.toml")
+    out = pred.predict(summit, ops=("allreduce",), gpus=[96, 768, 6144], nbytes=[8, 1 << 20, 64 << 20], samples=2)
+    assert set(out.protocol) <= {"simple", "ll"} and "ll128" not in set(out.protocol)
+    everywhere = replace(summit, protocols=topo.NCCL_PROTOCOLS)
+    out = pred.predict(everywhere, ops=("allreduce",), gpus=[96], nbytes=[64 << 20], algorithms=("ring",), samples=2)
+    assert out.protocol.iloc[0] == "ll128"  # what the model picked for Summit before it said otherwise
+    frame = pd.DataFrame({"backend": ["nccl", "mpi"]})
+    allowed = fit_mod._default_protocols(frame, summit)
+    assert allowed.tolist() == [[True, False, True], [True, False, False]]  # simple, ll128, ll: MPI rows Simple only
 
 
 # ------------------------------------------------------------------------------------------------ NIC ports

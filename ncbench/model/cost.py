@@ -53,6 +53,7 @@ PROTOCOLS = {
     ),
     "ll": Protocol("ll", 32 * 1024, 6.6 - 8.4, 0.6 / 3.4, 2.7 / 14.0, 0.5, grain_bytes=16, tree_correction=_row("ll")),
 }
+assert tuple(PROTOCOLS) == topo_mod.NCCL_PROTOCOLS  # a topology's `protocols` names these, in this order
 # Fixed latencies NCCL's tuner charges instead of per-step ones (NCCL src/graph/tuning.cc hwLatencies, Simple; docs/cost-model.md).
 NVLS_US = 25.0  # NVLINK NVLS / NVLSTree
 NVLS_NET_US = 18.0  # NET NVLS, added when the NVLS allreduce spans nodes (with IB SHARP)

@@ -133,10 +133,11 @@ def _nccl_list(value: str, names: dict, what: str, where: str) -> dict:
     return out
 
 
-def _default_protocols(frame) -> np.ndarray:
-    """Return [R, len(PROTOCOLS)]: which protocols each row may use without env (all for NCCL rows, else Simple)."""
+def _default_protocols(frame, topology: Topology) -> np.ndarray:
+    """Return [R, len(PROTOCOLS)]: which protocols each row may use without env (for NCCL rows those the fabric
+    runs, its `protocols`; Simple for the others)."""
     nccl = frame["backend"].isin(NCCL_BACKENDS).to_numpy()
-    return np.column_stack([nccl | (name == "simple") for name in alg.PROTOCOLS])
+    return np.column_stack([(nccl & (name in topology.protocols)) | (name == "simple") for name in alg.PROTOCOLS])
 
 
 def _env_rule(env: dict, key: str, names: dict, what: str, named: str) -> tuple[dict, str]:
@@ -145,7 +146,7 @@ def _env_rule(env: dict, key: str, names: dict, what: str, named: str) -> tuple[
     return (_nccl_list(value, names, what, f"{named} sets {key}={value!r}") if value else {}), value
 
 
-def _choices(frame, meta: dict | None, algorithm: str, files: dict | None = None):
+def _choices(frame, topology: Topology, meta: dict | None, algorithm: str, files: dict | None = None):
     """Return (algorithm per row, allowed protocols [R, len(PROTOCOLS)], notes) from --algo and the runs' env.
 
     Without env: `algorithm` where the op has it (else its first), the fastest of all protocols for NCCL rows
@@ -155,7 +156,7 @@ def _choices(frame, meta: dict | None, algorithm: str, files: dict | None = None
     """
     ops = frame["op"].to_numpy()
     algos = np.array([_algorithm_for(op, algorithm) for op in ops], dtype=object)
-    allowed = _default_protocols(frame)
+    allowed = _default_protocols(frame, topology)
     notes = []
     if not meta or "run_id" not in frame:
         return algos, allowed, notes
@@ -173,6 +174,7 @@ def _choices(frame, meta: dict | None, algorithm: str, files: dict | None = None
                     f"{named} sets NCCL_PROTO={proto_value!r}, which allows no protocol for {op}", EXIT_DATAERR
                 )
             if op in proto_rule:
+                # a run's NCCL_PROTO enables what it names on any path (tuning.cc: only the default, 2, is path-bound)
                 allowed[rows] = [name in proto_rule[op] for name in alg.PROTOCOLS]
             fits = [name for name in alg.for_op(op) if name in algo_rule.get(op, ())]
             if op in algo_rule and not fits:
@@ -277,7 +279,7 @@ def _linearise(frame, topology: Topology, theta: np.ndarray, groups, allowed=Non
     params = alg.Params.from_vector(theta, len(topology.tiers))
     nbytes = frame["nbytes"].astype(float).to_numpy()
     if allowed is None:
-        allowed = _default_protocols(frame)
+        allowed = _default_protocols(frame, topology)
     constant = np.zeros(len(frame))
     design = np.zeros((len(frame), theta.size))
     choices = []
@@ -359,7 +361,7 @@ def fit(
         )
     measured = frame["time_us"].astype(float).to_numpy()
     theta0 = alg.nominal(topology).vector()
-    algos, allowed, notes = _choices(frame, meta, algorithm, files)
+    algos, allowed, notes = _choices(frame, topology, meta, algorithm, files)
     groups = list(_groups(frame, topology, algorithm, algos))
     rows, used, resolution = _converge(frame, topology, measured, theta0, groups, allowed)
     constrained = np.zeros(theta0.size, bool)
@@ -510,7 +512,7 @@ def model_times(results, topology: Topology, *, algorithm: str = "ring", meta: d
             EXIT_DATAERR,
         )
     theta = alg.nominal(topology).vector()
-    algos, allowed, _ = _choices(frame, meta, algorithm)
+    algos, allowed, _ = _choices(frame, topology, meta, algorithm)
     rows = _linearise(frame, topology, theta, list(_groups(frame, topology, algorithm, algos)), allowed)
     out = frame[["run_id", "op", "backend", "nranks", "ranks_per_node", "nbytes", "time_us"]].copy()
     out["predicted_us"] = rows.constant + rows.design @ theta

@@ -29,6 +29,9 @@ TIER_NUMBERS = (
     "link_W",
 )
 NIC_KEYS = ("nics_per_domain", "nic_GBps")
+# NCCL's protocols, in cost.PROTOCOLS order; a fabric may run fewer (`protocols`: NCCL enables LL128 by default
+# only on some paths, src/graph/tuning.cc; docs/formats.md, "Top level").
+NCCL_PROTOCOLS = ("simple", "ll128", "ll")
 TOP_NUMBERS = ("gpus", "planes", "base_latency_us", "jitter_us", "degraded_link_fraction", "degraded_link_speed")
 REQUIRED_KEYS = {"init": {"coefficient_s", "exponent"}, "failures": {"per_gpu_per_day"}}  # what predict reads
 
@@ -157,6 +160,7 @@ class Topology:
     jitter_us: float = 0.0  # sd of per-rank arrival delay; a synchronous op waits for the latest (+sd*sqrt(2 ln p))
     degraded_link_fraction: float = 0.0  # links running below line rate (health checks find them)
     degraded_link_speed: float = 1.0  # their fraction of line rate
+    protocols: tuple[str, ...] = NCCL_PROTOCOLS  # the NCCL protocols NCCL enables on this fabric (Simple always)
     init: Mapping[str, float] = field(default_factory=dict)  # communicator init: time_s = coef * (gpus/1000)**exponent
     failures: Mapping[str, float] = field(default_factory=dict)  # interruptions per GPU per day
     fit: FitSummary | None = None  # written by `ncbench fit`: what was fitted, how well, covariance
@@ -337,6 +341,23 @@ def load(path: Path | str) -> Topology:
     return from_dict(data, str(path))
 
 
+def _protocols(data: dict, sources: Mapping, bad) -> tuple[str, ...]:
+    """Return the file's `protocols` (NCCL_PROTOCOLS order), checked: known names, Simple among them, a source."""
+    if "protocols" not in data:
+        return NCCL_PROTOCOLS
+    given = data["protocols"]
+    if not isinstance(given, list) or not all(isinstance(p, str) for p in given):
+        raise bad(f"top level: protocols = {given!r} must be a list of NCCL protocols ({', '.join(NCCL_PROTOCOLS)})")
+    unknown = sorted(set(given) - set(NCCL_PROTOCOLS))
+    if unknown:
+        raise bad(f"top level: protocols names {unknown[0]!r}; NCCL's protocols are {', '.join(NCCL_PROTOCOLS)}")
+    if "simple" not in given:
+        raise bad("top level: protocols must include 'simple', which NCCL runs on every path")
+    if "protocols" not in sources:
+        raise bad("top level: protocols has no source; add it under [sources]")
+    return tuple(p for p in NCCL_PROTOCOLS if p in given)
+
+
 def from_dict(data: dict, where: str = "<topology>") -> Topology:
     """Build a Topology from parsed TOML, checking every value where it enters."""
 
@@ -364,7 +385,9 @@ def from_dict(data: dict, where: str = "<topology>") -> Topology:
                 raise bad(f"top level: {key} = {data[key]} has no source; add it under [sources]")
     if not 0 <= data.get("degraded_link_fraction", 0) <= 1 or not 0 < data.get("degraded_link_speed", 1) <= 1:
         raise bad("degraded_link_fraction must lie in [0, 1] and degraded_link_speed in (0, 1]")
-    known = {"name", "description", "tier", "sources", "rail_optimized", "init", "failures", "fit", *TOP_NUMBERS}
+    protocols = _protocols(data, top_sources, bad)
+    known = {"name", "description", "tier", "sources", "rail_optimized", "protocols", "init", "failures", "fit"}
+    known |= set(TOP_NUMBERS)
     unknown = sorted(set(data) - known)
     if unknown:
         raise bad(f"unknown top-level key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
@@ -391,6 +414,7 @@ def from_dict(data: dict, where: str = "<topology>") -> Topology:
         jitter_us=float(data.get("jitter_us", 0.0)),
         degraded_link_fraction=float(data.get("degraded_link_fraction", 0.0)),
         degraded_link_speed=float(data.get("degraded_link_speed", 1.0)),
+        protocols=protocols,
         init=dict(data.get("init", {})),
         failures=dict(data.get("failures", {})),
         fit=fit_summary(data["fit"], where) if data.get("fit") else None,
@@ -539,6 +563,8 @@ def dumps(topology: Topology) -> str:
             continue  # no design size: `load` refuses gpus = 0
         if key in ("gpus", "rail_optimized") or key in topology.sources or value != getattr(defaults, key):
             lines.append(f"{key} = {toml_value(value)}")
+    if topology.protocols != NCCL_PROTOCOLS:
+        lines.append(f"protocols = {toml_value(list(topology.protocols))}")
     lines.append("")
     lines += _table("sources", topology.sources)
     for name in ("init", "failures"):
