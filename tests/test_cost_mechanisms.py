@@ -291,3 +291,15 @@ def test_hpns_hosts_are_h800s_whose_nvlink_bounds_a_large_allgather_at_448_gpus_
     # 16 x 200G ports per host (400 GB/s) are not what binds: an H100's 18 NVLinks would give over twice as much
     h100 = replace(design, tiers=(replace(design.tiers[0], bandwidth_GBps=450.0), *design.tiers[1:]))
     assert _busbw(h100, "allgather", "ring", 448, 4 << 30) > 1.8 * published
+
+
+# ---------------------------------------------------------------------------------------------- LL's bandwidth
+
+
+def test_tree_ll_streams_at_1_over_3_8_of_tree_simple_and_ll128_at_120_over_128():
+    gpus = np.array([64.0])
+    simple, ll, ll128 = (_terms("tree", p, gpus) for p in ("simple", "ll", "ll128"))
+    assert ll.phases[0] == pytest.approx(simple.phases[0] * 3.8)  # tuning.cc: Tree/LL busBw x 1/3.8
+    assert ll128.phases[0] == pytest.approx(simple.phases[0] * 128 / 120)  # Tree/LL128 across nodes: x 120/128
+    ring_ll = _terms("ring", "ll", gpus)
+    assert ring_ll.phases[0] == pytest.approx(_terms("ring", "simple", gpus).phases[0] * 2)  # Ring/LL: x 0.5

@@ -26,6 +26,9 @@ class Protocol:
     bandwidth: float  # usable fraction of bandwidth (LL: 8-byte flag per 8 bytes; LL128: 120/128, NCCL uses 0.92)
     grain_bytes: int  # chunks are whole grains (ncclProtoGrainSize, device.h:328-334; enqueue.cc:2321)
     tree_correction: tuple[float, ...]  # NCCL's treeCorrectionFactor row, index log2(n / 64) (tuning.cc:623-627)
+    tree_bandwidth: float = (
+        1.0  # a Tree's bandwidth relative to Tree/Simple (tuning.cc:333-336: LL 1/3.8, LL128 120/128)
+    )
 
 
 # NCCL v2.30.7 (NVIDIA/nccl 5067397c). chunk_bytes is calcCollChunking's chunk for a tree (enqueue.cc:2222-2227:
@@ -49,9 +52,9 @@ def _row(name: str) -> tuple[float, ...]:
 PROTOCOLS = {
     "simple": Protocol("simple", 512 * 1024, 0.0, 1.0, 1.0, 1.0, grain_bytes=512, tree_correction=_row("simple")),
     "ll128": Protocol(
-        "ll128", 576_000, 14.0 - 8.4, 1.9 / 3.4, 4.0 / 14.0, 0.92, grain_bytes=1920, tree_correction=_row("ll128")
+        "ll128", 576_000, 14.0 - 8.4, 1.9 / 3.4, 4.0 / 14.0, 0.92, 1920, _row("ll128"), tree_bandwidth=120 / 128
     ),
-    "ll": Protocol("ll", 32 * 1024, 6.6 - 8.4, 0.6 / 3.4, 2.7 / 14.0, 0.5, grain_bytes=16, tree_correction=_row("ll")),
+    "ll": Protocol("ll", 32 * 1024, 6.6 - 8.4, 0.6 / 3.4, 2.7 / 14.0, 0.5, 16, _row("ll"), tree_bandwidth=1 / 3.8),
 }
 assert tuple(PROTOCOLS) == topo_mod.NCCL_PROTOCOLS  # a topology's `protocols` names these, in this order
 # Fixed latencies NCCL's tuner charges instead of per-step ones (NCCL src/graph/tuning.cc hwLatencies, Simple; docs/cost-model.md).
@@ -417,12 +420,14 @@ def with_protocol(terms: Terms, protocol: Protocol) -> Terms:
     """Return the Terms under an NCCL protocol: its base latency, per-step factors and bandwidth share."""
     factors = np.full((terms.steps.shape[0], 1), protocol.net_latency)
     factors[0] = protocol.intra_latency
-    fill = None if terms.fill is None else terms.fill / protocol.bandwidth
+    # A tree's 0.92 is in its volume already; NCCL scales Tree/LL and Tree/LL128 from Tree/Simple (tuning.cc:333-336)
+    share = protocol.tree_bandwidth if terms.rules == "tree" else protocol.bandwidth
+    fill = None if terms.fill is None else terms.fill / share
     return replace(
         terms,
         fixed_us=terms.fixed_us + protocol.base_us,
         steps=terms.steps * factors,
-        phases=tuple(v / protocol.bandwidth for v in terms.phases),
+        phases=tuple(v / share for v in terms.phases),
         fill=fill,
         chunk_bytes=protocol.chunk_bytes,
         protocol=protocol.name,
