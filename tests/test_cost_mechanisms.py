@@ -303,3 +303,16 @@ def test_tree_ll_streams_at_1_over_3_8_of_tree_simple_and_ll128_at_120_over_128(
     assert ll128.phases[0] == pytest.approx(simple.phases[0] * 128 / 120)  # Tree/LL128 across nodes: x 120/128
     ring_ll = _terms("ring", "ll", gpus)
     assert ring_ll.phases[0] == pytest.approx(_terms("ring", "simple", gpus).phases[0] * 2)  # Ring/LL: x 0.5
+
+
+@pytest.mark.parametrize("design", ["dgx-h100-superpod-ndr", "colossus-spectrum-x-200k", "alibaba-hpn-dualplane"])
+def test_nvls_nvlstree_collnet_and_pat_run_with_simple_only_as_in_ncclls_tuner(design):
+    from ncbench.model import predict as pred
+
+    topology = topo.load(ROOT / "topologies" / f"{design}.toml")
+    sizes = [8, 64 << 10, 1 << 20, 16 << 20, 1 << 30]
+    out = pred.predict(topology, ops=("allreduce", "allgather"), gpus=[16, 448, 8192], nbytes=sizes, samples=2)
+    chosen = out[out.algorithm.isin(["nvls", "nvlstree", "collnet", "pat"])]
+    assert not chosen.empty and set(chosen.protocol) == {"simple"}
+    every = pred.predict(topology, ops=("allreduce",), gpus=[448], nbytes=sizes, algorithms=("all",), samples=2)
+    assert set(every[every.algorithm.isin(["nvlstree", "nvls", "collnet"])].protocol) == {"simple"}

@@ -159,6 +159,7 @@ class Terms:
     rules: str = "none"  # NCCL's per-size rules it follows: "none", "ring", "tree" or "nvlstree" (size_rules)
     protocol: str = "simple"  # the PROTOCOLS key with_protocol applied: the rules' table row and chunk rule
     shape: Shape | None = None  # the communicator the rules read (nodes, ranks, channels); None: no rules
+    protocols: tuple[str, ...] = tuple(PROTOCOLS)  # the protocols NCCL runs the algorithm with (cost sets them)
 
 
 def _zeros(shape_: Shape) -> np.ndarray:
@@ -368,6 +369,10 @@ class Algorithm:
     cost: Callable[[str, Shape], Terms]  # before the protocol is applied
     enabled: Callable[[str, Shape], np.ndarray]  # per GPU count, whether NCCL would consider it
     auto: bool = True  # whether NCCL's tuner picks from it (`auto`); False: there to compare against
+    protocols: tuple[str, ...] = tuple(PROTOCOLS)  # NCCL runs NVLS, NVLSTree, CollNet and PAT with Simple only
+
+
+SIMPLE_ONLY = ("simple",)  # tuning.cc:301-304 (NVLS, NVLSTree, PAT: `continue` off Simple), 341-342 (CollNet: busBw 0)
 
 
 # Registry order is each op's order in for_op(): the first an op has is NCCL's always-available one.
@@ -376,13 +381,18 @@ ALGORITHMS = {
     for a in (
         Algorithm("ring", ("allreduce", "allgather", "reducescatter", "broadcast", "reduce"), _ring_cost, _always),
         Algorithm("tree", ("allreduce",), _tree_cost, _tree_enabled),
-        Algorithm("pat", ("allgather", "reducescatter"), _pat_cost, _pat_enabled),
-        Algorithm("nvls", ("allreduce", "allgather", "reducescatter"), _nvls_cost, _nvls_enabled),
-        Algorithm("nvlstree", ("allreduce",), _nvlstree_cost, _nvlstree_enabled),
-        Algorithm("collnet", ("allreduce",), _collnet_cost, _collnet_enabled),
+        Algorithm("pat", ("allgather", "reducescatter"), _pat_cost, _pat_enabled, protocols=SIMPLE_ONLY),
+        Algorithm(
+            "nvls", ("allreduce", "allgather", "reducescatter"), _nvls_cost, _nvls_enabled, protocols=SIMPLE_ONLY
+        ),
+        Algorithm("nvlstree", ("allreduce",), _nvlstree_cost, _nvlstree_enabled, protocols=SIMPLE_ONLY),
+        Algorithm("collnet", ("allreduce",), _collnet_cost, _collnet_enabled, protocols=SIMPLE_ONLY),
         Algorithm("hierarchical", ("allreduce",), _hierarchical_cost, _always, auto=False),
-        Algorithm("rabenseifner", ("allreduce",), _rabenseifner_cost, _always, auto=False),
-        Algorithm("recursive_doubling", ("allreduce",), _recursive_doubling_cost, _always, auto=False),
+        # MPI's algorithms: no NCCL protocol, so Simple's figures (the fit gives MPI rows Simple too)
+        Algorithm("rabenseifner", ("allreduce",), _rabenseifner_cost, _always, auto=False, protocols=SIMPLE_ONLY),
+        Algorithm(
+            "recursive_doubling", ("allreduce",), _recursive_doubling_cost, _always, auto=False, protocols=SIMPLE_ONLY
+        ),
         Algorithm("pairwise", ("alltoall",), _pairwise_cost, _always),
         Algorithm("p2p", ("sendrecv",), _p2p_cost, _always),
     )
@@ -400,7 +410,7 @@ def cost(op: str, algorithm: str, shape_: Shape) -> Terms:
     """Return the Terms of one operation of `op` with `algorithm` (before the protocol is applied)."""
     if algorithm not in ALGORITHMS:
         raise KeyError(f"{op}/{algorithm}")
-    return ALGORITHMS[algorithm].cost(op, shape_)
+    return replace(ALGORITHMS[algorithm].cost(op, shape_), protocols=ALGORITHMS[algorithm].protocols)
 
 
 def enabled(op: str, algorithm: str, shape_: Shape) -> np.ndarray:

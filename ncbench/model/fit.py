@@ -285,10 +285,14 @@ def _linearise(frame, topology: Topology, theta: np.ndarray, groups, allowed=Non
     choices = []
     for rows, terms in groups:
         best_time = np.full(rows.size, np.inf)
+        usable = allowed[rows] & np.array([name in terms.protocols for name in alg.PROTOCOLS])
+        usable[~usable.any(axis=1), list(alg.PROTOCOLS).index("simple")] = True  # NCCL_PROTO left it none: Simple
         for j, (name, protocol) in enumerate(alg.PROTOCOLS.items()):
+            if not usable[:, j].any():
+                continue
             c, a = alg.linear_rows(alg.with_protocol(terms, protocol), params, nbytes[rows])
             time = c + a @ theta
-            better = allowed[rows, j] & (time < best_time)
+            better = usable[:, j] & (time < best_time)
             best_time = np.where(better, time, best_time)
             constant[rows[better]] = c[better]
             design[rows[better]] = a[better]

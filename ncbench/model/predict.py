@@ -255,8 +255,8 @@ def _predict_op(topology, op, shape, theta, nbytes, algorithms, z):
         terms = alg.cost(op, name, shape)
         ok = alg.enabled(op, name, shape)
         for proto, protocol in alg.PROTOCOLS.items():
-            if proto not in topology.protocols:
-                continue  # NCCL does not enable it on this fabric's paths
+            if proto not in topology.protocols or proto not in terms.protocols:
+                continue  # NCCL does not enable it on this fabric's paths, or never runs the algorithm with it
             t = alg.with_protocol(terms, protocol)
             times = _stragglers(alg.evaluate_draws(t, theta, nbytes), t, theta, topology, shape.p)
             results[(name, proto)] = (times * np.exp(z), ok)
