@@ -316,3 +316,21 @@ def test_nvls_nvlstree_collnet_and_pat_run_with_simple_only_as_in_ncclls_tuner(d
     assert not chosen.empty and set(chosen.protocol) == {"simple"}
     every = pred.predict(topology, ops=("allreduce",), gpus=[448], nbytes=sizes, algorithms=("all",), samples=2)
     assert set(every[every.algorithm.isin(["nvlstree", "nvls", "collnet"])].protocol) == {"simple"}
+
+
+def test_a_tree_step_costs_ncclls_tree_latency_and_an_nvlstree_step_its_own():
+    gpus = np.array([64.0])  # 8 nodes: NVLink chain steps and network levels
+    ring = {p: _terms("ring", p, gpus) for p in alg.PROTOCOLS}
+    tree = {p: _terms("tree", p, gpus) for p in alg.PROTOCOLS}
+    bare = alg.cost("allreduce", "tree", alg.shape(_design(), gpus)).steps
+    # hwLatencies Tree columns (tuning.cc:158-174), relative to Ring/Simple's NVLink 3.4 and network 14 us
+    for protocol, (nvlink_us, net_us) in {"simple": (4.0, 14.0), "ll128": (1.25, 8.5), "ll": (0.6, 5.0)}.items():
+        assert tree[protocol].steps[0] == pytest.approx(bare[0] * nvlink_us / 3.4)
+        assert tree[protocol].steps[1:] == pytest.approx(bare[1:] * net_us / 14.0)
+    assert ring["ll"].steps[1:] == pytest.approx(
+        alg.cost("allreduce", "ring", alg.shape(_design(), gpus)).steps[1:] * 2.7 / 14.0
+    )
+    nvlstree = _terms("nvlstree", "simple", gpus)
+    assert nvlstree.steps[1:] == pytest.approx(
+        alg.cost("allreduce", "nvlstree", alg.shape(_design(), gpus)).steps[1:] * 20.9 / 14.0
+    )

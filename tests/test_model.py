@@ -61,11 +61,13 @@ PINNED_SIZES = [
     ("gb200-nvl72-ndr", 36_864, [1_152, 1_152, 576], 110_592, 7.2207),
 ]
 PINNED_TIMES = [
-    # NVLSTree's fill waits for its own 64 KiB chunk from 4 nodes (NCCL nvls.cc), not Simple's 512 KiB: was 6987.948
-    ("colossus-spectrum-x-200k", "allreduce", 200_000, 1 << 30, "nvlstree", "simple", 6705.7501),
+    # NVLSTree's fill waits for its own 64 KiB chunk from 4 nodes (NCCL nvls.cc), not Simple's 512 KiB: was 6987.948;
+    # its network steps cost NCCL's NVLSTree 20.9 us, not Ring's 14 (hwLatencies NET): was 6705.7501
+    ("colossus-spectrum-x-200k", "allreduce", 200_000, 1 << 30, "nvlstree", "simple", 6946.9289),
     # Rings and trees spread a domain's network traffic over all its NICs (was one GPU's NIC): 8 B barely moves
-    # (109.3849); Tree/LL streams at 1/3.8 of Tree/Simple as in NCCL's tuner (was 0.5): 8 B's fill moves a hair
-    ("colossus-spectrum-x-200k", "allreduce", 200_000, 8, "tree", "ll", 109.3943),
+    # (109.3849); Tree/LL streams at 1/3.8 of Tree/Simple as in NCCL's tuner (was 0.5): 109.3943; a Tree/LL network
+    # step costs NCCL's Tree 5.0 us, not Ring's 2.7 (hwLatencies NET Tree LL)
+    ("colossus-spectrum-x-200k", "allreduce", 200_000, 8, "tree", "ll", 189.7873),
     ("colossus-spectrum-x-200k", "alltoall", 200_000, 1 << 30, "pairwise", "ll", 768561.8251),
     ("dgx-h100-superpod-ndr", "allreduce", 4096, 1 << 30, "nvls", "simple", 3963.0278),
     # NCCL runs NVLS with Simple only (tuning.cc:301): 25 + 18 + 8.4 us (was LL's 6.6 us base: 49.6)

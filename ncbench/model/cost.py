@@ -26,9 +26,10 @@ class Protocol:
     bandwidth: float  # usable fraction of bandwidth (LL: 8-byte flag per 8 bytes; LL128: 120/128, NCCL uses 0.92)
     grain_bytes: int  # chunks are whole grains (ncclProtoGrainSize, device.h:328-334; enqueue.cc:2321)
     tree_correction: tuple[float, ...]  # NCCL's treeCorrectionFactor row, index log2(n / 64) (tuning.cc:623-627)
-    tree_bandwidth: float = (
-        1.0  # a Tree's bandwidth relative to Tree/Simple (tuning.cc:333-336: LL 1/3.8, LL128 120/128)
-    )
+    tree_bandwidth: float = 1.0  # a Tree's bandwidth over Tree/Simple's (tuning.cc:333-336: LL 1/3.8, LL128 120/128)
+    # a Tree's per-step latency on NVLink and on the network, relative to Ring/Simple's 3.4 and 14 us (hwLatencies
+    # Tree columns: NVLINK 0.6/1.25/4.0, NET 5.0/8.5/14 for LL/LL128/Simple; tuning.cc:158-174)
+    tree_latency: tuple[float, float] = (4.0 / 3.4, 1.0)
 
 
 # NCCL v2.30.7 (NVIDIA/nccl 5067397c). chunk_bytes is calcCollChunking's chunk for a tree (enqueue.cc:2222-2227:
@@ -52,9 +53,20 @@ def _row(name: str) -> tuple[float, ...]:
 PROTOCOLS = {
     "simple": Protocol("simple", 512 * 1024, 0.0, 1.0, 1.0, 1.0, grain_bytes=512, tree_correction=_row("simple")),
     "ll128": Protocol(
-        "ll128", 576_000, 14.0 - 8.4, 1.9 / 3.4, 4.0 / 14.0, 0.92, 1920, _row("ll128"), tree_bandwidth=120 / 128
+        "ll128",
+        576_000,
+        14.0 - 8.4,
+        1.9 / 3.4,
+        4.0 / 14.0,
+        0.92,
+        1920,
+        _row("ll128"),
+        120 / 128,
+        (1.25 / 3.4, 8.5 / 14),
     ),
-    "ll": Protocol("ll", 32 * 1024, 6.6 - 8.4, 0.6 / 3.4, 2.7 / 14.0, 0.5, 16, _row("ll"), tree_bandwidth=1 / 3.8),
+    "ll": Protocol(
+        "ll", 32 * 1024, 6.6 - 8.4, 0.6 / 3.4, 2.7 / 14.0, 0.5, 16, _row("ll"), 1 / 3.8, (0.6 / 3.4, 5 / 14)
+    ),
 }
 assert tuple(PROTOCOLS) == topo_mod.NCCL_PROTOCOLS  # a topology's `protocols` names these, in this order
 # Fixed latencies NCCL's tuner charges instead of per-step ones (NCCL src/graph/tuning.cc hwLatencies, Simple; docs/cost-model.md).
@@ -65,6 +77,7 @@ COLLNET_ARITY_US = 0.4  # per local rank serialisation in CollNetDirect
 PAT_LINEAR_US = 2.8  # PAT's "still a linear part" per rank
 TREE_BANDWIDTH = 0.92  # Tree allreduce busBw cap, 0.92 x link (tuning.cc L326-350)
 PAT_BANDWIDTH = 0.75  # PAT busBw x 0.75
+NVLSTREE_NET_LATENCY = 20.9 / 14.0  # NVLSTree's network step, relative to Ring/Simple's (hwLatencies NET NVLSTree)
 
 # NCCL's per-size rules (NCCL v2.30.7; docs/cost-model.md, "NCCL's per-size rules"). Every one scales a coefficient of
 # theta by a number that depends on the size and the communicator only, so the cost stays linear in theta.
@@ -428,8 +441,12 @@ def enabled(op: str, algorithm: str, shape_: Shape) -> np.ndarray:
 
 def with_protocol(terms: Terms, protocol: Protocol) -> Terms:
     """Return the Terms under an NCCL protocol: its base latency, per-step factors and bandwidth share."""
-    factors = np.full((terms.steps.shape[0], 1), protocol.net_latency)
-    factors[0] = protocol.intra_latency
+    intra, net = {
+        "tree": protocol.tree_latency,
+        "nvlstree": (protocol.intra_latency, NVLSTREE_NET_LATENCY),  # Simple only; no NVLink steps
+    }.get(terms.rules, (protocol.intra_latency, protocol.net_latency))
+    factors = np.full((terms.steps.shape[0], 1), net)
+    factors[0] = intra
     # A tree's 0.92 is in its volume already; NCCL scales Tree/LL and Tree/LL128 from Tree/Simple (tuning.cc:333-336)
     share = protocol.tree_bandwidth if terms.rules == "tree" else protocol.bandwidth
     fill = None if terms.fill is None else terms.fill / share
