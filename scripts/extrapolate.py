@@ -3,8 +3,9 @@
 
 Published numbers are compared with, never fitted into, the predictions they judge: for each curve
 (same source, system, collective, algorithm, size and metric at three or more GPU counts) the smaller
-half of the points is fitted the way a user would fit their own measurements (`ncbench fit` on a generic
-two-tier topology: the scale-up domain from the curve, one network tier), and the rest is predicted.
+half of the points is fitted the way a user would fit their own measurements (`ncbench fit` on their fabric's
+topology: the shipped design of the system where there is one, DESIGNS, else a generic two-tier topology with
+the scale-up domain from the curve and one network tier), and the rest is predicted.
 
     .venv/bin/python scripts/extrapolate.py [PUBLISHED.csv] [--write]
 
@@ -197,11 +198,13 @@ def from_time_us(metric: str, time_us, op: str, p, nbytes):
     )
 
 
-def fitted_generic(info, op, train):
-    """Fit the curve's smaller scales on the generic fabric, as a user fits their own measurements."""
+def fitted_topology(info, op, train):
+    """Fit the curve's smaller scales on its system's design (or the generic fabric), as a user fits their own."""
     g = int(train["per_node"].iloc[0]) if np.isfinite(train["per_node"].iloc[0]) else 8
     spec = {**GENERIC, "tier": [dict(GENERIC["tier"][0], size=g), GENERIC["tier"][1]]}
     topology = topo_mod.from_dict(spec, "generic")
+    if info["system"] in DESIGNS:
+        topology = topo_mod.load(ROOT / "topologies" / f"{DESIGNS[info['system']]}.toml")
     nbytes = number(info["message_bytes"])
     algorithm = algorithm_of(info["algorithm"], op)
     p = train["gpus"].to_numpy()
@@ -253,7 +256,7 @@ def cases(published: pd.DataFrame) -> list[dict]:
             print(f"left out: {info['system']} {info['collective']} ({info['metric']}): its message size is not stated")
             continue
         if op != "init":
-            case["fitted"], case["algorithm"] = fitted_generic(info, op, train)
+            case["fitted"], case["algorithm"] = fitted_topology(info, op, train)
         out.append(case)
     return out
 

@@ -334,3 +334,16 @@ def test_a_tree_step_costs_ncclls_tree_latency_and_an_nvlstree_step_its_own():
     assert nvlstree.steps[1:] == pytest.approx(
         alg.cost("allreduce", "nvlstree", alg.shape(_design(), gpus)).steps[1:] * 20.9 / 14.0
     )
+
+
+@pytest.mark.parametrize(("op", "steps"), [("allreduce", 2 * 63), ("allgather", 63), ("reducescatter", 63)])
+def test_a_rings_nvlink_steps_across_nodes_cost_at_least_ncclls_net_overhead(op, steps):
+    design = _design()  # H100 NVLink: Ring/LL 0.6 us per step, below NCCL's 1 us launch overhead across nodes
+    one_node, nodes = (alg.nominal(design), np.array([8.0, 64.0]))
+    ll = alg.evaluate(_terms("ring", "ll", nodes, op=op), one_node, [8])[:, 0]
+    no_floor = alg.evaluate(replace(_terms("ring", "ll", nodes, op=op), intra_floor_us=None), one_node, [8])[:, 0]
+    assert ll[0] == pytest.approx(no_floor[0])  # inside one node NCCL adds no net overhead
+    intra_steps = steps * 56 / 64  # the ring edges of 8 domains that stay on NVLink
+    assert ll[1] - no_floor[1] == pytest.approx(intra_steps * (alg.NET_OVERHEAD_US - 0.6), rel=1e-6)
+    broadcast = _terms("ring", "ll", nodes, op="broadcast")
+    assert broadcast.intra_floor_us is None  # NCCL charges reduce and broadcast otherwise

@@ -77,6 +77,9 @@ COLLNET_ARITY_US = 0.4  # per local rank serialisation in CollNetDirect
 PAT_LINEAR_US = 2.8  # PAT's "still a linear part" per rank
 TREE_BANDWIDTH = 0.92  # Tree allreduce busBw cap, 0.92 x link (tuning.cc L326-350)
 PAT_BANDWIDTH = 0.75  # PAT busBw x 0.75
+# Inter-node rings "still have to launch nsteps * net overhead": an NVLink step of a ring across nodes costs at
+# least this (x 3 under Simple; the Intel-host value, AMD 2.0) (tuning.cc:396-405, getNetOverhead)
+NET_OVERHEAD_US = 1.0
 NVLSTREE_NET_LATENCY = 20.9 / 14.0  # NVLSTree's network step, relative to Ring/Simple's (hwLatencies NET NVLSTree)
 
 # NCCL's per-size rules (NCCL v2.30.7; docs/cost-model.md, "NCCL's per-size rules"). Every one scales a coefficient of
@@ -173,6 +176,8 @@ class Terms:
     protocol: str = "simple"  # the PROTOCOLS key with_protocol applied: the rules' table row and chunk rule
     shape: Shape | None = None  # the communicator the rules read (nodes, ranks, channels); None: no rules
     protocols: tuple[str, ...] = tuple(PROTOCOLS)  # the protocols NCCL runs the algorithm with (cost sets them)
+    launch_floor: bool = False  # a ring across nodes launches every NVLink step at least NET_OVERHEAD_US
+    intra_floor_us: np.ndarray | None = None  # [P] the least total cost of the NVLink steps (with_protocol sets it)
 
 
 def _zeros(shape_: Shape) -> np.ndarray:
@@ -231,9 +236,9 @@ def _ring_cost(op: str, shape_: Shape) -> Terms:
     """A pipelined ring: reduce-scatter then all-gather for allreduce (docs/cost-model.md, Formulas)."""
     p = shape_.p
     if op == "allreduce":  # NCCL's ring plateau applies to allreduce only
-        return replace(_ring(shape_, 2 * (p - 1), 2 * (p - 1) / p), rules="ring", shape=shape_)
+        return replace(_ring(shape_, 2 * (p - 1), 2 * (p - 1) / p), rules="ring", shape=shape_, launch_floor=True)
     if op in ("allgather", "reducescatter"):
-        return _ring(shape_, p - 1, (p - 1) / p)
+        return replace(_ring(shape_, p - 1, (p - 1) / p), shape=shape_, launch_floor=True)
     if op in ("broadcast", "reduce"):  # a pipelined chain: fill once, then stream n
         return _ring(shape_, p - 1, np.ones_like(p))
     raise KeyError(f"{op}/ring")
@@ -458,7 +463,16 @@ def with_protocol(terms: Terms, protocol: Protocol) -> Terms:
         fill=fill,
         chunk_bytes=protocol.chunk_bytes,
         protocol=protocol.name,
+        intra_floor_us=_launch_floor(terms, protocol),
     )
+
+
+def _launch_floor(terms: Terms, protocol: Protocol) -> np.ndarray | None:
+    """Return [P] the least cost of a ring's NVLink steps across nodes: NCCL's net overhead per step (else None)."""
+    if not terms.launch_floor or terms.shape is None:
+        return None
+    per_step = NET_OVERHEAD_US * (3.0 if protocol.name == "simple" else 1.0)
+    return np.where(terms.shape.domains > 1, terms.steps[0] * per_step, 0.0)
 
 
 @dataclass(frozen=True)
@@ -607,6 +621,8 @@ def evaluate_draws(terms: Terms, theta: np.ndarray, nbytes) -> np.ndarray:
     rules = size_rules(terms, nbytes)  # [P, N]
     tiers = terms.steps.shape[0]
     latency = theta[:, :1] + terms.fixed_us[None, :] + theta[:, 1 : 1 + tiers] @ terms.steps
+    if terms.intra_floor_us is not None:  # NVLink steps of a ring across nodes: no cheaper than NCCL's net overhead
+        latency += np.maximum(terms.intra_floor_us[None, :] - theta[:, 1:2] * terms.steps[0][None, :], 0.0)
     inverse = theta[:, 1 + tiers :]
     costs = np.einsum("sk,fkp->sfp", inverse, np.stack(terms.phases)) / 1e3
     per_byte = costs.max(axis=1) if terms.pipelined else costs.sum(axis=1)
@@ -635,4 +651,9 @@ def linear_rows(terms: Terms, params: Params, nbytes: np.ndarray) -> tuple[np.nd
         bandwidth = bandwidth + terms.fill.T * (rules.fill_bytes / 1e3)[:, None]
     latency = rules.latency[:, None]
     coefficients = np.hstack([latency, terms.steps.T * latency, bandwidth])
-    return terms.fixed_us * rules.latency, coefficients
+    constant = terms.fixed_us * rules.latency
+    if terms.intra_floor_us is not None:  # where the net overhead binds at `params`, the NVLink steps are a constant
+        floored = terms.intra_floor_us > params.alpha_us[0] * terms.steps[0]
+        coefficients[floored, 1] = 0.0
+        constant = constant + np.where(floored, terms.intra_floor_us * rules.latency, 0.0)
+    return constant, coefficients

@@ -424,7 +424,8 @@ def _converge(frame, topology: Topology, measured, theta0, groups, allowed=None)
             used = np.any(rows.design != 0, axis=0)
             theta, resolution = _solve(rows, measured, theta0, used)
             again = _linearise(frame, topology, theta, groups, allowed)
-            settled = again.choices == rows.choices
+            # settled: the same protocols, and the same binding phases and floors (the same coefficients in use)
+            settled = again.choices == rows.choices and np.array_equal(again.design != 0, rows.design != 0)
             rows = again
             if settled:
                 break
