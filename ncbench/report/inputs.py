@@ -45,6 +45,7 @@ class Inputs:
     per_algo: object = None  # DataFrame: every algorithm of each given design at SCALES, or None
     auto: object = None  # DataFrame: the automatic choice (the CSVs given, then the designs they lack), or None
     fabrics: Fabrics = field(default_factory=Fabrics)
+    band_percent: float = 0.0  # the interval a prediction band spans (predict.BAND_PERCENT)
 
 
 def gather(results: list[Path], *, topologies=(), predictions=(), health: Path | None = None) -> Inputs:
@@ -52,6 +53,7 @@ def gather(results: list[Path], *, topologies=(), predictions=(), health: Path |
 
     What a fitted topology cannot connect (more ranks than it has) is left out of its model, with a note.
     """
+    from ..model import predict
     from ..model import topology as topo_mod
 
     frame = records.load(*results)
@@ -62,7 +64,7 @@ def gather(results: list[Path], *, topologies=(), predictions=(), health: Path |
             _check_fitted_to(path, design, set(meta) | set(frame["run_id"]))
     sweeps = [_predictions_csv(Path(p)) for p in predictions]
     nights = _health(Path(health)) if health is not None else []
-    inputs = Inputs(frame, meta, designs, nights, files=files)
+    inputs = Inputs(frame, meta, designs, nights, files=files, band_percent=predict.BAND_PERCENT)
     inputs.modelled = {path: _modelled(frame, design, files, meta) for path, design in designs if design.fit}
     inputs.per_algo, inputs.auto = _predictions(designs, sweeps)
     inputs.fabrics = _fabrics(designs, inputs.auto)

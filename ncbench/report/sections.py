@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..model.predict import BAND_PERCENT
 from ..units import format_size
 from .inputs import PREDICTED_OPS, SCALES, Inputs
 
@@ -333,21 +332,21 @@ def predictions_section(inp: Inputs) -> Section:
         sec.p("No topology (--topology) or prediction sweep (--predictions) given.")
         return sec
     sec.p(
-        f"Bands are the {BAND_PERCENT:g} % range: the fit's (or the nominal design's) parameter uncertainty "
+        f"Bands are the {inp.band_percent:g} % range: the fit's (or the nominal design's) parameter uncertainty "
         "and, for a fitted design, the model's out-of-sample error beyond the fitted scales. "
         "Per-algorithm curves are NCCL's algorithms each at its best protocol; the automatic choice is "
         "what NCCL's tuner would pick."
     )
     if inp.per_algo is not None:
         for name, part in inp.per_algo.groupby("topology", sort=False):
-            _per_algorithm_plot(sec, name, part)
+            _per_algorithm_plot(sec, name, part, inp.band_percent)
     if inp.auto is not None:
         _crossover_table(sec, inp.auto)
         _scale_plot(sec, inp.auto)
     return sec
 
 
-def _per_algorithm_plot(sec: Section, name: str, part) -> None:
+def _per_algorithm_plot(sec: Section, name: str, part, band_percent: float) -> None:
     """Draw one design's busbw per algorithm against size, per op: 1M GPUs with its band, 200k dashed."""
     from .. import plots
 
@@ -373,7 +372,7 @@ def _per_algorithm_plot(sec: Section, name: str, part) -> None:
                 }
             )
         panels.append(_panel(f"{op}: 1M GPUs (200k dashed)", "size", "busbw (GB/s)", series, sizes=True))
-    title = f"{name}: predicted busbw per algorithm at 1M GPUs (band: {BAND_PERCENT:g} %), 200k dashed"
+    title = f"{name}: predicted busbw per algorithm at 1M GPUs (band: {band_percent:g} %), 200k dashed"
     sec.plot(f"predicted-{name}", title, plots.figure(panels, width_in=10, height_in=2.8))
 
 
