@@ -59,13 +59,22 @@ PROTOCOLS = {
         1.9 / 3.4,
         4.0 / 14.0,
         0.92,
-        1920,
-        _row("ll128"),
-        120 / 128,
-        (1.25 / 3.4, 8.5 / 14),
+        grain_bytes=1920,
+        tree_correction=_row("ll128"),
+        tree_bandwidth=120 / 128,
+        tree_latency=(1.25 / 3.4, 8.5 / 14),
     ),
     "ll": Protocol(
-        "ll", 32 * 1024, 6.6 - 8.4, 0.6 / 3.4, 2.7 / 14.0, 0.5, 16, _row("ll"), 1 / 3.8, (0.6 / 3.4, 5 / 14)
+        "ll",
+        32 * 1024,
+        6.6 - 8.4,
+        0.6 / 3.4,
+        2.7 / 14.0,
+        0.5,
+        grain_bytes=16,
+        tree_correction=_row("ll"),
+        tree_bandwidth=1 / 3.8,
+        tree_latency=(0.6 / 3.4, 5 / 14),
     ),
 }
 assert tuple(PROTOCOLS) == topo_mod.NCCL_PROTOCOLS  # a topology's `protocols` names these, in this order

@@ -418,7 +418,6 @@ def _converge(frame, topology: Topology, measured, theta0, groups, allowed=None)
     """
     best = None
     for start in _starts(theta0, topology):
-        theta = theta0.copy()
         rows = _linearise(frame, topology, start, groups, allowed)
         for _ in range(ITERATIONS):
             used = np.any(rows.design != 0, axis=0)

@@ -166,9 +166,10 @@ def _model_log_sd(drawn: Draws, known, gpus, nbytes) -> np.ndarray:
     """Return the model's log-error sd [1, P, N]: the fit's residual, or the walk beyond its scales if larger.
 
     The walk's variance per doubling is measured on raw out-of-sample errors, which already hold the misfit of
-    the fits they came from, so the residual is its floor, not a term added to it. Per doubling, the fit's own forward-chained error and the calibrated out-of-sample one are two estimates
-    of one variance: they are pooled, each weighted by the predictions it rests on (a fit at four scales has
-    two; the shipped table a dozen or more), so a noisy estimate from a few points does not set the band.
+    the fits they came from, so the residual is its floor, not a term added to it. Per doubling, the fit's own
+    forward-chained error and the calibrated out-of-sample one are two estimates of one variance: they are
+    pooled, each weighted by the predictions it rests on (a fit at four scales has two; the shipped table a
+    dozen or more), so a noisy estimate from a few points does not set the band.
     """
     doublings = np.maximum(np.log2(gpus / drawn.max_gpus), 0.0) if np.isfinite(drawn.max_gpus) else 0 * gpus
     own = drawn.per_doubling_log_sd * np.ones(nbytes.size)
