@@ -40,6 +40,7 @@ from ncbench.model import topology as topo_mod
 
 DEFAULT = [ROOT.parent / "shared" / "data" / "published.csv", ROOT / "results" / "published" / "published.csv"]
 KEYS = ["source", "system", "gpu", "gpus_per_node", "collective", "algorithm", "message_bytes", "metric"]
+SIZE_CURVE_KEYS = [k for k in KEYS if k != "message_bytes"]  # a curve over size shares all of KEYS but the size
 METRICS = {"busbw_GBps", "algbw_GBps", "latency_us", "time_us", "time_s"}
 # The shipped designs of published systems (topologies/*.toml name their sources): judged as shipped.
 DESIGNS = {
@@ -116,17 +117,22 @@ def designed_curves(frame: pd.DataFrame):
         nbytes=frame["message_bytes"].map(number),
     )
     frame = frame[frame["metric"].isin(METRICS) & frame["value_num"].notna() & frame["gpus"].notna()]
-    for key, curve in frame.groupby([k for k in KEYS if k != "message_bytes"], dropna=False, sort=False):
+    for key, curve in frame.groupby(SIZE_CURVE_KEYS, dropna=False, sort=False):
         if curve["nbytes"].isna().any() or len(curve) < 3:
             continue
         if curve["gpus"].nunique() == len(curve) or curve["nbytes"].nunique() == len(curve):
-            yield dict(zip([k for k in KEYS if k != "message_bytes"], key, strict=True)), curve
+            yield dict(zip(SIZE_CURVE_KEYS, key, strict=True)), curve
+
+
+def design_of(system: str):
+    """Return the shipped topology DESIGNS names for a published system."""
+    return topo_mod.load(ROOT / "topologies" / f"{DESIGNS[system]}.toml")
 
 
 def predict_designed(info, curve):
     """Return (algorithm, central, low, high) of the shipped design at each of the curve's points."""
     op = op_of(info["collective"])
-    design = topo_mod.load(ROOT / "topologies" / f"{DESIGNS[info['system']]}.toml")
+    design = design_of(info["system"])
     named = algorithm_of(info["algorithm"], op)
     gpus, nbytes = curve["gpus"].to_numpy(), curve["nbytes"].to_numpy()
     for algorithm in (named, "auto"):
@@ -147,11 +153,8 @@ def judge_designs(published: pd.DataFrame) -> None:
     print("\nshipped designs as they are (no fit) against the curves of the systems they model\n")
     for info, curve in designed_curves(published):
         algorithm, center, low, high = predict_designed(info, curve)
-        rows = []
-        for value, size, c, lo, hi in zip(curve["value_num"], curve["nbytes"], center, low, high, strict=True):
-            regime = cal.REGIMES[int(cal.regime_index(size))]
-            rows.append((abs(100 * (c / value - 1)), lo <= value <= hi, hi / lo, regime))
-        results += rows
+        regimes = [cal.REGIMES[i] for i in cal.regime_index(curve["nbytes"].to_numpy())]
+        results += scored(curve["value_num"], regimes, center, low, high)
         label = f"{DESIGNS[info['system']]} {info['collective'][:18]} {algorithm} {info['metric']}"
         print(f"{label:<62} {len(curve)} points")
         for gpus, size, value, c, lo, hi in zip(
@@ -201,10 +204,11 @@ def from_time_us(metric: str, time_us, op: str, p, nbytes):
 def fitted_topology(info, op, train):
     """Fit the curve's smaller scales on its system's design (or the generic fabric), as a user fits their own."""
     g = int(train["per_node"].iloc[0]) if np.isfinite(train["per_node"].iloc[0]) else 8
-    spec = {**GENERIC, "tier": [dict(GENERIC["tier"][0], size=g), GENERIC["tier"][1]]}
-    topology = topo_mod.from_dict(spec, "generic")
     if info["system"] in DESIGNS:
-        topology = topo_mod.load(ROOT / "topologies" / f"{DESIGNS[info['system']]}.toml")
+        topology = design_of(info["system"])
+    else:
+        spec = {**GENERIC, "tier": [dict(GENERIC["tier"][0], size=g), GENERIC["tier"][1]]}
+        topology = topo_mod.from_dict(spec, "generic")
     nbytes = number(info["message_bytes"])
     algorithm = algorithm_of(info["algorithm"], op)
     p = train["gpus"].to_numpy()
@@ -294,10 +298,15 @@ def figures(rows: list[tuple]) -> str:
 def score(case, center, low, high) -> list[tuple]:
     """Return (|error| %, covered, band width, regime) for each of the case's test scales."""
     regime = "init" if case["op"] == "init" else cal.REGIMES[int(cal.regime_index(case["nbytes"]))]
-    rows = []
-    for value, c, lo, hi in zip(case["test"]["value_num"], center, low, high, strict=True):
-        rows.append((abs(100 * (c / value - 1)), lo <= value <= hi, hi / lo, regime))
-    return rows
+    return scored(case["test"]["value_num"], [regime] * len(case["test"]), center, low, high)
+
+
+def scored(values, regimes, center, low, high) -> list[tuple]:
+    """Return (|error| %, covered, band width, regime) per published value and its prediction."""
+    return [
+        (abs(100 * (c / value - 1)), lo <= value <= hi, hi / lo, regime)
+        for value, regime, c, lo, hi in zip(values, regimes, center, low, high, strict=True)
+    ]
 
 
 def judge(case, center, low, high, label: str, results: list) -> None:
@@ -316,7 +325,8 @@ def main(argv: list[str]) -> int:
     write = "--write" in argv
     argv = [a for a in argv if a != "--write"]
     path = Path(argv[0]) if argv else next(p for p in DEFAULT if p.exists())
-    every = cases(pd.read_csv(path))
+    published = pd.read_csv(path)
+    every = cases(published)
     collective = [c for c in every if c["op"] != "init"]
     if not every:
         print("no scaling curves (3+ GPU counts of one metric) found")
@@ -356,7 +366,7 @@ def main(argv: list[str]) -> int:
         source = f"scripts/extrapolate.py --write on {path.name}: {len(collective)} curves, {len(e)} points"
         cal.SHIPPED.write_text(cal.dumps(cal.estimate(e, d, n, curves=len(collective), source=source)))
         print(f"wrote {cal.SHIPPED.relative_to(ROOT)}")
-    judge_designs(pd.read_csv(path))
+    judge_designs(published)
     return 0
 
 

@@ -213,18 +213,23 @@ def test_linear_rows_agree_with_evaluate_at_random_parameters(op, algorithm, pro
 # ------------------------------------------------------------------------- rings and trees across domains
 
 
-def _published(source: str, system: str, algorithm: str, gpus: int) -> float:
+def _published(system: str, gpus: int, *, source="", algorithm="", collective=None, nbytes=None) -> float:
     """Return one published busbw (GB/s) from the repository's copy of the published measurements."""
     import pandas as pd
 
     frame = pd.read_csv(ROOT / "results" / "published" / "published.csv")
-    row = frame[
+    match = (
         frame.source.str.contains(source, regex=False)
         & (frame.system == system)
-        & frame.algorithm.str.contains(algorithm, regex=False)
+        & frame.algorithm.fillna("").str.contains(algorithm, regex=False)
         & (pd.to_numeric(frame.total_gpus, errors="coerce") == gpus)
-    ]
-    assert len(row) == 1, (source, system, algorithm, gpus)
+    )
+    if collective is not None:
+        match &= frame.collective == collective
+    if nbytes is not None:
+        match &= pd.to_numeric(frame.message_bytes, errors="coerce") == nbytes
+    row = frame[match]
+    assert len(row) == 1, (system, gpus, source, algorithm, collective, nbytes)
     return float(str(row["value"].iloc[0]).lstrip("~"))
 
 
@@ -258,7 +263,7 @@ def test_a_ring_or_tree_across_a_few_domains_runs_at_the_domains_nics_as_publish
 ):
     if source == "NCCL 2.4":
         _before_nccl_2_6(monkeypatch)
-    published = _published(source, system, "tree" if algorithm == "tree" else "ring", gpus)
+    published = _published(system, gpus, source=source, algorithm="tree" if algorithm == "tree" else "ring")
     modelled = _busbw(topo.load(ROOT / "topologies" / f"{design}.toml"), "allreduce", algorithm, gpus, nbytes)
     assert modelled == pytest.approx(published, rel=0.15), (design, algorithm, modelled, published)
     one_nic_per_gpu = published / topo.load(ROOT / "topologies" / f"{design}.toml").gpus_per_domain
@@ -276,15 +281,7 @@ def test_a_ring_crossing_an_oversubscribed_tier_loses_only_the_edges_that_climb_
 
 
 def test_hpns_hosts_are_h800s_whose_nvlink_bounds_a_large_allgather_at_448_gpus_as_published():
-    import pandas as pd
-
-    frame = pd.read_csv(ROOT / "results" / "published" / "published.csv")
-    row = frame[
-        (frame.system == "Alibaba HPN (dual-plane, 1K-GPU segment)")
-        & (frame.collective == "allgather")
-        & (frame.message_bytes.astype(str) == str(4 << 30))
-    ]
-    published = float(str(row["value"].iloc[0]).lstrip("~"))  # 147 GB/s
+    published = _published("Alibaba HPN (dual-plane, 1K-GPU segment)", 448, collective="allgather", nbytes=4 << 30)
     design = topo.load(ROOT / "topologies" / "alibaba-hpn-dualplane.toml")
     modelled = _busbw(design, "allgather", "ring", 448, 4 << 30)
     assert modelled == pytest.approx(published, rel=0.15)
