@@ -12,6 +12,28 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(scope="session")
+def committed_runs(tmp_path_factory) -> Path:
+    """A read-only copy of the runs the repository commits (git's results/runs), for tests that read the folder whole.
+
+    The README's `scripts/run` writes a new run into results/runs; a test that counted the folder's points or
+    took its latest run would then fail on a newcomer's machine after the README's first command.
+    """
+    where = tmp_path_factory.mktemp("committed") / "runs"
+    where.mkdir()
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "results/runs"], cwd=ROOT, capture_output=True, check=False
+    ).stdout.decode()
+    names = [Path(name) for name in listed.split("\0") if name] or [
+        path.relative_to(ROOT)
+        for path in (ROOT / "results" / "runs").iterdir()
+        if path.is_file()  # no git (an unpacked sdist)
+    ]
+    for name in names:
+        shutil.copy2(ROOT / name, where / name.name)
+    return where
+
+
 def mpiexec() -> str | None:
     """Return the mpiexec beside this Python (the mpich wheel's), else the one on PATH."""
     local = Path(sys.executable).parent / "mpiexec"

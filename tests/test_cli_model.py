@@ -33,9 +33,11 @@ def test_a_broken_topology_exits_65(tmp_path):
     assert done.returncode == 65 and "missing bandwidth_GBps" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_fit_then_predict_on_this_machines_runs(tmp_path):
+def test_fit_then_predict_on_this_machines_runs(tmp_path, committed_runs):
     fitted = tmp_path / "this-machine.fitted.toml"
-    done = run_ncbench("fit", RUNS, "--topology", "topologies/this-machine.toml", "--op", "allreduce", "--out", fitted)
+    done = run_ncbench(
+        "fit", committed_runs, "--topology", "topologies/this-machine.toml", "--op", "allreduce", "--out", fitted
+    )
     assert done.returncode == 0, done.stderr
     assert "constrained" in done.stdout and fitted.exists()
     out = tmp_path / "p.json"
@@ -160,13 +162,15 @@ def test_predict_table_marks_the_tiers_init_and_mtbf_rows_lack_with_a_dash():
     assert [r.split()[1] for r in rows] == ["init", "mtbf"] and all(r.endswith(" -") for r in rows), text
 
 
-def test_fit_leaves_out_with_a_note_the_runs_beyond_its_topology_and_refuses_when_none_is_left(tmp_path):
+def test_fit_leaves_out_with_a_note_the_runs_beyond_its_topology_and_refuses_when_none_is_left(
+    tmp_path, committed_runs
+):
     import shutil
 
     from test_report import ALLGATHER, eight_rank_run
 
     runs = tmp_path / "runs"
-    shutil.copytree(RUNS, runs)
+    shutil.copytree(committed_runs, runs)
     eight_rank_run(runs)
     fitted = tmp_path / "f.toml"
     done = run_ncbench("fit", runs, "--topology", "topologies/this-machine.toml", "--op", "allgather", "--out", fitted)
@@ -186,7 +190,7 @@ def test_fit_leaves_out_with_a_note_the_runs_beyond_its_topology_and_refuses_whe
     assert not (tmp_path / "g.toml").exists()
 
 
-def test_a_fitted_topology_accepts_a_copy_of_its_results_in_another_folder(tmp_path):
+def test_a_fitted_topology_accepts_a_copy_of_its_results_in_another_folder(tmp_path, committed_runs):
     import shutil
 
     import pytest
@@ -196,7 +200,7 @@ def test_a_fitted_topology_accepts_a_copy_of_its_results_in_another_folder(tmp_p
     from ncbench.errors import NcbenchError
 
     first, copy, other = tmp_path / "first", tmp_path / "copy", tmp_path / "other"
-    shutil.copytree(RUNS, first)
+    shutil.copytree(committed_runs, first)
     fitted = tmp_path / "f.toml"
     done = run_ncbench("fit", first, "--topology", "topologies/this-machine.toml", "--op", "allreduce", "--out", fitted)
     assert done.returncode == 0, done.stderr

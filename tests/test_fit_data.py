@@ -197,10 +197,10 @@ def test_two_ops_at_once_constrain_the_parameters_they_share_and_report_points_f
         assert set(PINNED) <= set(alone.topology.fit.parameters) & set(both.topology.fit.parameters)
 
 
-def test_the_cli_fits_a_comma_list_of_ops_in_one_fit(tmp_path):
+def test_the_cli_fits_a_comma_list_of_ops_in_one_fit(tmp_path, committed_runs):
     out = tmp_path / "f.toml"
     done = run_ncbench(
-        "fit", RUNS, "--topology", "topologies/this-machine.toml", "--op", "allreduce,allgather", "--out", out
+        "fit", committed_runs, "--topology", "topologies/this-machine.toml", "--op", "allreduce,allgather", "--out", out
     )
     assert done.returncode == 0, done.stderr
     fitted = topology.load(out).fit
@@ -211,9 +211,9 @@ def test_the_cli_fits_a_comma_list_of_ops_in_one_fit(tmp_path):
 # ------------------------------------------------------------------------------------------------ far from the design
 
 
-def test_results_of_one_small_machine_fitted_to_a_200k_design_warn_what_stays_nominal(tmp_path):
+def test_results_of_one_small_machine_fitted_to_a_200k_design_warn_what_stays_nominal(tmp_path, committed_runs):
     design = "topologies/colossus-spectrum-x-200k.toml"
-    done = run_ncbench("fit", RUNS, "--topology", design, "--out", tmp_path / "x.toml")
+    done = run_ncbench("fit", committed_runs, "--topology", design, "--out", tmp_path / "x.toml")
     assert done.returncode == 0, done.stderr
     warnings = [line for line in done.stderr.splitlines() if line.startswith("ncbench fit: warning: ")]
     assert len(warnings) == 1, done.stderr
@@ -224,8 +224,10 @@ def test_results_of_one_small_machine_fitted_to_a_200k_design_warn_what_stays_no
     assert moved and warnings[0].endswith(f"the fit moved {', '.join(moved)}")
 
 
-def test_no_warning_when_the_rows_reach_every_tier(tmp_path):
-    done = run_ncbench("fit", RUNS, "--topology", "topologies/this-machine.toml", "--out", tmp_path / "x.toml")
+def test_no_warning_when_the_rows_reach_every_tier(tmp_path, committed_runs):
+    done = run_ncbench(
+        "fit", committed_runs, "--topology", "topologies/this-machine.toml", "--out", tmp_path / "x.toml"
+    )
     assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
     nominal, truth = _truth()
     assert not fit.fit(_rows(truth, "allreduce", "ring"), nominal, samples=20).warning  # 16k GPUs: all 4 tiers

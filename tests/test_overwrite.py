@@ -8,11 +8,11 @@ from conftest import ROOT, requires_mpi, run_mpi, run_ncbench
 RULE = "is never overwritten without --force"
 
 
-def test_fit_refuses_to_replace_the_fitted_topology_before_any_work_and_force_replaces_it(tmp_path):
+def test_fit_refuses_to_replace_the_fitted_topology_before_any_work_and_force_replaces_it(tmp_path, committed_runs):
     shutil.copy(ROOT / "topologies" / "this-machine.toml", tmp_path / "this-machine.toml")
     fitted = tmp_path / "this-machine.fitted.toml"  # the default target, as `ncbench fit` in the README had it
     fitted.write_text("precious\n")
-    args = ("fit", ROOT / "results" / "runs", "--topology", tmp_path / "this-machine.toml", "--op", "allreduce")
+    args = ("fit", committed_runs, "--topology", tmp_path / "this-machine.toml", "--op", "allreduce")
     refused = run_ncbench(*args)
     assert refused.returncode == 64 and RULE in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
     assert fitted.read_text() == "precious\n"

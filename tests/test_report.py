@@ -30,9 +30,9 @@ EXPECTED_PLOTS = {
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory):
+def rendered(tmp_path_factory, committed_runs):
     out = tmp_path_factory.mktemp("report") / "r"
-    inputs = report.gather([ROOT / "results/runs"], **INPUTS)
+    inputs = report.gather([committed_runs], **INPUTS)
     report.write(out, report.build(inputs), title="test report", sources=["results/runs"])
     return out
 
@@ -227,11 +227,11 @@ def doctor(runs) -> None:
     frame.to_csv(wrong, index=False)
 
 
-def test_faulty_runs_are_marked_drawn_apart_and_never_the_latest_table_unsaid(tmp_path, monkeypatch):
+def test_faulty_runs_are_marked_drawn_apart_and_never_the_latest_table_unsaid(tmp_path, monkeypatch, committed_runs):
     from ncbench import plots
 
     runs = tmp_path / "runs"
-    shutil.copytree(ROOT / "results/runs", runs)
+    shutil.copytree(committed_runs, runs)
     doctor(runs)
     drawn = []
     monkeypatch.setattr(plots, "figure", lambda panels, **_: drawn.append(panels) or "<svg></svg>")
@@ -253,10 +253,12 @@ def test_faulty_runs_are_marked_drawn_apart_and_never_the_latest_table_unsaid(tm
     assert "allreduce (mpi, float, out-of-place); dashed grey: failed, incomplete or wrong-data runs" in text
 
 
-def test_the_readme_report_leaves_out_a_run_its_fitted_topology_cannot_connect(tmp_path, capfd, monkeypatch):
+def test_the_readme_report_leaves_out_a_run_its_fitted_topology_cannot_connect(
+    tmp_path, capfd, monkeypatch, committed_runs
+):
     monkeypatch.chdir(ROOT)  # the committed fitted topology names results/runs as the repository holds it
     runs = tmp_path / "runs"  # a copy of those results, with the README's 8-rank allgather in it
-    shutil.copytree(ROOT / "results/runs", runs)
+    shutil.copytree(committed_runs, runs)
     eight_rank_run(runs)
     out = tmp_path / "report"
     code, err = run_cli(
@@ -305,15 +307,15 @@ def test_a_tiny_test_run_is_never_the_latest_table_unsaid():
     assert report.latest_run(["a-full", "b-tiny"], states, {"a-full": 23, "b-tiny": 20}) == ("b-tiny", "")
 
 
-def test_a_fit_made_in_python_renders_in_a_report_and_the_report_draws_what_predict_writes(tmp_path):
+def test_a_fit_made_in_python_renders_in_a_report_and_the_report_draws_what_predict_writes(tmp_path, committed_runs):
     from ncbench import records
     from ncbench.model import fit, predict, topology
 
-    rows = records.load(ROOT / "results/runs")
+    rows = records.load(committed_runs)
     result = fit.fit(rows[rows["op"] == "allreduce"], topology.load(ROOT / "topologies/this-machine.toml"), samples=20)
     fitted = topology.save(result.topology, tmp_path / "mine.fitted.toml")  # no CLI: no sources named
     design = ROOT / "topologies/colossus-1m-4tier.toml"
-    inputs = report.gather([ROOT / "results/runs"], topologies=[fitted, design])
+    inputs = report.gather([committed_runs], topologies=[fitted, design])
     sections = report.build(inputs)
     text = " ".join(b[1] for b in sections["model"].blocks if b[0] == "p")
     assert f"{fitted}: fitted to runs 20261123T" in text and "with algorithm ring" in text and "Here against" in text
