@@ -20,7 +20,7 @@ from .topology import Topology
 class Protocol:
     name: str  # NCCL's protocol (PROTOCOLS key): which row of treeCorrectionFactor, which chunk rule
     chunk_bytes: float  # a tree's chunk per channel: what one pipeline stage forwards before the next starts
-    base_us: float  # fixed cost relative to Simple (NCCL baseLatencies: LL 6.6, LL128 14.0, Simple 8.4 us)
+    base: float  # fixed cost over Simple's, a ratio so it scales with a fitted b (baseLatencies LL 6.6, LL128 14.0, Simple 8.4 us)
     intra_latency: float  # per-step latency relative to Simple on NVLink (hwLatencies NVLINK Ring 0.6/1.9/3.4)
     net_latency: float  # ... and on the network (hwLatencies NET Ring 2.7/4.0/14.0)
     bandwidth: float  # usable fraction of bandwidth (LL: 8-byte flag per 8 bytes; LL128: 120/128, NCCL uses 0.92)
@@ -51,11 +51,11 @@ def _row(name: str) -> tuple[float, ...]:
 
 
 PROTOCOLS = {
-    "simple": Protocol("simple", 512 * 1024, 0.0, 1.0, 1.0, 1.0, grain_bytes=512, tree_correction=_row("simple")),
+    "simple": Protocol("simple", 512 * 1024, 1.0, 1.0, 1.0, 1.0, grain_bytes=512, tree_correction=_row("simple")),
     "ll128": Protocol(
         "ll128",
         576_000,
-        14.0 - 8.4,
+        14.0 / 8.4,
         1.9 / 3.4,
         4.0 / 14.0,
         0.92,
@@ -67,7 +67,7 @@ PROTOCOLS = {
     "ll": Protocol(
         "ll",
         32 * 1024,
-        6.6 - 8.4,
+        6.6 / 8.4,
         0.6 / 3.4,
         2.7 / 14.0,
         0.5,
@@ -168,7 +168,7 @@ def shape(topology: Topology, gpus, *, g: int | None = None) -> Shape:
 
 @dataclass(frozen=True)
 class Terms:
-    """time_us = fixed_us + steps . alpha_us + nbytes * max_or_sum over phases(volume . inverse_bw) / 1e3.
+    """time_us = b x base_factor + fixed_us + steps . alpha_us + nbytes * max_or_sum over phases(volume . inv_bw) / 1e3.
 
     Parameters per tier: alpha (latency_us), inverse bandwidth (1/GBps) and inverse reduction bandwidth.
     `phases` are [2L, P] volumes (bytes over each tier per payload byte, then the same through in-switch
@@ -187,6 +187,7 @@ class Terms:
     protocols: tuple[str, ...] = tuple(PROTOCOLS)  # the protocols NCCL runs the algorithm with (cost sets them)
     launch_floor: bool = False  # a ring across nodes launches every NVLink step at least NET_OVERHEAD_US
     intra_floor_us: np.ndarray | None = None  # [P] the least total cost of the NVLink steps (with_protocol sets it)
+    base_factor: float = 1.0  # the protocol's fixed cost over Simple's: b enters as b x base_factor
 
 
 def _zeros(shape_: Shape) -> np.ndarray:
@@ -466,7 +467,7 @@ def with_protocol(terms: Terms, protocol: Protocol) -> Terms:
     fill = None if terms.fill is None else terms.fill / share
     return replace(
         terms,
-        fixed_us=terms.fixed_us + protocol.base_us,
+        base_factor=protocol.base,
         steps=terms.steps * factors,
         phases=tuple(v / share for v in terms.phases),
         fill=fill,
@@ -629,7 +630,7 @@ def evaluate_draws(terms: Terms, theta: np.ndarray, nbytes) -> np.ndarray:
     nbytes = np.atleast_1d(np.asarray(nbytes, dtype=float))
     rules = size_rules(terms, nbytes)  # [P, N]
     tiers = terms.steps.shape[0]
-    latency = theta[:, :1] + terms.fixed_us[None, :] + theta[:, 1 : 1 + tiers] @ terms.steps
+    latency = theta[:, :1] * terms.base_factor + terms.fixed_us[None, :] + theta[:, 1 : 1 + tiers] @ terms.steps
     if terms.intra_floor_us is not None:  # NVLink steps of a ring across nodes: no cheaper than NCCL's net overhead
         latency += np.maximum(terms.intra_floor_us[None, :] - theta[:, 1:2] * terms.steps[0][None, :], 0.0)
     inverse = theta[:, 1 + tiers :]
@@ -659,7 +660,7 @@ def linear_rows(terms: Terms, params: Params, nbytes: np.ndarray) -> tuple[np.nd
     if terms.fill is not None:
         bandwidth = bandwidth + terms.fill.T * (rules.fill_bytes / 1e3)[:, None]
     latency = rules.latency[:, None]
-    coefficients = np.hstack([latency, terms.steps.T * latency, bandwidth])
+    coefficients = np.hstack([latency * terms.base_factor, terms.steps.T * latency, bandwidth])
     constant = terms.fixed_us * rules.latency
     if terms.intra_floor_us is not None:  # where the net overhead binds at `params`, the NVLink steps are a constant
         floored = terms.intra_floor_us > params.alpha_us[0] * terms.steps[0]
