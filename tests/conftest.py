@@ -46,20 +46,24 @@ HAS_MPI = importlib.util.find_spec("mpi4py") is not None and mpiexec() is not No
 requires_mpi = pytest.mark.skipif(not HAS_MPI, reason="needs mpi4py and mpiexec (pip install '.[mpich]')")
 
 
-def model_rows(truth, op, algorithm, scales, rng, *, protocols=None, noise=0.02, run=None) -> list[dict]:
-    """Return NCCL rows of `op` timed by the cost model itself (the fastest of `protocols`), with relative noise.
+def model_rows(truth, op, algorithm, scales, rng, *, protocols=None, noise=0.02, run=None, tuner=None) -> list[dict]:
+    """Return NCCL rows of `op` timed by the cost model itself, with relative noise.
 
-    Sizes 8 B .. 512 MiB by 4x at each scale, 8 GPUs per node; `run` adds a run_id column.
+    Each row takes the protocol of `protocols` that is fastest at `tuner`'s nominal values (the library's own
+    constants choose; default `truth`'s) and the time `truth` gives it. Sizes 8 B .. 512 MiB by 4x at each
+    scale, 8 GPUs per node; `run` adds a run_id column.
     """
     from ncbench.model import cost
 
-    params = cost.nominal(truth)
+    params, chooser = cost.nominal(truth), cost.nominal(tuner or truth)
     names = protocols or tuple(cost.PROTOCOLS)
     rows = []
     for p in scales:
         terms = cost.cost(op, algorithm, cost.shape(truth, [p]))
         for n in [8 * 4**i for i in range(14)]:
-            t = min(cost.evaluate(cost.with_protocol(terms, cost.PROTOCOLS[x]), params, [n])[0, 0] for x in names)
+            priced = [cost.with_protocol(terms, cost.PROTOCOLS[x]) for x in names]
+            picked = min(priced, key=lambda t: cost.evaluate(t, chooser, [n])[0, 0])
+            t = cost.evaluate(picked, params, [n])[0, 0]
             row = {"op": op, "backend": "nccl", "nranks": p, "nnodes": max(1, p // 8), "ranks_per_node": min(p, 8)}
             row.update(nbytes=n, time_us=t * (1 + noise * rng.standard_normal()), wrong=0)
             rows.append(row if run is None else {"run_id": run, **row})

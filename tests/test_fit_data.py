@@ -40,9 +40,11 @@ def _truth():
 
 
 def _rows(truth, op, algorithm, *, protocols=tuple(cost.PROTOCOLS), run="r", noise=0.02, seed=3):
-    """Return NCCL rows of `op` timed by the model itself: `algorithm`, the fastest of `protocols`, 2 % noise."""
+    """Return NCCL rows of `op` timed by the model itself: `algorithm`, the one of `protocols` the tuner picks
+    at the design's nominal values (as NCCL does), 2 % noise."""
     rng = np.random.default_rng(seed)
-    return pd.DataFrame(model_rows(truth, op, algorithm, SCALES, rng, protocols=protocols, noise=noise, run=run))
+    rows = model_rows(truth, op, algorithm, SCALES, rng, protocols=protocols, noise=noise, run=run, tuner=_truth()[0])
+    return pd.DataFrame(rows)
 
 
 def _ratios(result, truth) -> pd.Series:

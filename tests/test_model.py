@@ -441,8 +441,9 @@ def test_nvls_across_domains_needs_sharp_in_every_network_tier_or_one_nvlink_dom
 def _synthetic(truth, scales, ops=("allreduce", "sendrecv"), noise=0.02, seed=3):
     rng = np.random.default_rng(seed)
     rows = []
+    tuner = topo.load(SUPERPOD)  # NCCL chooses its protocols with the design's constants, not the truth's
     for op in ops:
-        rows += model_rows(truth, op, "ring" if op == "allreduce" else "p2p", scales, rng, noise=noise)
+        rows += model_rows(truth, op, "ring" if op == "allreduce" else "p2p", scales, rng, noise=noise, tuner=tuner)
     return pd.DataFrame(rows)
 
 

@@ -270,13 +270,16 @@ def _groups(frame, topology: Topology, algorithm: str, algos=None):
                 yield rows[chosen], alg.cost(op, name, part)
 
 
-def _linearise(frame, topology: Topology, theta: np.ndarray, groups, allowed=None) -> _Rows:
-    """Return the rows' linear coefficients at theta, each under its fastest allowed protocol.
+def _linearise(frame, topology: Topology, theta: np.ndarray, groups, allowed=None, tuner=None) -> _Rows:
+    """Return the rows' linear coefficients at theta, each under the allowed protocol NCCL's tuner picks.
 
     `allowed` [R, len(PROTOCOLS)] says which protocols each row may use (`_choices`); by default all for
-    NCCL rows and Simple for the others.
+    NCCL rows and Simple for the others. `tuner`: the parameters the library chooses with (its own constants,
+    the topology's nominal values; docs/cost-model.md, "The tuner chooses, the hardware pays"): the fastest
+    protocol there, whatever the fitted theta would make fastest. None: the fastest at theta.
     """
     params = alg.Params.from_vector(theta, len(topology.tiers))
+    tuned = params if tuner is None else alg.Params.from_vector(tuner, len(topology.tiers))
     nbytes = frame["nbytes"].astype(float).to_numpy()
     if allowed is None:
         allowed = _default_protocols(frame, topology)
@@ -290,8 +293,13 @@ def _linearise(frame, topology: Topology, theta: np.ndarray, groups, allowed=Non
         for j, (name, protocol) in enumerate(alg.PROTOCOLS.items()):
             if not usable[:, j].any():
                 continue
-            c, a = alg.linear_rows(alg.with_protocol(terms, protocol), params, nbytes[rows])
-            time = c + a @ theta
+            priced = alg.with_protocol(terms, protocol)
+            c, a = alg.linear_rows(priced, params, nbytes[rows])
+            if tuner is None:
+                time = c + a @ theta
+            else:
+                c0, a0 = alg.linear_rows(priced, tuned, nbytes[rows])
+                time = c0 + a0 @ tuner
             better = usable[:, j] & (time < best_time)
             best_time = np.where(better, time, best_time)
             constant[rows[better]] = c[better]
@@ -418,11 +426,11 @@ def _converge(frame, topology: Topology, measured, theta0, groups, allowed=None)
     """
     best = None
     for start in _starts(theta0, topology):
-        rows = _linearise(frame, topology, start, groups, allowed)
+        rows = _linearise(frame, topology, start, groups, allowed, theta0)
         for _ in range(ITERATIONS):
             used = np.any(rows.design != 0, axis=0)
             theta, resolution = _solve(rows, measured, theta0, used)
-            again = _linearise(frame, topology, theta, groups, allowed)
+            again = _linearise(frame, topology, theta, groups, allowed, theta0)
             # settled: the same protocols, and the same binding phases and floors (the same coefficients in use)
             settled = again.choices == rows.choices and np.array_equal(again.design != 0, rows.design != 0)
             rows = again

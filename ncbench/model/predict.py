@@ -138,6 +138,7 @@ def predict(
     known = _discrepancy(topology, discrepancy)
     drawn = draws(topology, samples=samples, calibrated=known is not None)
     theta = _extend_draws(drawn.theta, base_tiers, tiers)
+    tuner = _extend_draws(tuner_values(topology)[None, :], base_tiers, tiers)
     shape = alg.shape(grown, gpus)
     z = np.random.default_rng(1).standard_normal((theta.shape[0], 1, 1)) * _model_log_sd(drawn, known, gpus, nbytes)
     z[0] = 0.0  # draw 0 stays the central estimate
@@ -145,7 +146,7 @@ def predict(
     for op in ops:
         if op not in alg.OPS:
             raise NcbenchError(f"unknown op {op!r}; choose from {', '.join(alg.OPS)}")
-        frames.append(_predict_op(grown, op, shape, theta, nbytes, algorithms, z))
+        frames.append(_predict_op(grown, op, shape, (theta, tuner), nbytes, algorithms, z))
     frame = pd.concat(frames, ignore_index=True)
     used = frame["gpus"].to_numpy()
     frame["tiers"] = shape.top[np.searchsorted(gpus, used)] + 1
@@ -243,9 +244,22 @@ def _candidates(op: str, algorithms) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _predict_op(topology, op, shape, theta, nbytes, algorithms, z):
+def tuner_values(topology: Topology) -> np.ndarray:
+    """Return the parameters NCCL's tuner chooses with: the design's nominal values, also once it is fitted.
+
+    The library picks an algorithm and protocol from its own constants, not from what the hardware turned out
+    to cost (docs/cost-model.md, "The tuner chooses, the hardware pays"); the fit keeps them in [fit.parameter].
+    """
+    center = alg.nominal(topology).vector()
+    fitted = topology.fit.parameter if topology.fit else {}
+    names = alg.parameter_names(topology)
+    return np.array([fitted[n].nominal if n in fitted else v for n, v in zip(names, center, strict=True)])
+
+
+def _predict_op(topology, op, shape, priced, nbytes, algorithms, z):
     import pandas as pd
 
+    theta, tuner = priced  # the draws the hardware pays, and the one vector the tuner chooses with
     want_auto = "auto" in algorithms
     names = _candidates(op, algorithms)
     if not names:
@@ -260,7 +274,7 @@ def _predict_op(topology, op, shape, theta, nbytes, algorithms, z):
                 continue  # NCCL does not enable it on this fabric's paths, or never runs the algorithm with it
             t = alg.with_protocol(terms, protocol)
             times = _stragglers(alg.evaluate_draws(t, theta, nbytes), t, theta, topology, shape.p)
-            results[(name, proto)] = (times * np.exp(z), ok)
+            results[(name, proto)] = (times * np.exp(z), ok, alg.evaluate_draws(t, tuner, nbytes)[0])
     rows = []
     explicit = [a for a in algorithms if a != "auto"]
     for name in names if explicit else []:
@@ -276,14 +290,14 @@ def _predict_op(topology, op, shape, theta, nbytes, algorithms, z):
 
 
 def _best(op, results, shape, nbytes, label):
-    """Pick, per (GPU count, size), the fastest enabled (algorithm, protocol) at the central estimate."""
+    """Pick, per (GPU count, size), the enabled (algorithm, protocol) fastest at the tuner's values."""
     import pandas as pd
 
     keys = list(results)
-    central = np.stack([results[k][0][0] for k in keys])  # [K, P, N]
+    tuned = np.stack([results[k][2] for k in keys])  # [K, P, N]
     allowed = np.stack([results[k][1] for k in keys])
-    central = np.where(allowed[:, :, None], central, np.inf)
-    choice = central.argmin(axis=0)  # [P, N]
+    tuned = np.where(allowed[:, :, None], tuned, np.inf)
+    choice = tuned.argmin(axis=0)  # [P, N]
     stacked = np.stack([results[k][0] for k in keys])  # [K, S, P, N]
     pi, ni = np.meshgrid(np.arange(shape.p.size), np.arange(nbytes.size), indexing="ij")
     chosen = stacked[choice, :, pi, ni]  # [P, N, S]
