@@ -344,3 +344,22 @@ def test_a_rings_nvlink_steps_across_nodes_cost_at_least_ncclls_net_overhead(op,
     assert ll[1] - no_floor[1] == pytest.approx(intra_steps * (alg.NET_OVERHEAD_US - 0.6), rel=1e-6)
     broadcast = _terms("ring", "ll", nodes, op="broadcast")
     assert broadcast.intra_floor_us is None  # NCCL charges reduce and broadcast otherwise
+
+
+@pytest.mark.parametrize("algorithm", ["ring", "tree"])
+def test_ll_across_nodes_streams_no_faster_than_ncclls_llmaxbw(algorithm):
+    design, n = _design(), 4 * GiB  # 1 GiB ... 4 GiB: the streaming term dominates the latency
+    params = alg.nominal(design)
+    gpus = np.array([8.0, 16.0, 64.0])  # one node (no cap), two (39.0 GB/s), eight (20.4 GB/s: tuning.cc llMaxBws)
+    ll = _terms(algorithm, "ll", gpus)
+    capped = alg.evaluate(ll, params, [GiB, n])
+    free = alg.evaluate(replace(ll, per_byte_floor_us=None), params, [GiB, n])
+    assert capped[0] == pytest.approx(free[0])  # inside one node LL keeps its own (NVLink) speed
+    for row, cap_GBps in ((1, 39.0), (2, 20.4)):
+        p = gpus[row]
+        busbw_bytes = 2 * (p - 1) / p if algorithm == "ring" else 2.0  # NCCL: ring nsteps / p, tree algbw = busBw / 2
+        slope_us = (capped[row, 1] - capped[row, 0]) / (n - GiB)
+        assert slope_us == pytest.approx(busbw_bytes / cap_GBps / 1e3, rel=1e-6)  # the cap binds: H100 LL is faster
+        assert free[row, 1] < capped[row, 1]
+    assert _terms(algorithm, "simple", gpus).per_byte_floor_us is None
+    assert _terms(algorithm, "ll128", gpus).per_byte_floor_us is None

@@ -66,16 +66,18 @@ PINNED_TIMES = [
     ("colossus-spectrum-x-200k", "allreduce", 200_000, 1 << 30, "nvlstree", "simple", 6946.9289),
     # Rings and trees spread a domain's network traffic over all its NICs (was one GPU's NIC): 8 B barely moves
     # (109.3849); Tree/LL streams at 1/3.8 of Tree/Simple as in NCCL's tuner (was 0.5): 109.3943; a Tree/LL network
-    # step costs NCCL's Tree 5.0 us, not Ring's 2.7 (hwLatencies NET Tree LL)
-    ("colossus-spectrum-x-200k", "allreduce", 200_000, 8, "tree", "ll", 189.7873),
+    # step costs NCCL's Tree 5.0 us, not Ring's 2.7 (hwLatencies NET Tree LL): 189.7873; LL streams at most
+    # NCCL's llMaxBw, 20.4 GB/s of busBw across 3+ nodes (tuning.cc:331)
+    ("colossus-spectrum-x-200k", "allreduce", 200_000, 8, "tree", "ll", 189.7879),
     ("colossus-spectrum-x-200k", "alltoall", 200_000, 1 << 30, "pairwise", "ll", 768561.8251),
     ("dgx-h100-superpod-ndr", "allreduce", 4096, 1 << 30, "nvls", "simple", 3963.0278),
     # NCCL runs NVLS with Simple only (tuning.cc:301): 25 + 18 + 8.4 us (was LL's 6.6 us base: 49.6)
     ("gb200-nvl72-ndr", "allreduce", 36_864, 8, "nvls", "simple", 51.4),
     # (882197.845 and 888432.6422 as above); a ring's NVLink steps across nodes launch at NCCL's net overhead, 1 us
-    # under LL, not 0.6 (tuning.cc:396-405)
-    ("colossus-1m-2plane", "allgather", 1_000_000, 1 << 20, "ring", "ll", 1232197.495),
-    ("colossus-1m-4tier", "reducescatter", 1_000_000, 1 << 30, "ring", "ll", 1238432.2922),
+    # under LL, not 0.6 (tuning.cc:396-405): 1232197.495 and 1238432.2922; then LL's busBw capped at llMaxBw's
+    # 20.4 GB/s across 3+ nodes (tuning.cc:325): + n / 20.4 GB/s where that beats LL's own streaming
+    ("colossus-1m-2plane", "allgather", 1_000_000, 1 << 20, "ring", "ll", 1232243.24),
+    ("colossus-1m-4tier", "reducescatter", 1_000_000, 1 << 30, "ring", "ll", 1285275.1607),
 ]
 
 

@@ -90,6 +90,9 @@ PAT_BANDWIDTH = 0.75  # PAT busBw x 0.75
 # least this (x 3 under Simple; the Intel-host value, AMD 2.0) (tuning.cc:396-405, getNetOverhead)
 NET_OVERHEAD_US = 1.0
 NVLSTREE_NET_LATENCY = 20.9 / 14.0  # NVLSTree's network step, relative to Ring/Simple's (hwLatencies NET NVLSTree)
+# LL across nodes streams at most llMaxBw of busBw, Ring/LL and Tree/LL alike (tuning.cc:325,331): llMaxBws
+# Intel-N2 39.0 on 2 nodes, Intel-N4 20.4 GB/s on 3 or more (AMD hosts 22.5 / 19.0, not modelled)
+LL_MAX_BUSBW_GBPS = ((2, 39.0), (3, 20.4))
 
 # NCCL's per-size rules (NCCL v2.30.7; docs/cost-model.md, "NCCL's per-size rules"). Every one scales a coefficient of
 # theta by a number that depends on the size and the communicator only, so the cost stays linear in theta.
@@ -188,6 +191,8 @@ class Terms:
     launch_floor: bool = False  # a ring across nodes launches every NVLink step at least NET_OVERHEAD_US
     intra_floor_us: np.ndarray | None = None  # [P] the least total cost of the NVLink steps (with_protocol sets it)
     base_factor: float = 1.0  # the protocol's fixed cost over Simple's: b enters as b x base_factor
+    busbw_volume: np.ndarray | None = None  # [P] bytes per payload byte as NCCL's busBw counts them (ring, tree)
+    per_byte_floor_us: np.ndarray | None = None  # [P] the least streaming cost per byte (LL's cap; with_protocol)
 
 
 def _zeros(shape_: Shape) -> np.ndarray:
@@ -246,11 +251,12 @@ def _ring_cost(op: str, shape_: Shape) -> Terms:
     """A pipelined ring: reduce-scatter then all-gather for allreduce (docs/cost-model.md, Formulas)."""
     p = shape_.p
     if op == "allreduce":  # NCCL's ring plateau applies to allreduce only
-        return replace(_ring(shape_, 2 * (p - 1), 2 * (p - 1) / p), rules="ring", shape=shape_, launch_floor=True)
+        terms = _ring(shape_, 2 * (p - 1), 2 * (p - 1) / p)
+        return replace(terms, rules="ring", shape=shape_, launch_floor=True, busbw_volume=2 * (p - 1) / p)
     if op in ("allgather", "reducescatter"):
-        return replace(_ring(shape_, p - 1, (p - 1) / p), shape=shape_, launch_floor=True)
+        return replace(_ring(shape_, p - 1, (p - 1) / p), shape=shape_, launch_floor=True, busbw_volume=(p - 1) / p)
     if op in ("broadcast", "reduce"):  # a pipelined chain: fill once, then stream n
-        return _ring(shape_, p - 1, np.ones_like(p))
+        return replace(_ring(shape_, p - 1, np.ones_like(p)), shape=shape_, busbw_volume=np.ones_like(p))
     raise KeyError(f"{op}/ring")
 
 
@@ -259,7 +265,8 @@ def _tree_cost(op: str, shape_: Shape) -> Terms:
     levels = 2 * _tree_levels(shape_)
     zero = np.zeros_like(shape_.p)
     volume = _per_tier(shape_, shape_.edges, 2.0 / TREE_BANDWIDTH, spread=True)
-    return Terms(zero, levels, volume, fill=_fill(shape_, levels), rules="tree", shape=shape_)
+    fill = _fill(shape_, levels)  # NCCL's Tree algbw is half its busBw: 2 bytes per payload byte
+    return Terms(zero, levels, volume, fill=fill, rules="tree", shape=shape_, busbw_volume=2.0 + zero)
 
 
 def _hierarchical_cost(op: str, shape_: Shape) -> Terms:
@@ -474,7 +481,19 @@ def with_protocol(terms: Terms, protocol: Protocol) -> Terms:
         chunk_bytes=protocol.chunk_bytes,
         protocol=protocol.name,
         intra_floor_us=_launch_floor(terms, protocol),
+        per_byte_floor_us=_ll_cap(terms, protocol),
     )
+
+
+def _ll_cap(terms: Terms, protocol: Protocol) -> np.ndarray | None:
+    """Return [P] LL's least streaming cost per byte across nodes, busBw <= llMaxBw (else None)."""
+    if protocol.name != "ll" or terms.busbw_volume is None or terms.shape is None:
+        return None
+    nodes = terms.shape.domains
+    cap = np.full(nodes.shape, np.inf)
+    for least, busbw_GBps in LL_MAX_BUSBW_GBPS:
+        cap = np.where(nodes >= least, busbw_GBps, cap)
+    return terms.busbw_volume / cap / 1e3
 
 
 def _launch_floor(terms: Terms, protocol: Protocol) -> np.ndarray | None:
@@ -636,6 +655,8 @@ def evaluate_draws(terms: Terms, theta: np.ndarray, nbytes) -> np.ndarray:
     inverse = theta[:, 1 + tiers :]
     costs = np.einsum("sk,fkp->sfp", inverse, np.stack(terms.phases)) / 1e3
     per_byte = costs.max(axis=1) if terms.pipelined else costs.sum(axis=1)
+    if terms.per_byte_floor_us is not None:  # LL across nodes streams no faster than NCCL's llMaxBw
+        per_byte = np.maximum(per_byte, terms.per_byte_floor_us[None, :])
     time = latency[:, :, None] * rules.latency + per_byte[:, :, None] * (nbytes * rules.per_byte)
     if terms.fill is not None:  # a tree level waits for one chunk per channel (or the whole message, if smaller)
         time += (inverse @ terms.fill)[:, :, None] * rules.fill_bytes / 1e3
@@ -657,11 +678,18 @@ def linear_rows(terms: Terms, params: Params, nbytes: np.ndarray) -> tuple[np.nd
     nbytes = np.asarray(nbytes, dtype=float)
     rules = size_rules(terms, nbytes, paired=True)  # [R]: row r has GPU count r and size r
     bandwidth = volume * (nbytes * rules.per_byte / 1e3)[:, None]
+    capped = np.zeros(bandwidth.shape[0], bool)
+    if terms.per_byte_floor_us is not None:  # where LL's cap binds at `params`, the streaming term is a constant
+        streaming_us = (costs.max(axis=0) if terms.pipelined else costs.sum(axis=0)) / 1e3
+        capped = terms.per_byte_floor_us > streaming_us
+        bandwidth[capped] = 0.0
     if terms.fill is not None:
         bandwidth = bandwidth + terms.fill.T * (rules.fill_bytes / 1e3)[:, None]
     latency = rules.latency[:, None]
     coefficients = np.hstack([latency * terms.base_factor, terms.steps.T * latency, bandwidth])
     constant = terms.fixed_us * rules.latency
+    if capped.any():
+        constant = constant + np.where(capped, terms.per_byte_floor_us * nbytes * rules.per_byte, 0.0)
     if terms.intra_floor_us is not None:  # where the net overhead binds at `params`, the NVLink steps are a constant
         floored = terms.intra_floor_us > params.alpha_us[0] * terms.steps[0]
         coefficients[floored, 1] = 0.0
