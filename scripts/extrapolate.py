@@ -41,11 +41,13 @@ from ncbench.model import topology as topo_mod
 DEFAULT = [ROOT.parent / "shared" / "data" / "published.csv", ROOT / "results" / "published" / "published.csv"]
 KEYS = ["source", "system", "gpu", "gpus_per_node", "collective", "algorithm", "message_bytes", "metric"]
 SIZE_CURVE_KEYS = [k for k in KEYS if k != "message_bytes"]  # a curve over size shares all of KEYS but the size
-METRICS = {"busbw_GBps", "algbw_GBps", "latency_us", "time_us", "time_s"}
+METRICS = {"busbw_GBps", "algbw_GBps", "latency_us", "time_us", "time_ms", "time_s"}
+TO_US = {"time_s": 1e6, "time_ms": 1e3}  # a time metric in other units than us: the factor to us
 # The shipped designs of published systems (topologies/*.toml name their sources): judged as shipped.
 DESIGNS = {
     "ORNL Summit (IBM AC922)": "summit-edr",
     "Alibaba HPN (dual-plane, 1K-GPU segment)": "alibaba-hpn-dualplane",
+    "OLCF Frontier": "frontier-slingshot",
 }
 
 # A generic fabric: the curve's scale-up domain and one network tier. These are priors the fit moves
@@ -88,12 +90,19 @@ def number(text) -> float:
     return float(match.group(1)) if match else float("nan")
 
 
+ALGORITHM_NAMES = ("nvlstree", "nvls", "collnet", "pat", "tree", "ring")
+
+
 def algorithm_of(text: str, op: str) -> str:
     text = str(text).lower()
-    for name in ("nvlstree", "nvls", "collnet", "pat", "tree", "ring"):
+    for name in ALGORITHM_NAMES:
         if name in text and op in alg.OPS and name in alg.for_op(op):
             return name
     return alg.for_op(op)[0] if op in alg.OPS else "ring"
+
+
+def names_an_algorithm(text: str) -> bool:
+    return any(name in str(text).lower() for name in ALGORITHM_NAMES)
 
 
 def curves(frame: pd.DataFrame):
@@ -133,7 +142,8 @@ def predict_designed(info, curve):
     """Return (algorithm, central, low, high) of the shipped design at each of the curve's points."""
     op = op_of(info["collective"])
     design = design_of(info["system"])
-    named = algorithm_of(info["algorithm"], op)
+    # a curve measured with the library's default ("RCCL default") is what its tuner picks: auto
+    named = algorithm_of(info["algorithm"], op) if names_an_algorithm(info["algorithm"]) else "auto"
     gpus, nbytes = curve["gpus"].to_numpy(), curve["nbytes"].to_numpy()
     for algorithm in (named, "auto"):
         out = pred.predict(
@@ -190,14 +200,14 @@ def to_time_us(metric: str, value, op: str, p, nbytes):
     factor = ops.OPS[op].busbw_factor(np.asarray(p, dtype=float)) if metric == "busbw_GBps" else 1.0
     if metric in ("busbw_GBps", "algbw_GBps"):
         return nbytes * factor / (np.asarray(value) * 1e3)
-    return np.asarray(value) * (1e6 if metric == "time_s" else 1.0)
+    return np.asarray(value) * TO_US.get(metric, 1.0)
 
 
 def from_time_us(metric: str, time_us, op: str, p, nbytes):
     return (
         to_time_us(metric, time_us, op, p, nbytes)
         if metric in ("busbw_GBps", "algbw_GBps")
-        else (np.asarray(time_us) / (1e6 if metric == "time_s" else 1.0))
+        else (np.asarray(time_us) / TO_US.get(metric, 1.0))
     )
 
 

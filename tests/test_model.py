@@ -303,7 +303,7 @@ def test_copies_of_a_first_switch_tier_with_ports_carry_no_ports(tmp_path):
 
 def test_the_new_designs_are_shipped_and_state_their_ports():
     names = {topo.load(p).name for p in SHIPPED}
-    new = {"meta-h100-roce-24k", "alibaba-hpn-dualplane", "aws-p5-efa", "summit-edr"}
+    new = {"meta-h100-roce-24k", "alibaba-hpn-dualplane", "aws-p5-efa", "summit-edr", "frontier-slingshot"}
     assert new <= names
     for name in new:
         design = _design(name)
