@@ -301,7 +301,7 @@ def figures(rows: list[tuple]) -> str:
     err = np.array([r[0] for r in rows])
     return (
         f"median |error| {np.median(err):5.1f} %, p90 {np.percentile(err, 90):5.1f} %, band covers "
-        f"{100 * np.mean([r[1] for r in rows]):3.0f} %, median band {np.median([r[2] for r in rows]):5.2f}x"
+        f"{100 * np.mean([r[1] for r in rows]):3.0f} %, median band {np.median([r[2] for r in rows]):6.3f}x"
     )
 
 

@@ -236,3 +236,27 @@ def test_no_warning_when_the_rows_reach_every_tier(tmp_path, committed_runs):
     few = _rows(truth, "allreduce", "ring").query("nranks <= 8")  # one NVLink domain of the SuperPOD
     warning = fit.fit(few, nominal, samples=20).warning
     assert warning.startswith("the rows (at most 8 ranks) reach only nvlink of dgx-h100-superpod-ndr's 4 tiers")
+
+
+# ------------------------------------------------------------------------------------------------ the tuner
+
+
+def test_the_tuner_chooses_at_the_designs_nominal_values_and_the_fitted_ones_price_the_choice():
+    from ncbench.model import predict
+
+    nominal, truth = _truth()
+    fitted = fit.fit(_rows(truth, "allreduce", "ring"), nominal, samples=20).topology
+    assert cost.tuner(fitted) == pytest.approx(cost.nominal(nominal).vector())  # kept in [fit.parameter] nominal
+    sizes, gpus = [8 * 4**i for i in range(14)], [16, 256, 4096, 16384]
+    out = predict.predict(fitted, ops=("allreduce",), gpus=gpus, nbytes=sizes, algorithms=("ring",), samples=2)
+    want = predict.predict(nominal, ops=("allreduce",), gpus=gpus, nbytes=sizes, algorithms=("ring",), samples=2)
+    assert out.protocol.tolist() == want.protocol.tolist()  # the choice is the nominal design's
+    terms = cost.cost("allreduce", "ring", cost.shape(fitted, gpus))
+    priced = {
+        p: cost.evaluate(cost.with_protocol(terms, cost.PROTOCOLS[p]), cost.nominal(fitted), sizes)
+        for p in cost.PROTOCOLS
+    }
+    fastest = np.array(list(priced))[np.argmin(list(priced.values()), axis=0)].ravel()
+    assert (fastest != out.protocol.to_numpy()).any()  # fitted values would have picked otherwise somewhere
+    chosen = np.array([priced[p].ravel()[i] for i, p in enumerate(out.protocol)])
+    assert out.time_us.to_numpy() == pytest.approx(chosen + fitted.jitter_us * np.sqrt(2 * np.log(out.gpus)), rel=1e-9)

@@ -547,6 +547,19 @@ def nominal(topology: Topology) -> Params:
     )
 
 
+def tuner(topology: Topology) -> np.ndarray:
+    """Return the parameter vector NCCL's tuner chooses with: the design's nominal values, also once fitted.
+
+    The library picks an algorithm and a protocol from its own constants, not from what the fabric turned
+    out to cost (docs/cost-model.md, "The tuner chooses, the hardware pays"); a fitted topology keeps them
+    as each [fit.parameter]'s nominal value.
+    """
+    center = nominal(topology).vector()
+    fitted = topology.fit.parameter if topology.fit else {}
+    names = parameter_names(topology)
+    return np.array([fitted[n].nominal if n in fitted else v for n, v in zip(names, center, strict=True)])
+
+
 # --------------------------------------------------------------------------------- NCCL's per-size rules
 
 

@@ -375,7 +375,7 @@ def fit(
     theta0 = alg.nominal(topology).vector()
     algos, allowed, notes = _choices(frame, topology, meta, algorithm, files)
     groups = list(_groups(frame, topology, algorithm, algos))
-    rows, used, resolution = _converge(frame, topology, measured, theta0, groups, allowed)
+    rows, used, resolution = _converge(frame, topology, measured, theta0, groups, allowed, alg.tuner(topology))
     constrained = np.zeros(theta0.size, bool)
     constrained[np.flatnonzero(used)[resolution > RESOLVED]] = True
     theta, _ = _solve(rows, measured, theta0, constrained)  # the others stay exactly nominal
@@ -415,7 +415,7 @@ def _reach_warning(frame, topology: Topology, table) -> str:
     )
 
 
-def _converge(frame, topology: Topology, measured, theta0, groups, allowed=None):
+def _converge(frame, topology: Topology, measured, theta0, groups, allowed=None, tuner=None):
     """Return (rows, parameters the rows touch, resolution) once the protocol and binding-phase choices settle.
 
     A pipelined cost is the max of its phases, so the fit could stay with the phase that binds at the nominal
@@ -426,11 +426,11 @@ def _converge(frame, topology: Topology, measured, theta0, groups, allowed=None)
     """
     best = None
     for start in _starts(theta0, topology):
-        rows = _linearise(frame, topology, start, groups, allowed, theta0)
+        rows = _linearise(frame, topology, start, groups, allowed, tuner)
         for _ in range(ITERATIONS):
             used = np.any(rows.design != 0, axis=0)
             theta, resolution = _solve(rows, measured, theta0, used)
-            again = _linearise(frame, topology, theta, groups, allowed, theta0)
+            again = _linearise(frame, topology, theta, groups, allowed, tuner)
             # settled: the same protocols, and the same binding phases and floors (the same coefficients in use)
             settled = again.choices == rows.choices and np.array_equal(again.design != 0, rows.design != 0)
             rows = again
@@ -525,7 +525,8 @@ def model_times(results, topology: Topology, *, algorithm: str = "ring", meta: d
         )
     theta = alg.nominal(topology).vector()
     algos, allowed, _ = _choices(frame, topology, meta, algorithm)
-    rows = _linearise(frame, topology, theta, list(_groups(frame, topology, algorithm, algos)), allowed)
+    groups = list(_groups(frame, topology, algorithm, algos))
+    rows = _linearise(frame, topology, theta, groups, allowed, alg.tuner(topology))
     out = frame[["run_id", "op", "backend", "nranks", "ranks_per_node", "nbytes", "time_us"]].copy()
     out["predicted_us"] = rows.constant + rows.design @ theta
     out["error_pct"] = 100 * (out["predicted_us"] / out["time_us"] - 1)

@@ -138,7 +138,7 @@ def predict(
     known = _discrepancy(topology, discrepancy)
     drawn = draws(topology, samples=samples, calibrated=known is not None)
     theta = _extend_draws(drawn.theta, base_tiers, tiers)
-    tuner = _extend_draws(tuner_values(topology)[None, :], base_tiers, tiers)
+    tuner = _extend_draws(alg.tuner(topology)[None, :], base_tiers, tiers)
     shape = alg.shape(grown, gpus)
     z = np.random.default_rng(1).standard_normal((theta.shape[0], 1, 1)) * _model_log_sd(drawn, known, gpus, nbytes)
     z[0] = 0.0  # draw 0 stays the central estimate
@@ -242,18 +242,6 @@ def _candidates(op: str, algorithms) -> list[str]:
         elif a in alg.for_op(op):
             names.append(a)
     return list(dict.fromkeys(names))
-
-
-def tuner_values(topology: Topology) -> np.ndarray:
-    """Return the parameters NCCL's tuner chooses with: the design's nominal values, also once it is fitted.
-
-    The library picks an algorithm and protocol from its own constants, not from what the hardware turned out
-    to cost (docs/cost-model.md, "The tuner chooses, the hardware pays"); the fit keeps them in [fit.parameter].
-    """
-    center = alg.nominal(topology).vector()
-    fitted = topology.fit.parameter if topology.fit else {}
-    names = alg.parameter_names(topology)
-    return np.array([fitted[n].nominal if n in fitted else v for n, v in zip(names, center, strict=True)])
 
 
 def _predict_op(topology, op, shape, priced, nbytes, algorithms, z):
