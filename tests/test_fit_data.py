@@ -213,7 +213,9 @@ def test_the_cli_fits_a_comma_list_of_ops_in_one_fit(tmp_path, committed_runs):
 # ------------------------------------------------------------------------------------------------ far from the design
 
 
-def test_results_of_one_small_machine_fitted_to_a_200k_design_warn_what_stays_nominal(tmp_path, committed_runs):
+def test_results_of_one_small_machine_fitted_to_a_200k_design_warn_what_stays_nominal_and_what_is_carried_up(
+    tmp_path, committed_runs
+):
     design = "topologies/colossus-spectrum-x-200k.toml"
     done = run_ncbench("fit", committed_runs, "--topology", design, "--out", tmp_path / "x.toml")
     assert done.returncode == 0, done.stderr
@@ -221,8 +223,15 @@ def test_results_of_one_small_machine_fitted_to_a_200k_design_warn_what_stays_no
     assert len(warnings) == 1, done.stderr
     names = [tier.name for tier in topology.load(ROOT / design).tiers]
     assert f"reach only {names[0]}, {names[1]} of colossus-spectrum-x-200k's 4 tiers" in warnings[0]
-    assert f"{names[2]}, {names[3]} keep their nominal parameters" in warnings[0]
-    moved = topology.load(tmp_path / "x.toml").fit.parameters
+    fitted = topology.load(tmp_path / "x.toml")
+    shift = fitted.tiers[1].latency_us - topology.load(ROOT / design).tiers[1].latency_us
+    said = f"{names[2]}, {names[3]} keep their nominal bandwidths and take {names[1]}'s fitted latency change"
+    assert f"{said} ({shift:+.2f} us)" in warnings[0], warnings[0]
+    nominal = topology.load(ROOT / design).tiers
+    for above, tier in zip(nominal[2:], fitted.tiers[2:], strict=True):  # carried up: the hops' difference kept
+        assert tier.latency_us == pytest.approx(max(above.latency_us + shift, fitted.tiers[1].latency_us))
+        assert tier.efficiency == above.efficiency and "carried up" in tier.sources["latency_us"]
+    moved = fitted.fit.parameters
     assert moved and warnings[0].endswith(f"the fit moved {', '.join(moved)}")
 
 
@@ -260,3 +269,18 @@ def test_the_tuner_chooses_at_the_designs_nominal_values_and_the_fitted_ones_pri
     assert (fastest != out.protocol.to_numpy()).any()  # fitted values would have picked otherwise somewhere
     chosen = np.array([priced[p].ravel()[i] for i, p in enumerate(out.protocol)])
     assert out.time_us.to_numpy() == pytest.approx(chosen + fitted.jitter_us * np.sqrt(2 * np.log(out.gpus)), rel=1e-9)
+
+
+def test_a_latency_fitted_on_the_first_switch_tier_is_carried_to_the_tiers_above_it_with_their_hops():
+    nominal = topology.load(SUPERPOD)
+    t = nominal.tiers  # every network step 8 us dearer than NCCL's constants (a slower proxy or NIC): all tiers
+    truth = replace(nominal, tiers=(t[0], *(replace(tier, latency_us=tier.latency_us + 8.0) for tier in t[1:])))
+    rng = np.random.default_rng(5)
+    rows = model_rows(truth, "allreduce", "ring", (16, 32, 64), rng, noise=0.02, tuner=nominal)
+    result = fit.fit(pd.DataFrame(rows), nominal, samples=20)
+    assert (
+        "leaf.latency_us" in result.topology.fit.parameters and "spine.latency_us" not in result.topology.fit.parameters
+    )
+    for fitted, real in zip(result.topology.tiers[1:], truth.tiers[1:], strict=True):
+        assert fitted.latency_us == pytest.approx(real.latency_us, rel=0.05)  # spine and core never seen: carried
+    assert "take leaf's fitted latency change (+" in result.warning

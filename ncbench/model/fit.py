@@ -379,6 +379,7 @@ def fit(
     constrained = np.zeros(theta0.size, bool)
     constrained[np.flatnonzero(used)[resolution > RESOLVED]] = True
     theta, _ = _solve(rows, measured, theta0, constrained)  # the others stay exactly nominal
+    theta, carried = _carry_up(theta, theta0, constrained, used, len(topology.tiers))
     boot = _bootstrap(rows, measured, theta0, constrained, theta, samples, seed)
     predicted = rows.constant + rows.design @ theta
     table = _parameter_table(alg.parameter_names(topology), theta0, theta, constrained, boot)
@@ -388,7 +389,29 @@ def fit(
     residuals["predicted_us"] = predicted
     residuals["error_pct"] = 100 * (predicted / measured - 1)
     warning = _reach_warning(frame, topology, table)
-    return Fit(_fitted_topology(topology, theta, constrained, info), table, residuals, note, warning, tuple(notes))
+    fitted = _fitted_topology(topology, theta, constrained, info, carried)
+    return Fit(fitted, table, residuals, note, warning, tuple(notes))
+
+
+def _carry_up(theta, theta0, constrained, used, ntiers: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return (theta, carried mask): network tiers above the data take the fitted latency change below them.
+
+    A network step's cost is mostly the endpoints' (proxy, NIC, PCIe), which every tier shares: NCCL's tuner
+    charges one network latency whatever the tier. The nominal differences between tiers are the switch hops
+    the data cannot see, so an untouched tier s above the highest fitted network tier k keeps its nominal
+    difference to k: alpha_s = alpha_s0 + (alpha_k - alpha_k0), never below alpha_k (docs/cost-model.md,
+    "Tiers the data do not reach"). Bandwidths are not carried: on Summit's tree, carrying either the top
+    fitted tier's or the NIC tier's ratio made the large scales worse.
+    """
+    out, carried = theta.copy(), np.zeros(theta.size, bool)
+    fitted = [s for s in range(1, ntiers) if constrained[1 + s]]
+    if not fitted:
+        return out, carried
+    k = 1 + fitted[-1]
+    for i in range(k + 1, 1 + ntiers):
+        if not (used[i] or constrained[i]):  # a tier the rows touch stays what the solve left it
+            out[i], carried[i] = max(theta0[i] + theta[k] - theta0[k], theta[k]), True
+    return out, carried
 
 
 def _reach_warning(frame, topology: Topology, table) -> str:
@@ -407,11 +430,21 @@ def _reach_warning(frame, topology: Topology, table) -> str:
     if top >= len(names) - 1:
         return ""
     moved = table.loc[table["constrained"], "parameter"].tolist()
+    above, one = ", ".join(names[top + 1 :]), top + 2 == len(names)
+    carried = table[~table["constrained"] & (table["value"] != table["nominal"])]
+    if carried.empty:
+        kept = f"{above} {'keeps its' if one else 'keep their'} nominal parameters"
+    else:
+        source = [n for n in moved if n.endswith(".latency_us") and not n.startswith(f"{names[0]}.")][-1]
+        row = table.set_index("parameter").loc[source]
+        kept = (
+            f"{above} {'keeps its' if one else 'keep their'} nominal bandwidths and "
+            f"{'takes' if one else 'take'} {source.split('.')[0]}'s fitted latency change "
+            f"({row['value'] - row['nominal']:+.2f} us)"
+        )
     return (
         f"the rows (at most {nranks.max():.0f} ranks) reach only {', '.join(names[: top + 1])} of "
-        f"{topology.name}'s {len(names)} tiers; {', '.join(names[top + 1 :])} "
-        f"{'keeps its' if top + 2 == len(names) else 'keep their'} nominal parameters; "
-        f"the fit moved {', '.join(moved) if moved else 'no parameter'}"
+        f"{topology.name}'s {len(names)} tiers; {kept}; the fit moved {', '.join(moved) if moved else 'no parameter'}"
     )
 
 
@@ -469,8 +502,8 @@ def _parameter_table(names, theta0, theta, constrained, boot):
             "parameter": names,
             "nominal": theta0,
             "value": theta,
-            "low": np.where(constrained, low, theta0),
-            "high": np.where(constrained, high, theta0),
+            "low": np.where(constrained, low, theta),  # unconstrained: nominal, or carried up (_carry_up)
+            "high": np.where(constrained, high, theta),
             "constrained": constrained,
         }
     )
@@ -573,20 +606,28 @@ def _bootstrap(rows: _Rows, measured, theta0, free, theta, samples: int, seed: i
     return np.array(out)
 
 
-def _fitted_topology(topology: Topology, theta, constrained, info: topo_mod.FitSummary) -> Topology:
+def _fitted_topology(topology: Topology, theta, constrained, info: topo_mod.FitSummary, carried=None) -> Topology:
     ntiers = len(topology.tiers)
     params = alg.Params.from_vector(theta, ntiers)
     shared = alg.shared(topology)
+    carried = np.zeros(theta.size, bool) if carried is None else carried
+    moved = constrained | carried
     tiers = []
     for i, tier in enumerate(topology.tiers):
         sources = dict(tier.sources)
         changes = {}
-        if constrained[1 + i]:
+        how = "ncbench fit, carried up from the highest fitted tier" if carried[1 + i] else "ncbench fit"
+        if moved[1 + i]:
             changes["latency_us"] = float(params.alpha_us[i])
-            sources["latency_us"] = f"ncbench fit (nominal {tier.latency_us}: {sources.get('latency_us', '')})"
+            sources["latency_us"] = f"{how} (nominal {tier.latency_us}: {sources.get('latency_us', '')})"
         for j, (rate, eff) in enumerate((("bandwidth_GBps", "efficiency"), ("bandwidth_GBps", "reduction_efficiency"))):
-            if not constrained[1 + ntiers * (1 + j) + i]:
+            if not moved[1 + ntiers * (1 + j) + i]:
                 continue
+            how = (
+                "ncbench fit, carried up from the highest fitted tier"
+                if carried[1 + ntiers * (1 + j) + i]
+                else "ncbench fit"
+            )
             achieved = shared[i] / params.inv_GBps[ntiers * j + i]
             fraction = achieved / tier.bandwidth_GBps
             if fraction > 1:  # faster than the nominal line rate: the nominal was wrong, say so
@@ -594,7 +635,7 @@ def _fitted_topology(topology: Topology, theta, constrained, info: topo_mod.FitS
                 sources[rate] = f"ncbench fit exceeded the nominal {tier.bandwidth_GBps} GB/s; set to the fitted rate"
                 fraction = 1.0
             changes[eff] = float(fraction)
-            sources[eff] = f"ncbench fit (nominal {getattr(tier, eff)})"
+            sources[eff] = f"{how} (nominal {getattr(tier, eff)})"
         tiers.append(replace(tier, **changes, sources=sources))
     base = float(params.base_us) if constrained[0] else topology.base_latency_us
     top_sources = dict(topology.sources)
