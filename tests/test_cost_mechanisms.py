@@ -363,3 +363,17 @@ def test_ll_across_nodes_streams_no_faster_than_ncclls_llmaxbw(algorithm):
         assert free[row, 1] < capped[row, 1]
     assert _terms(algorithm, "simple", gpus).per_byte_floor_us is None
     assert _terms(algorithm, "ll128", gpus).per_byte_floor_us is None
+
+
+def test_the_tuner_charges_nvls_nvlstree_and_collnet_no_base_latency_as_ncclls_table_and_the_hardware_does():
+    design = _design()  # SHARP on every tier: NVLS and CollNet across nodes are enabled
+    params, gpus = alg.nominal(design), np.array([64.0])
+    for algorithm in ("nvls", "nvlstree", "collnet"):
+        terms = _terms(algorithm, "simple", gpus)
+        tuned = alg.evaluate(alg.as_tuned(terms), params, [8])[0, 0]
+        paid = alg.evaluate(terms, params, [8])[0, 0]
+        assert paid - tuned == pytest.approx(design.base_latency_us)  # baseLatencies NVLS/NVLSTree/CollNet = 0
+    nvls = alg.evaluate(alg.as_tuned(_terms("nvls", "simple", gpus)), params, [0])[0, 0]
+    assert nvls == pytest.approx(alg.NVLS_US + alg.NVLS_NET_US)  # tuning.cc: NVLS latency = intraLat + interLat
+    ring = _terms("ring", "ll", gpus)
+    assert alg.as_tuned(ring) is ring  # a ring's and a tree's base are NCCL's baseLatencies, as b says

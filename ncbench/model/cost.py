@@ -191,6 +191,7 @@ class Terms:
     launch_floor: bool = False  # a ring across nodes launches every NVLink step at least NET_OVERHEAD_US
     intra_floor_us: np.ndarray | None = None  # [P] the least total cost of the NVLink steps (with_protocol sets it)
     base_factor: float = 1.0  # the protocol's fixed cost over Simple's: b enters as b x base_factor
+    tuner_base: float = 1.0  # what NCCL's tuner charges of b: 0 for NVLS, NVLSTree, CollNet (baseLatencies 0)
     busbw_volume: np.ndarray | None = None  # [P] bytes per payload byte as NCCL's busBw counts them (ring, tree)
     per_byte_floor_us: np.ndarray | None = None  # [P] the least streaming cost per byte (LL's cap; with_protocol)
 
@@ -291,8 +292,8 @@ def _nvls_cost(op: str, shape_: Shape) -> Terms:
     if op == "allreduce":
         intra = _at(shape_, np.zeros(p.size, int), 1.0, reduction=True)
         inter = _at(shape_, _net_top(shape_), np.where(k > 1, 1.0 / g, 0.0), reduction=True)
-        return Terms(fixed, steps, (intra, inter))
-    return Terms(fixed, steps, (_at(shape_, np.zeros(p.size, int), (g - 1) / g, reduction=True),))
+        return Terms(fixed, steps, (intra, inter), tuner_base=0.0)
+    return Terms(fixed, steps, (_at(shape_, np.zeros(p.size, int), (g - 1) / g, reduction=True),), tuner_base=0.0)
 
 
 def _nvlstree_cost(op: str, shape_: Shape) -> Terms:
@@ -303,7 +304,8 @@ def _nvlstree_cost(op: str, shape_: Shape) -> Terms:
     intra = _at(shape_, np.zeros(p.size, int), 1.0, reduction=True)
     inter = _at(shape_, _net_top(shape_), 2.0 / g / TREE_BANDWIDTH)
     fill = _fill(shape_, steps)
-    return Terms(np.full_like(p, NVLS_US), steps, (intra, inter), fill=fill, rules="nvlstree", shape=shape_)
+    fixed = np.full_like(p, NVLS_US)
+    return Terms(fixed, steps, (intra, inter), fill=fill, rules="nvlstree", shape=shape_, tuner_base=0.0)
 
 
 def _collnet_cost(op: str, shape_: Shape) -> Terms:
@@ -315,7 +317,7 @@ def _collnet_cost(op: str, shape_: Shape) -> Terms:
     intra = _zeros(shape_)
     intra[0] = 2 * (g - 1) / g
     inter = _at(shape_, _net_top(shape_), 1.0 / g, reduction=True)
-    return Terms(np.full_like(shape_.p, fixed), steps, (intra, inter))
+    return Terms(np.full_like(shape_.p, fixed), steps, (intra, inter), tuner_base=0.0)
 
 
 def _pat_cost(op: str, shape_: Shape) -> Terms:
@@ -494,6 +496,13 @@ def _ll_cap(terms: Terms, protocol: Protocol) -> np.ndarray | None:
     for least, busbw_GBps in LL_MAX_BUSBW_GBPS:
         cap = np.where(nodes >= least, busbw_GBps, cap)
     return terms.busbw_volume / cap / 1e3
+
+
+def as_tuned(terms: Terms) -> Terms:
+    """Return the Terms as NCCL's tuner prices them: its baseLatencies are 0 for NVLS, NVLSTree and CollNet,
+    whose latency is their own hwLatencies entry (tuning.cc:424-428), while the hardware still pays a call's
+    fixed cost b (docs/cost-model.md, "The tuner chooses, the hardware pays")."""
+    return terms if terms.tuner_base == 1.0 else replace(terms, base_factor=terms.base_factor * terms.tuner_base)
 
 
 def _launch_floor(terms: Terms, protocol: Protocol) -> np.ndarray | None:

@@ -298,7 +298,7 @@ def _linearise(frame, topology: Topology, theta: np.ndarray, groups, allowed=Non
             if tuner is None:
                 time = c + a @ theta
             else:
-                c0, a0 = alg.linear_rows(priced, tuned, nbytes[rows])
+                c0, a0 = alg.linear_rows(alg.as_tuned(priced), tuned, nbytes[rows])
                 time = c0 + a0 @ tuner
             better = usable[:, j] & (time < best_time)
             best_time = np.where(better, time, best_time)

@@ -262,7 +262,7 @@ def _predict_op(topology, op, shape, priced, nbytes, algorithms, z):
                 continue  # NCCL does not enable it on this fabric's paths, or never runs the algorithm with it
             t = alg.with_protocol(terms, protocol)
             times = _stragglers(alg.evaluate_draws(t, theta, nbytes), t, theta, topology, shape.p)
-            results[(name, proto)] = (times * np.exp(z), ok, alg.evaluate_draws(t, tuner, nbytes)[0])
+            results[(name, proto)] = (times * np.exp(z), ok, alg.evaluate_draws(alg.as_tuned(t), tuner, nbytes)[0])
     rows = []
     explicit = [a for a in algorithms if a != "auto"]
     for name in names if explicit else []:
