@@ -62,7 +62,7 @@ def model_rows(truth, op, algorithm, scales, rng, *, protocols=None, noise=0.02,
         terms = cost.cost(op, algorithm, cost.shape(truth, [p]))
         for n in [8 * 4**i for i in range(14)]:
             priced = [cost.with_protocol(terms, cost.PROTOCOLS[x]) for x in names]
-            picked = min(priced, key=lambda t: cost.evaluate(t, chooser, [n])[0, 0])
+            picked = min(priced, key=lambda t: cost.evaluate(cost.as_tuned(t), chooser, [n])[0, 0])
             t = cost.evaluate(picked, params, [n])[0, 0]
             row = {"op": op, "backend": "nccl", "nranks": p, "nnodes": max(1, p // 8), "ranks_per_node": min(p, 8)}
             row.update(nbytes=n, time_us=t * (1 + noise * rng.standard_normal()), wrong=0)
