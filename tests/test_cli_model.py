@@ -95,6 +95,8 @@ def test_extrapolation_script_judges_every_published_curve():
     designs = done.stdout.split("shipped designs as they are")[1]
     assert "summit-edr allreduce ring" in designs and "alibaba-hpn-dualplane allgather" in designs
     assert designs.count("448 GPUs") == 12 and "points of shipped designs: median |error|" in designs
+    # Frontier's RCCL times at 2,048 GCDs (time_ms, "RCCL default": the tuner's pick) against frontier-slingshot
+    assert "frontier-slingshot allreduce auto time_ms" in designs and designs.count("2048 GPUs") == 5
 
 
 def test_predict_rejects_an_unknown_algorithm():
