@@ -666,6 +666,7 @@ def summary(result: Fit) -> str:
         if name.endswith(("inverse_GBps", "inverse_reduction_GBps")):  # print bandwidths, not inverses
             name = name.replace("inverse_reduction_GBps", "reduction_GBps").replace("inverse_GBps", "bandwidth_GBps")
             value, nominal_, low, high = 1 / value, 1 / nominal_, 1 / high, 1 / low
-        mark = "yes" if row.constrained else "no (nominal kept)"
+        kept = row.value == row.nominal  # else carried up from the highest fitted tier (_carry_up)
+        mark = "yes" if row.constrained else "no (nominal kept)" if kept else "no (carried up)"
         lines.append(f"{name:<36} {nominal_:>11.4g} {value:>11.4g} {low:>11.4g} {high:>11.4g}  {mark}")
     return "\n".join(lines) + "\n"
