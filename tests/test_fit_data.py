@@ -284,3 +284,13 @@ def test_a_latency_fitted_on_the_first_switch_tier_is_carried_to_the_tiers_above
     for fitted, real in zip(result.topology.tiers[1:], truth.tiers[1:], strict=True):
         assert fitted.latency_us == pytest.approx(real.latency_us, rel=0.05)  # spine and core never seen: carried
     assert "take leaf's fitted latency change (+" in result.warning
+
+
+def test_a_refit_of_a_fitted_file_still_chooses_with_the_designs_values(tmp_path):
+    nominal, truth = _truth()
+    first = fit.fit(_rows(truth, "allreduce", "ring"), nominal, samples=20).topology
+    again = fit.fit(_rows(truth, "allreduce", "ring", seed=9), topology.load(topology.save(first, tmp_path / "f.toml")))
+    assert cost.tuner(again.topology) == pytest.approx(cost.nominal(nominal).vector())  # not the first fit's values
+    table = again.parameters.set_index("parameter")
+    assert table["nominal"].to_numpy() == pytest.approx(cost.nominal(nominal).vector())
+    assert not table["carried"].any()  # every tier reached: nothing carried up

@@ -379,22 +379,24 @@ def fit(
     constrained = np.zeros(theta0.size, bool)
     constrained[np.flatnonzero(used)[resolution > RESOLVED]] = True
     theta, _ = _solve(rows, measured, theta0, constrained)  # the others stay exactly nominal
-    theta, carried = _carry_up(theta, theta0, constrained, used, len(topology.tiers))
+    theta, carried, shift = _carry_up(theta, theta0, constrained, used, len(topology.tiers))
     boot = _bootstrap(rows, measured, theta0, constrained, theta, samples, seed)
     predicted = rows.constant + rows.design @ theta
-    table = _parameter_table(alg.parameter_names(topology), theta0, theta, constrained, boot)
+    names = alg.parameter_names(topology)  # the table's nominal values are the design's, also in a refit:
+    table = _parameter_table(names, alg.tuner(topology), theta, constrained, boot, carried)  # the tuner's
     per_doubling = _extrapolation_error(rows, measured, frame["nranks"].astype(float).to_numpy(), theta0, constrained)
     info = _summary(frame, measured, predicted, table, used, boot, algorithm, sources, *per_doubling)
     residuals = frame[["op", "nranks", "ranks_per_node", "nbytes", "time_us"]].copy()
     residuals["predicted_us"] = predicted
     residuals["error_pct"] = 100 * (predicted / measured - 1)
-    warning = _reach_warning(frame, topology, table)
+    warning = _reach_warning(frame, topology, table, names[shift[0]] if shift else "", shift[1] if shift else 0.0)
     fitted = _fitted_topology(topology, theta, constrained, info, carried)
     return Fit(fitted, table, residuals, note, warning, tuple(notes))
 
 
-def _carry_up(theta, theta0, constrained, used, ntiers: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return (theta, carried mask): network tiers above the data take the fitted latency change below them.
+def _carry_up(theta, theta0, constrained, used, ntiers: int):
+    """Return (theta, carried mask, (source index, change) or None): untouched network tiers above the data
+    take the fitted latency change of the highest fitted network tier.
 
     A network step's cost is mostly the endpoints' (proxy, NIC, PCIe), which every tier shares: NCCL's tuner
     charges one network latency whatever the tier. The nominal differences between tiers are the switch hops
@@ -406,15 +408,15 @@ def _carry_up(theta, theta0, constrained, used, ntiers: int) -> tuple[np.ndarray
     out, carried = theta.copy(), np.zeros(theta.size, bool)
     fitted = [s for s in range(1, ntiers) if constrained[1 + s]]
     if not fitted:
-        return out, carried
+        return out, carried, None
     k = 1 + fitted[-1]
     for i in range(k + 1, 1 + ntiers):
         if not (used[i] or constrained[i]):  # a tier the rows touch stays what the solve left it
             out[i], carried[i] = max(theta0[i] + theta[k] - theta0[k], theta[k]), True
-    return out, carried
+    return out, carried, ((k, float(theta[k] - theta0[k])) if carried.any() else None)
 
 
-def _reach_warning(frame, topology: Topology, table) -> str:
+def _reach_warning(frame, topology: Topology, table, source: str = "", change_us: float = 0.0) -> str:
     """Return one line when the rows cross fewer tiers than the topology has, else "".
 
     The line names the tiers the rows reach (cost.Shape.top at each row's ranks per node), the tiers that stay
@@ -431,16 +433,12 @@ def _reach_warning(frame, topology: Topology, table) -> str:
         return ""
     moved = table.loc[table["constrained"], "parameter"].tolist()
     above, one = ", ".join(names[top + 1 :]), top + 2 == len(names)
-    carried = table[~table["constrained"] & (table["value"] != table["nominal"])]
-    if carried.empty:
+    if not source:
         kept = f"{above} {'keeps its' if one else 'keep their'} nominal parameters"
-    else:
-        source = [n for n in moved if n.endswith(".latency_us") and not n.startswith(f"{names[0]}.")][-1]
-        row = table.set_index("parameter").loc[source]
+    else:  # _carry_up moved their latencies by the change fitted on `source`
         kept = (
             f"{above} {'keeps its' if one else 'keep their'} nominal bandwidths and "
-            f"{'takes' if one else 'take'} {source.split('.')[0]}'s fitted latency change "
-            f"({row['value'] - row['nominal']:+.2f} us)"
+            f"{'takes' if one else 'take'} {source.split('.')[0]}'s fitted latency change ({change_us:+.2f} us)"
         )
     return (
         f"the rows (at most {nranks.max():.0f} ranks) reach only {', '.join(names[: top + 1])} of "
@@ -493,18 +491,19 @@ def _objective(rows: _Rows, measured, theta0, theta) -> float:
     return float(misfit + np.sum((np.log(theta / theta0) / PRIOR_LOG_SD) ** 2))
 
 
-def _parameter_table(names, theta0, theta, constrained, boot):
+def _parameter_table(names, nominal, theta, constrained, boot, carried):
     import pandas as pd
 
     low, high = np.percentile(boot, [2.5, 97.5], axis=0)
     return pd.DataFrame(
         {
             "parameter": names,
-            "nominal": theta0,
+            "nominal": nominal,
             "value": theta,
-            "low": np.where(constrained, low, theta),  # unconstrained: nominal, or carried up (_carry_up)
+            "low": np.where(constrained, low, theta),  # unconstrained: as the file had it, or carried up
             "high": np.where(constrained, high, theta),
             "constrained": constrained,
+            "carried": carried,
         }
     )
 
@@ -666,7 +665,6 @@ def summary(result: Fit) -> str:
         if name.endswith(("inverse_GBps", "inverse_reduction_GBps")):  # print bandwidths, not inverses
             name = name.replace("inverse_reduction_GBps", "reduction_GBps").replace("inverse_GBps", "bandwidth_GBps")
             value, nominal_, low, high = 1 / value, 1 / nominal_, 1 / high, 1 / low
-        kept = row.value == row.nominal  # else carried up from the highest fitted tier (_carry_up)
-        mark = "yes" if row.constrained else "no (nominal kept)" if kept else "no (carried up)"
+        mark = "yes" if row.constrained else "no (carried up)" if row.carried else "no (kept)"
         lines.append(f"{name:<36} {nominal_:>11.4g} {value:>11.4g} {low:>11.4g} {high:>11.4g}  {mark}")
     return "\n".join(lines) + "\n"
