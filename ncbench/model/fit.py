@@ -270,16 +270,16 @@ def _groups(frame, topology: Topology, algorithm: str, algos=None):
                 yield rows[chosen], alg.cost(op, name, part)
 
 
-def _linearise(frame, topology: Topology, theta: np.ndarray, groups, allowed=None, tuner=None) -> _Rows:
+def _linearise(frame, topology: Topology, theta: np.ndarray, groups, allowed, tuner: np.ndarray) -> _Rows:
     """Return the rows' linear coefficients at theta, each under the allowed protocol NCCL's tuner picks.
 
     `allowed` [R, len(PROTOCOLS)] says which protocols each row may use (`_choices`); by default all for
     NCCL rows and Simple for the others. `tuner`: the parameters the library chooses with (its own constants,
-    the topology's nominal values; docs/cost-model.md, "The tuner chooses, the hardware pays"): the fastest
-    protocol there, whatever the fitted theta would make fastest. None: the fastest at theta.
+    cost.tuner; docs/cost-model.md, "The tuner chooses, the hardware pays"): the fastest protocol there,
+    whatever the fitted theta would make fastest.
     """
     params = alg.Params.from_vector(theta, len(topology.tiers))
-    tuned = params if tuner is None else alg.Params.from_vector(tuner, len(topology.tiers))
+    tuned = alg.Params.from_vector(tuner, len(topology.tiers))
     nbytes = frame["nbytes"].astype(float).to_numpy()
     if allowed is None:
         allowed = _default_protocols(frame, topology)
@@ -295,11 +295,8 @@ def _linearise(frame, topology: Topology, theta: np.ndarray, groups, allowed=Non
                 continue
             priced = alg.with_protocol(terms, protocol)
             c, a = alg.linear_rows(priced, params, nbytes[rows])
-            if tuner is None:
-                time = c + a @ theta
-            else:
-                c0, a0 = alg.linear_rows(alg.as_tuned(priced), tuned, nbytes[rows])
-                time = c0 + a0 @ tuner
+            c0, a0 = alg.linear_rows(alg.as_tuned(priced), tuned, nbytes[rows])
+            time = c0 + a0 @ tuner
             better = usable[:, j] & (time < best_time)
             best_time = np.where(better, time, best_time)
             constant[rows[better]] = c[better]
@@ -375,15 +372,16 @@ def fit(
     theta0 = alg.nominal(topology).vector()
     algos, allowed, notes = _choices(frame, topology, meta, algorithm, files)
     groups = list(_groups(frame, topology, algorithm, algos))
-    rows, used, resolution = _converge(frame, topology, measured, theta0, groups, allowed, alg.tuner(topology))
+    tuner = alg.tuner(topology)  # the design's values, also when `topology` is itself a fitted file
+    rows, used, resolution = _converge(frame, topology, measured, theta0, groups, allowed, tuner)
     constrained = np.zeros(theta0.size, bool)
     constrained[np.flatnonzero(used)[resolution > RESOLVED]] = True
     theta, _ = _solve(rows, measured, theta0, constrained)  # the others stay exactly nominal
     theta, carried, shift = _carry_up(theta, theta0, constrained, used, len(topology.tiers))
     boot = _bootstrap(rows, measured, theta0, constrained, theta, samples, seed)
     predicted = rows.constant + rows.design @ theta
-    names = alg.parameter_names(topology)  # the table's nominal values are the design's, also in a refit:
-    table = _parameter_table(names, alg.tuner(topology), theta, constrained, boot, carried)  # the tuner's
+    names = alg.parameter_names(topology)
+    table = _parameter_table(names, tuner, theta, constrained, boot, carried)  # nominal: the tuner's values
     per_doubling = _extrapolation_error(rows, measured, frame["nranks"].astype(float).to_numpy(), theta0, constrained)
     info = _summary(frame, measured, predicted, table, used, boot, algorithm, sources, *per_doubling)
     residuals = frame[["op", "nranks", "ranks_per_node", "nbytes", "time_us"]].copy()
@@ -446,8 +444,8 @@ def _reach_warning(frame, topology: Topology, table, source: str = "", change_us
     )
 
 
-def _converge(frame, topology: Topology, measured, theta0, groups, allowed=None, tuner=None):
-    """Return (rows, parameters the rows touch, resolution) once the protocol and binding-phase choices settle.
+def _converge(frame, topology: Topology, measured, theta0, groups, allowed, tuner):
+    """Return (rows, parameters the rows touch, resolution) once the binding-phase choices settle.
 
     A pipelined cost is the max of its phases, so the fit could stay with the phase that binds at the nominal
     values (NVLink, say) and bend latencies to explain a slower network it never frees. It starts once from
@@ -462,8 +460,9 @@ def _converge(frame, topology: Topology, measured, theta0, groups, allowed=None,
             used = np.any(rows.design != 0, axis=0)
             theta, resolution = _solve(rows, measured, theta0, used)
             again = _linearise(frame, topology, theta, groups, allowed, tuner)
-            # settled: the same protocols, and the same binding phases and floors (the same coefficients in use)
-            settled = again.choices == rows.choices and np.array_equal(again.design != 0, rows.design != 0)
+            # settled: the same binding phases and floors (the same coefficients in use); the protocols are the
+            # tuner's, the same at every theta
+            settled = np.array_equal(again.design != 0, rows.design != 0)
             rows = again
             if settled:
                 break
@@ -609,24 +608,18 @@ def _fitted_topology(topology: Topology, theta, constrained, info: topo_mod.FitS
     ntiers = len(topology.tiers)
     params = alg.Params.from_vector(theta, ntiers)
     shared = alg.shared(topology)
-    carried = np.zeros(theta.size, bool) if carried is None else carried
-    moved = constrained | carried
+    carried = np.zeros(theta.size, bool) if carried is None else carried  # latencies only (_carry_up)
     tiers = []
     for i, tier in enumerate(topology.tiers):
         sources = dict(tier.sources)
         changes = {}
         how = "ncbench fit, carried up from the highest fitted tier" if carried[1 + i] else "ncbench fit"
-        if moved[1 + i]:
+        if constrained[1 + i] or carried[1 + i]:
             changes["latency_us"] = float(params.alpha_us[i])
             sources["latency_us"] = f"{how} (nominal {tier.latency_us}: {sources.get('latency_us', '')})"
         for j, (rate, eff) in enumerate((("bandwidth_GBps", "efficiency"), ("bandwidth_GBps", "reduction_efficiency"))):
-            if not moved[1 + ntiers * (1 + j) + i]:
+            if not constrained[1 + ntiers * (1 + j) + i]:
                 continue
-            how = (
-                "ncbench fit, carried up from the highest fitted tier"
-                if carried[1 + ntiers * (1 + j) + i]
-                else "ncbench fit"
-            )
             achieved = shared[i] / params.inv_GBps[ntiers * j + i]
             fraction = achieved / tier.bandwidth_GBps
             if fraction > 1:  # faster than the nominal line rate: the nominal was wrong, say so
@@ -634,7 +627,7 @@ def _fitted_topology(topology: Topology, theta, constrained, info: topo_mod.FitS
                 sources[rate] = f"ncbench fit exceeded the nominal {tier.bandwidth_GBps} GB/s; set to the fitted rate"
                 fraction = 1.0
             changes[eff] = float(fraction)
-            sources[eff] = f"{how} (nominal {getattr(tier, eff)})"
+            sources[eff] = f"ncbench fit (nominal {getattr(tier, eff)})"
         tiers.append(replace(tier, **changes, sources=sources))
     base = float(params.base_us) if constrained[0] else topology.base_latency_us
     top_sources = dict(topology.sources)
