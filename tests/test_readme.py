@@ -161,16 +161,16 @@ def test_every_readme_command_has_a_case():
 
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory) -> Path:
-    """A copy of the working tree as git sees it (tracked and untracked, not ignored), mtimes kept, sharing .venv."""
+    """A copy of the files git tracks, as the working tree has them, mtimes kept, sharing .venv.
+
+    Untracked files stay out: they are what a newcomer's own runs of the README left behind (`p.json`, a new
+    run in results/runs), and the README's commands must find a repository as a fresh clone has it.
+    """
     if not (VENV / "bin" / "ncbench").exists():
         pytest.skip("needs the .venv that scripts/setup makes")
     where = tmp_path_factory.mktemp("readme") / "ncbench"
     listed = (
-        subprocess.run(
-            ["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=ROOT, capture_output=True, check=True
-        )
-        .stdout.decode()
-        .split("\0")
+        subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
     )
     for name in filter(None, listed):
         source = ROOT / name
